@@ -1,0 +1,1 @@
+"""Command-line interface (Typer). Options -> spec -> workflow -> render; nothing else."""

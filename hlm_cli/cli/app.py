@@ -1,0 +1,100 @@
+"""The root Typer app and the one error boundary, :func:`main`.
+
+Heavy imports (pymc, bambi, arviz) happen inside command bodies, so ``hlm --help`` and
+argument errors stay instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from hlm_cli import __version__
+
+app = typer.Typer(
+    name="hlm",
+    help=(
+        "Bayesian hierarchical (mixed) models from lme4-style formulas.\n\n"
+        "Example: hlm fit sample_data/cell_lines.csv --formula \"logfc ~ 1 + (1|gene) + (1|cell_line)\" --out results/ko"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hlm {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for unexpected errors.")] = False,
+) -> None:
+    """Bayesian hierarchical (mixed) models from lme4-style formulas."""
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    from hlm_cli.cli import fit as fit_cmd
+
+    app.command("fit", no_args_is_help=True)(fit_cmd.fit)
+    for mod_name in ("loo", "batch", "report", "contrast", "hypothesis", "predict"):
+        try:
+            mod = __import__(f"hlm_cli.cli.{mod_name}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; the only place errors become messages."""
+    from hlm_cli.errors import ExitCode, HlmError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    _state["debug"] = "--debug" in args
+    try:
+        app(args=args, prog_name="hlm", standalone_mode=False)
+        return 0
+    except HlmError as err:
+        from hlm_cli.cli import render
+
+        render.error(str(err), err.hint)
+        return int(err.exit_code)
+    except typer.Exit as ex:
+        return int(ex.exit_code)
+    except KeyboardInterrupt:
+        from hlm_cli.cli import render
+
+        render.error("interrupted", "nothing was written for the unfinished run")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as err:  # click usage errors and bugs
+        import click
+
+        if isinstance(err, click.exceptions.Abort):
+            return int(ExitCode.INTERRUPTED)
+        if isinstance(err, click.ClickException):
+            err.show()
+            return int(ExitCode.USAGE)
+        if _state["debug"]:
+            raise
+        from hlm_cli.cli import render
+
+        first = str(err).splitlines()[0] if str(err) else ""
+        render.error(f"internal error ({type(err).__name__}: {first}); this is a bug in hlm", "rerun with --debug for the traceback, and report it")
+        return int(ExitCode.BUG)
+
+
+def run() -> None:  # console-script entry point
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``hlm fit``: parse the options, delegate to the workflow, render the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SAMPLER = "Sampler"
+MODEL = "Model"
+OUTPUT = "Output"
+
+
+def fit(
+    data: Annotated[Path, typer.Argument(help="CSV file, e.g. sample_data/cell_lines.csv", show_default=False)],
+    formula: Annotated[str | None, typer.Option("--formula", "-f", help='lme4 formula, e.g. "logfc ~ 1 + (1|gene) + (1|cell_line)"; also "y | se(sd) ~ ...", cbind(s, f) ~ ...', rich_help_panel=MODEL, show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory to create, e.g. results/ko", rich_help_panel=OUTPUT, show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML run config, e.g. configs/cell_lines.toml; flags win over it", show_default=False)] = None,
+    family: Annotated[str | None, typer.Option(help="gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal [default: gaussian]", rich_help_panel=MODEL, show_default=False)] = None,
+    prior: Annotated[list[str] | None, typer.Option("--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" --prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)] = None,
+    categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
+    se: Annotated[str | None, typer.Option("--se", help="column of known standard errors (same as 'y | se(COL) ~ ...'), e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option(min=1, help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    tune: Annotated[int | None, typer.Option(min=0, help="warm-up iterations per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    chains: Annotated[int | None, typer.Option(min=1, help="number of chains, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    cores: Annotated[int | None, typer.Option(min=1, help="chains run in parallel on this many cores [default: all]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="random seed, e.g. 1 (same seed, same numbers)", rich_help_panel=SAMPLER, show_default=False)] = None,
+    target_accept: Annotated[float | None, typer.Option("--target-accept", help="NUTS target acceptance, e.g. 0.95 to cure divergences [default: 0.9]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    max_treedepth: Annotated[int | None, typer.Option("--max-treedepth", help="NUTS maximum tree depth, e.g. 12 [default: 10]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    sampler: Annotated[str | None, typer.Option(help="nutpie (default), pymc, numpyro or blackjax", rich_help_panel=SAMPLER, show_default=False)] = None,
+    parameterization: Annotated[str | None, typer.Option(help="group terms: auto (default), centered, noncentered or zerosum", rich_help_panel=SAMPLER, show_default=False)] = None,
+    adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: diag (default), draw_diag or low_rank", rich_help_panel=SAMPLER, show_default=False)] = None,
+    dropna: Annotated[bool | None, typer.Option("--dropna/--no-dropna", help="drop rows with missing values in model columns (default), or refuse them", show_default=False)] = None,
+    prior_predictive: Annotated[bool | None, typer.Option("--prior-predictive", help="also sample the prior predictive (saved in posterior.nc, plots/prior_ppc.png)", show_default=False)] = None,
+    force: Annotated[bool | None, typer.Option("--force", help="replace --out if it exists", rich_help_panel=OUTPUT, show_default=False)] = None,
+    quiet: Annotated[bool | None, typer.Option("--quiet", "-q", help="print only warnings and errors", rich_help_panel=OUTPUT, show_default=False)] = None,
+    strict: Annotated[bool | None, typer.Option("--strict", help="exit with code 3 when diagnostics fail (results are still written)", rich_help_panel=OUTPUT, show_default=False)] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the figures under plots/", rich_help_panel=OUTPUT)] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse or store compiled models (~/.cache/hlm)", rich_help_panel=OUTPUT)] = False,
+) -> None:
+    """Fit a Bayesian mixed model to DATA and write summary.csv, posterior.nc, plots/ and run.json to --out.
+
+    Example: hlm fit sample_data/cell_lines.csv --formula "logfc ~ 1 + (1|gene) + (1|cell_line)" --out results/ko
+    """
+    import shlex
+    import sys
+
+    from hlm_cli.cli import render
+    from hlm_cli.spec import load_fit_spec
+
+    spec = load_fit_spec(
+        config,
+        data=data, formula=formula, out=out, family=family, priors=prior, categorical=categorical, se=se,
+        draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
+        max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
+        dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,
+        plots=False if no_plots else None, cache=False if no_cache else None,
+        command=shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None,
+    )
+    from hlm_cli.workflows.fit import run_fit
+
+    stages = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions", "write": "writing results", "prior": "prior predictive"}
+    with render.status("fitting", quiet=spec.quiet) as st:
+        def progress(stage: str) -> None:
+            if st is not None and hasattr(st, "update"):
+                st.update(stages.get(stage, stage))
+
+        result = run_fit(spec, on_progress=progress)
+    render.fit_result(result)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,192 @@
+"""Convergence and geometry checks after every fit, each with a concrete remedy.
+
+Thresholds follow Vehtari et al. (2021, "Rank-normalization, folding, and localization"):
+R-hat <= 1.01 and bulk/tail ESS >= 100 per chain; E-BFMI >= 0.3 (Betancourt 2016). The
+statistics themselves come from arviz_stats (``summary``, ``bfmi``); this module only
+decides what to tell the user. Findings are not errors: they are printed, saved in
+``run.json`` and, under ``--strict``, make ``hlm fit`` exit with code 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN = 100
+BFMI_MIN = 0.3
+IDENT_CORR = 0.9
+
+
+@dataclass
+class Finding:
+    code: str  # rhat, ess_bulk, ess_tail, divergences, treedepth, bfmi, identifiability
+    message: str
+    remedy: str
+    params: list[str] = field(default_factory=list)
+    value: float | None = None
+    severity: str = "warning"  # warning: fails --strict; note: informational
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _names(rows, limit: int = 6) -> str:
+    rows = list(rows)
+    return ", ".join(rows[:limit]) + (f" (+{len(rows) - limit} more)" if len(rows) > limit else "")
+
+
+def _stat(tree, *names):
+    ss = tree["sample_stats"]
+    for n in names:
+        if n in ss:
+            return np.asarray(ss[n])
+    return None
+
+
+def check(tree, summary, built) -> list[Finding]:
+    """Run every check.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        The posterior (with sample_stats).
+    summary : pandas.DataFrame
+        From :func:`hlm_cli.outputs.summary.summarize` (index: parameter names, columns
+        r_hat, ess_bulk, ess_tail, kind).
+    built : BuiltModel
+
+    Returns
+    -------
+    list of Finding
+    """
+    out: list[Finding] = []
+    chains = int(tree["posterior"].sizes["chain"])
+    ess_min = ESS_PER_CHAIN * chains
+    s = summary
+
+    bad = s[s["r_hat"] > RHAT_MAX]
+    if len(bad):
+        out.append(Finding(
+            "rhat",
+            f"R-hat above {RHAT_MAX} for {len(bad)} parameter(s): {_names(bad.index)} (max {bad['r_hat'].max():.3f}); the chains disagree",
+            "run longer (--tune 2000 --draws 2000); if it persists the model may be non-identified or multimodal",
+            list(bad.index), float(bad["r_hat"].max()),
+        ))
+    for col, what in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
+        low = s[s[col] < ess_min]
+        if len(low):
+            out.append(Finding(
+                col,
+                f"{what} ESS below {ess_min} ({ESS_PER_CHAIN} per chain) for {len(low)} parameter(s): {_names(low.index)} (min {low[col].min():.0f})",
+                "increase --draws; if ESS stays low, see the divergence/tree-depth findings or try --parameterization",
+                list(low.index), float(low[col].min()),
+            ))
+
+    div = _stat(tree, "diverging")
+    if div is not None and div.sum() > 0:
+        n = int(div.sum())
+        suspects = _divergence_suspects(tree, div, built)
+        where = f"; they concentrate where {_names(suspects, 3)} is small (a funnel)" if suspects else ""
+        terms = sorted({p.removesuffix("_sigma") for p in suspects if p.endswith("_sigma")})
+        alt = ""
+        if terms and built is not None:
+            kinds = {g.effect_names[0]: built.parameterization[g.term.label].kind for g in built.design.groups}
+            flips = ["noncentered" if kinds.get(t) in ("centered", "zerosum") else "centered" for t in terms]
+            alt = f", or --parameterization {flips[0]} for {terms[0]}"
+        out.append(Finding(
+            "divergences",
+            f"{n} divergent transition(s) after warm-up ({100 * n / div.size:.1f}% of draws){where}",
+            f"raise --target-accept to 0.95 or 0.99{alt}; divergences mean the posterior may be biased",
+            suspects, float(n),
+        ))
+
+    depth = _stat(tree, "maxdepth_reached", "reached_max_treedepth")
+    if depth is not None and depth.sum() > 0:
+        n = int(depth.sum())
+        out.append(Finding(
+            "treedepth",
+            f"{n} draw(s) hit the maximum tree depth ({100 * n / depth.size:.1f}%): the sampler is taking tiny steps along a long, narrow posterior",
+            "often strong posterior correlation (see identifiability); try --parameterization auto/zerosum, or --max-treedepth 12",
+            [], float(n),
+        ))
+
+    energy = _stat(tree, "energy")
+    if energy is not None and energy.ndim == 2 and energy.shape[1] > 2:
+        num = np.sum(np.diff(energy, axis=1) ** 2, axis=1) / energy.shape[1]
+        den = np.var(energy, axis=1)
+        bfmi = num / np.where(den > 0, den, np.inf)
+        low = [i for i, v in enumerate(bfmi) if v < BFMI_MIN]
+        if low:
+            out.append(Finding(
+                "bfmi",
+                f"low E-BFMI in chain(s) {', '.join(map(str, low))} (min {bfmi.min():.2f} < {BFMI_MIN}): the sampler explores the tails poorly",
+                "usually a funnel or heavy tails: try --parameterization noncentered, or tighter priors on the group SDs",
+                [], float(bfmi.min()),
+            ))
+    out.extend(identifiability(tree, built))
+    return out
+
+
+def _divergence_suspects(tree, div: np.ndarray, built) -> list[str]:
+    """SD parameters whose log value differs most between divergent and other draws."""
+    if built is None:
+        return []
+    post = tree["posterior"]
+    scores = []
+    for factor_sds in built.params.group_sds.values():
+        for name in factor_sds:
+            if name not in post:
+                continue
+            x = np.log(np.asarray(post[name]) + 1e-300)
+            d, nd = x[div], x[~div]
+            if len(d) == 0 or len(nd) < 2:
+                continue
+            z = (np.mean(nd) - np.mean(d)) / (np.std(nd) + 1e-12)
+            if z > 0.5:
+                scores.append((z, name))
+    return [n for _, n in sorted(scores, reverse=True)]
+
+
+def ident_pairs(tree, built) -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
+    """(a, b, draws_a, draws_b, correlation) for the intercept vs each factor's mean effect,
+    and between crossed factors' mean effects."""
+    if built is None:
+        return []
+    post = tree["posterior"]
+    series: list[tuple[str, np.ndarray]] = []
+    if "Intercept" in post:
+        series.append(("Intercept", np.asarray(post["Intercept"]).ravel()))
+    for factor, effects in built.params.group_effects.items():
+        eff = next((e for e in effects if e.startswith("1|")), None)
+        if eff is None or eff not in post:
+            continue
+        arr = np.asarray(post[eff])
+        series.append((f"mean({eff})", arr.reshape(arr.shape[0] * arr.shape[1], -1).mean(axis=1)))
+    pairs = []
+    for i in range(len(series)):
+        for j in range(i + 1, len(series)):
+            a, xa = series[i]
+            b, xb = series[j]
+            if np.std(xa) < 1e-12 or np.std(xb) < 1e-12:
+                continue
+            r = float(np.corrcoef(xa, xb)[0, 1])
+            pairs.append((a, b, xa, xb, r))
+    return pairs
+
+
+def identifiability(tree, built) -> list[Finding]:
+    out = []
+    for a, b, _, _, r in ident_pairs(tree, built):
+        if abs(r) >= IDENT_CORR:
+            out.append(Finding(
+                "identifiability",
+                f"{a} and {b} are {'negatively' if r < 0 else 'positively'} correlated in the posterior (r = {r:.2f}): "
+                "the data fix their sum, not each one, so the intercept and the group means trade off "
+                "(an additive non-identifiability); individual values are uncertain even though predictions are precise",
+                "compare predictions or differences between groups, not the raw effects; --parameterization zerosum "
+                "samples group offsets that sum to zero around the intercept and removes the trade-off (see plots/identifiability.png)",
+                [a, b], r,
+            ))
+    return out

@@ -1,0 +1,694 @@
+"""A closed parser for lme4/brms-style model formulas.
+
+The formula text is tokenized and parsed here into plain dataclasses; nothing in it is ever
+evaluated by Python. Every bare name must be a data column, and every called name must be in
+:data:`ALLOWED_FUNCTIONS`; anything else (attribute access such as ``os.system``, ``open``,
+``__import__``, subscripts, lambdas) is refused with a :class:`~hlm_cli.errors.FormulaError`
+before any data is touched. The accepted formula is then re-written as canonical text for
+`formulae` (Bambi's formula engine), which builds the design matrices with its own small
+interpreter in a namespace holding only the allow-list (see :mod:`hlm_cli.formula.design`).
+
+Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)::
+
+    formula   := [lhs] '~' terms
+    lhs       := expr ['|' addition ('+' addition)*]        addition: se(COL[, sigma=TRUE]) | trials(COL)
+    terms     := ['-'] term (('+' | '-') term)*
+    term      := product
+    product   := inter (('*' | '/') inter)*
+    inter     := power ((':' | '%in%') power)*
+    power     := atom [('^' | '**') INT]
+    atom      := '(' terms ['|' | '||' factor] ')' | '0' | '1' | NAME | call
+    factor    := NAME ((':' | '/') NAME)*
+    call      := FUNC '(' [arg (',' arg)*] ')'                arg: expr | NAME '=' expr
+    expr      := arithmetic over NUMBER, STRING, NAME, call, '[' literals ']', unary -, (+ - * / ** ^)
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+from hlm_cli.errors import FormulaError
+
+# Transforms users expect in formulas. Each maps to a numpy ufunc or a formulae transform in
+# hlm_cli.formula.design.SAFE_NAMESPACE; nothing outside this set can be called.
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        # formulae's own (stateful) transforms and codings
+        "C", "I", "scale", "center", "standardize", "offset", "p", "prop", "proportion",
+        # numpy elementwise math
+        "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "sin", "cos", "tan",
+        "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "floor", "ceil", "round",
+        "logit", "expit", "inv_logit", "square", "sign",
+        # responses and additions (left-hand side only)
+        "cbind", "se", "trials",
+    }
+)
+LHS_ONLY = frozenset({"cbind", "se", "trials"})
+_KEYWORD_LITERALS = {"TRUE": "True", "FALSE": "False", "True": "True", "False": "False"}
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<string>'[^'\\]*'|"[^"\\]*")
+  | (?P<backtick>`[^`]*`)
+  | (?P<name>[A-Za-z_.][A-Za-z0-9_.]*)
+  | (?P<op>\|\||%in%|\*\*|==|!=|<=|>=|[~+\-*/:^|(),=\[\]<>])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # number, string, name, op, end
+    text: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split a formula into tokens; an unknown character is a FormulaError with its position."""
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            raise _syntax(text, pos, f"unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        if kind == "backtick":
+            raise _syntax(
+                text,
+                pos,
+                "backtick-quoted names are not supported",
+                extra="rename the column to letters, digits, '_' or '.'",
+            )
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def _syntax(text: str, pos: int, what: str, *, extra: str | None = None) -> FormulaError:
+    caret = " " * pos + "^"
+    hint = f"{text}\n{caret}" + (f"\n{extra}" if extra else "")
+    return FormulaError(f"formula syntax error at character {pos + 1}: {what}", hint=hint)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsed structure
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """One ``(expr | factor)`` block after expansion of nesting and ``||``.
+
+    ``expr`` is canonical formulae text for the per-group design (``"1 + Days"``);
+    ``factor`` names the data columns whose combination defines the groups (``("batch",
+    "cask")`` for ``batch:cask``); ``correlated`` is False for ``||``.
+    """
+
+    expr: str
+    factor: tuple[str, ...]
+    correlated: bool = True
+
+    @property
+    def factor_name(self) -> str:
+        return ":".join(self.factor)
+
+    @property
+    def label(self) -> str:
+        bar = "|" if self.correlated else "||"
+        return f"{self.expr}{bar}{self.factor_name}"
+
+
+@dataclass(frozen=True)
+class Response:
+    """The left-hand side.
+
+    kind is ``"plain"`` (one expression), or ``"binomial"`` (successes and trials).
+    ``se`` names a column of known standard errors (brms's ``y | se(col)``); with
+    ``se_sigma`` an extra residual SD is estimated on top.
+    """
+
+    expr: str
+    kind: str = "plain"
+    trials: str | None = None  # binomial: expression for the number of trials
+    failures: str | None = None  # cbind(successes, failures): trials = successes + failures
+    se: str | None = None
+    se_sigma: bool = False
+
+
+@dataclass(frozen=True)
+class Formula:
+    text: str
+    response: Response | None
+    fixed: str  # canonical formulae right-hand side of the population-level part
+    groups: tuple[GroupTerm, ...]
+    columns: frozenset[str] = field(default_factory=frozenset)  # every data column named
+    fixed_terms: tuple[str, ...] = ()  # population-level terms (before expansion by formulae)
+    has_intercept: bool = True
+
+
+# --------------------------------------------------------------------------------------------
+# Expression nodes (only what the grammar allows)
+
+
+@dataclass(frozen=True)
+class Node:
+    pass
+
+
+@dataclass(frozen=True)
+class Num(Node):
+    text: str
+
+
+@dataclass(frozen=True)
+class Str(Node):
+    text: str
+
+
+@dataclass(frozen=True)
+class Var(Node):
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class ListLit(Node):
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: str
+    args: tuple[Node, ...]
+    kwargs: tuple[tuple[str, Node], ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class BinOp(Node):
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Group(Node):  # ( terms | factor )
+    terms: Node
+    factor: tuple[tuple[str, str], ...]  # ((op, name), ...): op '' for first, ':' or '/'
+    double: bool
+    pos: int
+
+
+@dataclass(frozen=True)
+class Paren(Node):
+    inner: Node
+
+
+def render(node: Node) -> str:
+    """Canonical text for formulae (``^`` becomes ``**``, R logicals become Python's)."""
+    match node:
+        case Num(text) | Str(text):
+            return text
+        case Var(name, _):
+            return _KEYWORD_LITERALS.get(name, name)
+        case ListLit(items):
+            return "[" + ", ".join(render(i) for i in items) + "]"
+        case Call(func, args, kwargs, _):
+            parts = [render(a) for a in args] + [f"{k}={render(v)}" for k, v in kwargs]
+            return f"{func}({', '.join(parts)})"
+        case BinOp(op, left, right):
+            sep = op if op in (":", "**") else f" {op} "
+            return f"{render(left)}{sep}{render(right)}"
+        case Neg(operand):
+            return f"-{render(operand)}"
+        case Paren(inner):
+            return f"({render(inner)})"
+        case Group():
+            raise AssertionError("group terms are rendered by expand_groups")
+    raise AssertionError(f"unknown node {node!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.names: list[Var] = []  # every bare name, checked against the columns afterwards
+
+    # token helpers
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def peek(self, k: int = 1) -> Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+
+    def accept(self, *ops: str) -> Token | None:
+        if self.tok.kind == "op" and self.tok.text in ops:
+            t = self.tok
+            self.i += 1
+            return t
+        return None
+
+    def expect(self, op: str, context: str) -> Token:
+        t = self.accept(op)
+        if t is None:
+            got = repr(self.tok.text) if self.tok.kind != "end" else "the end of the formula"
+            raise _syntax(self.text, self.tok.pos, f"expected {op!r} {context}, found {got}")
+        return t
+
+    def fail(self, what: str, pos: int | None = None, extra: str | None = None) -> FormulaError:
+        return _syntax(self.text, self.tok.pos if pos is None else pos, what, extra=extra)
+
+    # formula level
+    def formula(self) -> tuple[Node | None, list[Node], Node]:
+        tildes = [t for t in self.tokens if t.kind == "op" and t.text == "~"]
+        if not tildes:
+            raise FormulaError(
+                "the formula has no '~'",
+                hint='write it as "response ~ predictors", e.g. "logfc ~ 1 + (1|gene)"',
+            )
+        if len(tildes) > 1:
+            raise self.fail("a formula has exactly one '~'", pos=tildes[1].pos)
+        lhs: Node | None = None
+        additions: list[Node] = []
+        if not (self.tok.kind == "op" and self.tok.text == "~"):
+            lhs = self.expr()
+            while self.accept("|"):
+                additions.append(self.addition())
+                while self.accept("+"):
+                    additions.append(self.addition())
+        self.expect("~", "between the response and the predictors")
+        if self.tok.kind == "end":
+            raise self.fail("nothing after '~'", extra='add predictors, e.g. "y ~ 1 + (1|group)"')
+        rhs = self.terms()
+        if self.tok.kind != "end":
+            raise self.fail(f"unexpected {self.tok.text!r}")
+        return lhs, additions, rhs
+
+    def addition(self) -> Node:
+        t = self.tok
+        if t.kind != "name" or t.text not in ("se", "trials") or self.peek().text != "(":
+            raise self.fail(
+                "after '|' on the left-hand side only se(COL) or trials(COL) may follow",
+                extra='e.g. "y | se(sigma) ~ 1 + (1|school)"',
+            )
+        return self.call()
+
+    # model terms
+    def terms(self) -> Node:
+        if self.accept("-"):
+            node: Node = Neg(self.product())
+        else:
+            node = self.product()
+        while True:
+            op = self.accept("+", "-")
+            if op is None:
+                return node
+            node = BinOp(op.text, node, self.product())
+
+    def product(self) -> Node:
+        node = self.inter()
+        while op := self.accept("*", "/"):
+            node = BinOp(op.text, node, self.inter())
+        return node
+
+    def inter(self) -> Node:
+        node = self.power()
+        while op := self.accept(":", "%in%"):
+            node = BinOp(":", node, self.power())
+        return node
+
+    def power(self) -> Node:
+        node = self.atom()
+        if self.accept("^", "**"):
+            if self.tok.kind != "number" or not self.tok.text.isdigit():
+                raise self.fail("'^' in a formula takes a whole number, e.g. (a + b)^2")
+            exp = Num(self.tok.text)
+            self.i += 1
+            node = BinOp("**", node, exp)
+        return node
+
+    def atom(self) -> Node:
+        t = self.tok
+        if self.accept("("):
+            inner = self.terms()
+            bar = self.accept("|", "||")
+            if bar is not None:
+                factor = self.factor()
+                self.expect(")", "to close the group term")
+                return Group(inner, factor, bar.text == "||", t.pos)
+            self.expect(")", "to close the bracket")
+            return Paren(inner)
+        if t.kind == "number":
+            if t.text not in ("0", "1"):
+                raise self.fail(
+                    f"a bare number {t.text} is not a term", extra="only 0 or 1 (intercept) may appear"
+                )
+            self.i += 1
+            return Num(t.text)
+        if t.kind == "name":
+            if self.peek().kind == "op" and self.peek().text == "(":
+                return self.call()
+            return self.var()
+        if t.kind == "end":
+            raise self.fail("the formula ends too early")
+        raise self.fail(f"unexpected {t.text!r}")
+
+    def factor(self) -> tuple[tuple[str, str], ...]:
+        parts: list[tuple[str, str]] = []
+        op = ""
+        while True:
+            if self.tok.kind != "name":
+                raise self.fail(
+                    "a grouping factor after '|' must be a column name",
+                    extra="e.g. (1|gene), (1|region/school), (1|batch:cask)",
+                )
+            v = self.var()
+            parts.append((op, v.name))
+            nxt = self.accept(":", "/")
+            if nxt is None:
+                return tuple(parts)
+            op = nxt.text
+
+    def var(self) -> Var:
+        t = self.tok
+        self.i += 1
+        if "__" in t.text or (keyword.iskeyword(t.text) and t.text not in _KEYWORD_LITERALS):
+            raise FormulaError(
+                f"the name {t.text!r} is not allowed in a formula",
+                hint="formulas may name data columns and the allowed transforms only",
+            )
+        v = Var(t.text, t.pos)
+        if t.text not in _KEYWORD_LITERALS:
+            self.names.append(v)
+        return v
+
+    def call(self) -> Call:
+        t = self.tok
+        name = t.text
+        if name not in ALLOWED_FUNCTIONS:
+            raise FormulaError(
+                f"the function {name!r} is not allowed in a formula",
+                hint="allowed: " + ", ".join(sorted(ALLOWED_FUNCTIONS - LHS_ONLY)),
+            )
+        self.i += 1
+        self.expect("(", f"after {name}")
+        args: list[Node] = []
+        kwargs: list[tuple[str, Node]] = []
+        if not self.accept(")"):
+            while True:
+                if self.tok.kind == "name" and self.peek().text == "=" and self.peek().kind == "op":
+                    key = self.tok.text
+                    if key.startswith("_"):
+                        raise self.fail(f"the keyword {key!r} is not allowed")
+                    self.i += 2
+                    kwargs.append((key, self.expr()))
+                else:
+                    if kwargs:
+                        raise self.fail("a positional argument follows a keyword argument")
+                    args.append(self.expr())
+                if self.accept(")"):
+                    break
+                self.expect(",", f"between the arguments of {name}()")
+        return Call(name, tuple(args), tuple(kwargs), t.pos)
+
+    # arithmetic inside calls
+    def expr(self) -> Node:
+        node = self.mul()
+        while op := self.accept("+", "-"):
+            node = BinOp(op.text, node, self.mul())
+        return node
+
+    def mul(self) -> Node:
+        node = self.unary()
+        while op := self.accept("*", "/"):
+            node = BinOp(op.text, node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        if self.accept("-"):
+            return Neg(self.unary())
+        node = self.primary()
+        if self.accept("**", "^"):
+            node = BinOp("**", node, self.unary())
+        return node
+
+    def primary(self) -> Node:
+        t = self.tok
+        if t.kind == "number":
+            self.i += 1
+            return Num(t.text)
+        if t.kind == "string":
+            self.i += 1
+            return Str(t.text)
+        if t.kind == "name":
+            if self.peek().kind == "op" and self.peek().text == "(":
+                return self.call()
+            return self.var()
+        if self.accept("("):
+            inner = self.expr()
+            self.expect(")", "to close the bracket")
+            return Paren(inner)
+        if self.accept("["):
+            items: list[Node] = []
+            if not self.accept("]"):
+                while True:
+                    if self.tok.kind not in ("number", "string"):
+                        raise self.fail("a list in a formula may hold only numbers and strings")
+                    items.append(Num(self.tok.text) if self.tok.kind == "number" else Str(self.tok.text))
+                    self.i += 1
+                    if self.accept("]"):
+                        break
+                    self.expect(",", "between list items")
+            return ListLit(tuple(items))
+        if t.kind == "end":
+            raise self.fail("the formula ends too early")
+        raise self.fail(f"unexpected {t.text!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# From nodes to the Formula
+
+
+def _split_terms(node: Node) -> list[tuple[str, Node]]:
+    """Flatten a top-level +/- chain into signed terms."""
+    if isinstance(node, BinOp) and node.op in ("+", "-"):
+        left = _split_terms(node.left)
+        right = _split_terms(node.right)
+        if node.op == "-":
+            right = [("-" if s == "+" else "+", n) for s, n in right]
+        return left + right
+    if isinstance(node, Neg):
+        return [("-" if s == "+" else "+", n) for s, n in _split_terms(node.operand)]
+    return [("+", node)]
+
+
+def _contains_group(node: Node) -> bool:
+    match node:
+        case Group():
+            return True
+        case BinOp(_, left, right):
+            return _contains_group(left) or _contains_group(right)
+        case Neg(operand) | Paren(operand):
+            return _contains_group(operand)
+    return False
+
+
+def _expand_factor(parts: tuple[tuple[str, str], ...]) -> list[tuple[str, ...]]:
+    """``a/b`` -> [(a,), (a, b)]; ``a:b`` -> [(a, b)]; ``a/b:c`` -> [(a,), (a, b, c)]."""
+    factors: list[tuple[str, ...]] = []
+    current: list[str] = []
+    for op, name in parts:
+        if op == "/":
+            factors.append(tuple(current))
+        current.append(name)
+    factors.append(tuple(current))
+    return factors
+
+
+def _render_terms(terms: list[tuple[str, Node]]) -> tuple[str, bool]:
+    """Canonical text of a term list and whether it keeps the intercept."""
+    intercept = True
+    pieces: list[str] = []
+    for sign, node in terms:
+        if isinstance(node, Num):
+            if node.text == "0" or (node.text == "1" and sign == "-"):
+                intercept = False
+            elif node.text == "1":
+                intercept = True
+            continue
+        text = render(node)
+        pieces.append(text if sign == "+" else f"- {text}")
+    body = " + ".join(p for p in pieces if not p.startswith("- "))
+    minus = " ".join(p for p in pieces if p.startswith("- "))
+    head = "1" if intercept else "0"
+    text = head + (f" + {body}" if body else "") + (f" {minus}" if minus else "")
+    return text, intercept
+
+
+def _expand_groups(group: Group) -> list[GroupTerm]:
+    terms = _split_terms(group.terms)
+    expr, intercept = _render_terms(terms)
+    factors = _expand_factor(group.factor)
+    out: list[GroupTerm] = []
+    for factor in factors:
+        if group.double:
+            # (1 + x || g) = (1|g) + (0 + x|g): independent SDs, no correlation
+            if intercept:
+                out.append(GroupTerm("1", factor, correlated=False))
+            for sign, node in terms:
+                if sign == "+" and not isinstance(node, Num):
+                    out.append(GroupTerm(f"0 + {render(node)}", factor, correlated=False))
+        else:
+            out.append(GroupTerm(expr, factor, correlated=True))
+    return out
+
+
+def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
+    se: str | None = None
+    se_sigma = False
+    trials: str | None = None
+    for add in additions:
+        assert isinstance(add, Call)
+        if add.func == "se":
+            if len(add.args) != 1 or not isinstance(add.args[0], Var):
+                raise FormulaError(
+                    "se() takes one column name, e.g. y | se(sigma) ~ ...",
+                    hint="se(COL) or se(COL, sigma = TRUE)",
+                )
+            se = add.args[0].name
+            for key, value in add.kwargs:
+                if key != "sigma":
+                    raise FormulaError(f"se() has no option {key!r}", hint="se(COL, sigma = TRUE)")
+                se_sigma = render(value) == "True"
+        else:  # trials
+            if len(add.args) != 1:
+                raise FormulaError("trials() takes one column or number", hint="y | trials(n) ~ ...")
+            trials = render(add.args[0])
+    if isinstance(lhs, Call) and lhs.func == "cbind":
+        if len(lhs.args) != 2:
+            raise FormulaError(
+                "cbind() on the left-hand side takes two columns: successes and failures",
+                hint="e.g. cbind(incidence, size - incidence) ~ period + (1|herd)",
+            )
+        succ, fail = (render(a) for a in lhs.args)
+        return Response(succ, kind="binomial", failures=fail, se=se, se_sigma=se_sigma)
+    if isinstance(lhs, Call) and lhs.func in ("p", "prop", "proportion"):
+        if len(lhs.args) != 2:
+            raise FormulaError(
+                f"{lhs.func}() takes two columns: successes and trials", hint="e.g. p(y, n) ~ x"
+            )
+        succ, n = (render(a) for a in lhs.args)
+        return Response(succ, kind="binomial", trials=n, se=se, se_sigma=se_sigma)
+    if trials is not None:
+        return Response(render(lhs), kind="binomial", trials=trials)
+    return Response(render(lhs), se=se, se_sigma=se_sigma)
+
+
+def _check_calls(node: Node, *, lhs: bool) -> None:
+    match node:
+        case Call(func, args, kwargs, pos):
+            if func in LHS_ONLY and not lhs:
+                raise FormulaError(
+                    f"{func}() belongs on the left-hand side of '~'",
+                    hint="e.g. cbind(s, f) ~ x or y | se(sigma) ~ 1 + (1|school)",
+                )
+            for a in args:
+                _check_calls(a, lhs=False)
+            for _, v in kwargs:
+                _check_calls(v, lhs=False)
+        case BinOp(_, left, right):
+            _check_calls(left, lhs=lhs)
+            _check_calls(right, lhs=lhs)
+        case Neg(operand) | Paren(operand):
+            _check_calls(operand, lhs=lhs)
+        case Group(terms, _, _, _):
+            _check_calls(terms, lhs=False)
+
+
+def parse(text: str, columns: list[str] | None = None) -> Formula:
+    """Parse and check a formula.
+
+    Parameters
+    ----------
+    text : str
+        lme4/brms-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    columns : list of str, optional
+        The data's columns. When given, every name in the formula must be one of them.
+
+    Returns
+    -------
+    Formula
+
+    Raises
+    ------
+    FormulaError
+        Syntax errors (with the position), names that are not columns, calls outside the
+        allow-list, attribute access, and other refused constructs.
+    """
+    if not text or not text.strip():
+        raise FormulaError("the formula is empty", hint='e.g. --formula "logfc ~ 1 + (1|gene)"')
+    p = _Parser(text)
+    lhs, additions, rhs = p.formula()
+    if lhs is not None:
+        _check_calls(lhs, lhs=True)
+        for a in additions:
+            _check_calls(a, lhs=True)
+    _check_calls(rhs, lhs=False)
+
+    fixed_terms: list[tuple[str, Node]] = []
+    groups: list[GroupTerm] = []
+    for sign, node in _split_terms(rhs):
+        if isinstance(node, Group):
+            if sign == "-":
+                raise FormulaError("a group-level term cannot be removed with '-'")
+            groups.extend(_expand_groups(node))
+        elif _contains_group(node):
+            raise FormulaError(
+                "a group-level term (x | g) must stand on its own, joined with '+'",
+                hint="e.g. y ~ x + (1 + x | g)",
+            )
+        else:
+            fixed_terms.append((sign, node))
+    fixed, has_intercept = _render_terms(fixed_terms)
+
+    names = {v.name for v in p.names}
+    if columns is not None:
+        cols = set(columns)
+        for v in p.names:
+            if v.name not in cols:
+                from hlm_cli.errors import closest_match
+
+                kind = "attribute access" if "." in v.name and v.name.split(".")[0] not in cols else None
+                what = (
+                    f"{v.name!r} in the formula is not a column of the data"
+                    if kind is None
+                    else f"{v.name!r} in the formula is neither a column nor allowed ({kind})"
+                )
+                raise FormulaError(what, hint=closest_match(v.name, columns))
+    response = _lhs_response(lhs, additions) if lhs is not None else None
+    return Formula(
+        text=text,
+        response=response,
+        fixed=fixed,
+        groups=tuple(groups),
+        columns=frozenset(names),
+        fixed_terms=tuple(render(n) for s, n in fixed_terms if s == "+" and not isinstance(n, Num)),
+        has_intercept=has_intercept,
+    )

@@ -1,0 +1,355 @@
+"""From a design, a family and priors to a PyMC model.
+
+hlm builds the PyMC graph itself (in Bambi's spec -> backend split) rather than through
+``bambi.Model``, because lme4/brms semantics need more than Bambi offers: correlated group
+effects (LKJ), ``||``, known standard errors (``se()``), zero-sum and centered group terms,
+and group terms stored as level indices instead of dense matrices. Families and default
+priors follow Bambi's tables (:mod:`hlm_cli.model.families`, :mod:`hlm_cli.model.priors`).
+
+Posterior variable names follow Bambi: ``Intercept``, one variable per population-level term
+(``Days``, ``genotype`` with a ``genotype_dim`` dimension), group effects ``1|gene`` and
+``Days|Subject`` on lme4's scale (deviations from the population-level effects), their SDs
+``1|gene_sigma``, correlations ``cor(Intercept,Days|Subject)``, and family parameters
+``sigma``, ``nu``, ``alpha``, ``kappa``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hlm_cli.errors import PriorError, closest_match
+from hlm_cli.formula.design import Design, GroupDesign
+from hlm_cli.model import parameterization as param
+from hlm_cli.model.families import Family
+from hlm_cli.model.priors import AUX_DEFAULTS, Prior, Scale, check_positive_target
+
+OBS_DIM = "__obs__"
+
+
+@dataclass
+class ParamInfo:
+    """What each posterior variable is, for summaries and later commands."""
+
+    population: list[str] = field(default_factory=list)
+    group_effects: dict[str, list[str]] = field(default_factory=dict)  # factor -> effect vars
+    group_sds: dict[str, list[str]] = field(default_factory=dict)  # factor -> sd vars
+    correlations: dict[str, list[str]] = field(default_factory=dict)  # factor -> cor vars
+    family: list[str] = field(default_factory=list)
+
+    @property
+    def top_level(self) -> list[str]:
+        sds = [v for vs in self.group_sds.values() for v in vs]
+        cors = [v for vs in self.correlations.values() for v in vs]
+        return self.population + sds + cors + self.family
+
+    def to_json(self) -> dict:
+        return {
+            "population": self.population,
+            "group_effects": self.group_effects,
+            "group_sds": self.group_sds,
+            "correlations": self.correlations,
+            "family": self.family,
+        }
+
+
+@dataclass
+class BuiltModel:
+    model: object  # pymc.Model
+    design: Design
+    family: Family
+    response_name: str
+    priors: dict[str, Prior]  # every prior actually used, by parameter name
+    params: ParamInfo
+    parameterization: dict[str, param.Choice]
+    structure_key: str
+    data_vars: dict[str, np.ndarray]  # pm.Data names -> arrays (to swap data in)
+
+
+def _sanitize(name: str) -> str:
+    return name
+
+
+def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tuple[dict[str, Prior], dict[str, str]]:
+    """Every parameter's prior: defaults scaled as Bambi does, overridden by the user's.
+
+    Returns the priors by parameter name, and which user key (if any) set each.
+    User keys may be a parameter name, a population-level term or column label, a class
+    (``b`` all population slopes, ``sd`` all group SDs, ``cor`` all correlation matrices),
+    a group effect (``1|gene`` or ``1|gene_sigma``: its SD), or ``cor(FACTOR)``.
+    """
+    scale = Scale.for_response(family, design.y)
+    priors: dict[str, Prior] = {}
+    used: dict[str, str] = {}
+    valid: set[str] = {"b", "sd", "cor"}
+
+    def pick(name: str, *keys: str, default: Prior, positive: bool = False) -> None:
+        for key in keys:
+            if key in user:
+                if positive:
+                    check_positive_target(name, user[key])
+                priors[name] = user[key]
+                used[key] = name
+                return
+        priors[name] = default
+
+    # population level: slopes first (the intercept's default depends on them)
+    slope_sigmas, x_means = [], []
+    for term, sl in design.fixed_slices.items():
+        if term == "Intercept":
+            continue
+        cols = design.X[:, sl]
+        labels = design.x_labels[sl]
+        categorical = design.fixed_kinds.get(term) in ("categoric",)
+        for j, label in enumerate(labels):
+            s = scale.slope_sigma(cols[:, j], categorical=categorical)
+            slope_sigmas.append(s)
+            x_means.append(float(cols[:, j].mean()))
+            pick(label, label, term, "b", default=Prior("Normal", (("mu", 0.0), ("sigma", s))))
+            valid.update({label, term})
+    if "Intercept" in design.fixed_slices:
+        valid.add("Intercept")
+        pick("Intercept", "Intercept", default=scale.intercept(np.array(slope_sigmas), np.array(x_means)))
+
+    for g in design.groups:
+        valid.add(f"cor({g.factor})")
+        for col, eff in zip(g.columns, g.effect_names, strict=True):
+            sd_name = f"{eff}_sigma"
+            valid.update({eff, sd_name})
+            z = None if col == "Intercept" else g.Z[:, g.columns.index(col)]
+            pick(sd_name, sd_name, eff, f"sd({g.factor})", "sd", default=scale.group_sd(z), positive=True)
+        if g.term.correlated and len(g.columns) > 1:
+            cor_name = f"cor({g.factor})"
+            pick(cor_name, cor_name, "cor", default=Prior("LKJ", (("eta", 1.0),)))
+            if priors[cor_name].dist != "LKJ":
+                raise PriorError(f"the prior for {cor_name} must be LKJ(eta)", hint='e.g. --prior "cor=LKJ(2)"')
+
+    aux = list(family.aux)
+    se_mode = design.se is not None
+    if se_mode and not design.formula.response.se_sigma:
+        aux = [a for a in aux if a != "sigma"]
+    for a in aux:
+        valid.add(a)
+        pick(a, a, default=AUX_DEFAULTS[a](scale), positive=a != "nu" or True)
+
+    for key in user:
+        if key not in valid:
+            raise PriorError(
+                f"--prior names {key!r}, which is not a parameter of this model",
+                hint=closest_match(key, sorted(valid), what="parameters"),
+            )
+    for key, name in list(used.items()):
+        if priors[name].dist == "LKJ" and not name.startswith("cor("):
+            raise PriorError(f"LKJ is a prior for correlation matrices, not for {name!r}", hint='use it as --prior "cor=LKJ(2)"')
+    return priors, used
+
+
+def _dist(pm, name: str, prior: Prior, **kw):
+    kwargs = {k: np.asarray(v, dtype=float) if not np.isscalar(v) else float(v) for k, v in prior.args}
+    if prior.dist == "Flat":
+        return pm.Flat(name, **kw)
+    if prior.dist == "HalfFlat":
+        return pm.HalfFlat(name, **kw)
+    return getattr(pm, prior.dist)(name, **kwargs, **kw)
+
+
+def _structure_key(design: Design, family: Family, priors: dict[str, Prior], choices) -> str:
+    blob = {
+        "formula": design.formula.text,
+        "family": family.name,
+        "priors": {k: str(v) for k, v in sorted(priors.items())},
+        "X": [design.X.shape, design.x_labels],
+        "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
+        "n": design.n,
+        "param": {k: v.kind for k, v in sorted(choices.items())},
+        "offset": design.offset is not None,
+        "se": design.se is not None,
+        "trials": design.trials is not None,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def build_model(
+    design: Design,
+    family: Family,
+    user_priors: dict[str, Prior] | None = None,
+    *,
+    parameterization: str = "auto",
+) -> BuiltModel:
+    """Build the PyMC model.
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`hlm_cli.formula.design.build_design`.
+    family : Family
+    user_priors : dict, optional
+        From :func:`hlm_cli.model.priors.parse_priors`.
+    parameterization : {"auto", "centered", "noncentered", "zerosum"}
+        How group-level terms are sampled; see :mod:`hlm_cli.model.parameterization`.
+
+    Returns
+    -------
+    BuiltModel
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    priors, _ = resolve_priors(design, family, user_priors or {})
+    choices = param.choose(design, family, parameterization)
+    info = ParamInfo()
+    resp = design.formula.response
+    response_name = resp.expr if resp.expr.isidentifier() else "y"
+
+    coords: dict[str, list] = {OBS_DIM: np.arange(design.n)}
+    for term, sl in design.fixed_slices.items():
+        if sl.stop - sl.start > 1:
+            coords[f"{term}_dim"] = [lab[len(term) :].strip("[]") or lab for lab in design.x_labels[sl]]
+    for g in design.groups:
+        coords[g.factor] = g.levels
+
+    data_vars: dict[str, np.ndarray] = {}
+    with pm.Model(coords=coords) as model:
+
+        def data(name: str, value: np.ndarray, dims=None):
+            data_vars[name] = value
+            return pm.Data(name, value, dims=dims)
+
+        # population level: one variable per term, stacked in design order
+        eta = 0.0
+        if design.X.shape[1]:
+            X = data("X", design.X)
+            coefs = []
+            for term, sl in design.fixed_slices.items():
+                labels = design.x_labels[sl]
+                if len(labels) == 1:
+                    rv = _dist(pm, term, priors[labels[0]])
+                    coefs.append(pt.atleast_1d(rv))
+                else:
+                    pr = [priors[lab] for lab in labels]
+                    if len({p.dist for p in pr}) == 1:
+                        stacked = Prior(pr[0].dist, tuple((k, np.array([dict(p.args)[k] for p in pr])) for k, _ in pr[0].args))
+                        rv = _dist(pm, term, stacked, dims=f"{term}_dim")
+                        coefs.append(rv)
+                    else:  # a user prior for one column of a factor: separate variables
+                        parts = [_dist(pm, lab, p) for lab, p in zip(labels, pr, strict=True)]
+                        coefs.append(pt.stack(parts))
+                        info.population.extend(labels)
+                        continue
+                info.population.append(term)
+            beta = pt.concatenate(coefs)
+            eta = pt.dot(X, beta)
+        if design.offset is not None:
+            eta = eta + data("offset", design.offset)
+
+        for i, g in enumerate(design.groups):
+            idx = data(f"_idx{i}", g.index)
+            Z = data(f"_Z{i}", g.Z)
+            b = _group_term(pm, pt, g, priors, choices[g.term.label].kind, info)  # (levels, K)
+            eta = eta + (Z * b[idx]).sum(axis=1)
+
+        eta = pt.as_tensor_variable(eta)
+        if eta.ndim == 0:
+            eta = pt.zeros(design.n) + eta
+        y = data("y", design.y, dims=OBS_DIM)
+        _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info)
+
+    return BuiltModel(
+        model=model,
+        design=design,
+        family=family,
+        response_name=response_name,
+        priors=priors,
+        params=info,
+        parameterization=choices,
+        structure_key=_structure_key(design, family, priors, choices),
+        data_vars=data_vars,
+    )
+
+
+def _group_term(pm, pt, g: GroupDesign, priors, kind: str, info: ParamInfo):
+    """Group effects of one term as a (levels, K) tensor on lme4's scale."""
+    names = g.effect_names
+    K = len(names)
+    dims = g.factor
+    sds = [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in names]
+    info.group_sds.setdefault(g.factor, []).extend(f"{n}_sigma" for n in names)
+    info.group_effects.setdefault(g.factor, []).extend(names)
+    L = len(g.levels)
+    if K == 1 or not g.term.correlated:
+        cols = []
+        for n, sd in zip(names, sds, strict=True):
+            if kind == "zerosum":
+                b = pm.ZeroSumNormal(n, sigma=sd, dims=dims)
+            elif kind == "centered":
+                b = pm.Normal(n, 0.0, sd, dims=dims)
+            else:
+                z = pm.Normal(f"{n}_offset", 0.0, 1.0, dims=dims)
+                b = pm.Deterministic(n, z * sd, dims=dims)
+            cols.append(b)
+        return pt.stack(cols, axis=1)
+    # correlated: separate SDs, an LKJ correlation matrix, and a Cholesky factor
+    eta = float(priors[f"cor({g.factor})"].kwargs["eta"])
+    # pymc 6: LKJCorr is the lower Cholesky factor L of the correlation matrix R = L L^T
+    L_corr = pm.LKJCorr(f"_cholcorr({g.factor})", n=K, eta=eta)
+    corr = pt.dot(L_corr, L_corr.T)
+    sd_vec = pt.stack(sds)
+    chol = sd_vec[:, None] * L_corr
+    coord = f"{g.factor}__terms"
+    pm.modelcontext(None).add_coord(coord, [c for c in g.columns])
+    if kind == "noncentered":
+        z = pm.Normal(f"_z({g.factor}|{g.term.expr})", 0.0, 1.0, shape=(L, K))
+        b = pt.dot(z, chol.T)
+    else:
+        b = pm.MvNormal(f"_b({g.factor}|{g.term.expr})", mu=pt.zeros(K), chol=chol, shape=(L, K))
+    for j, n in enumerate(names):
+        pm.Deterministic(n, b[:, j], dims=dims)
+    cors = []
+    for a in range(K):
+        for c in range(a + 1, K):
+            cname = f"cor({g.columns[a]},{g.columns[c]}|{g.factor})"
+            pm.Deterministic(cname, corr[a, c])
+            cors.append(cname)
+    info.correlations.setdefault(g.factor, []).extend(cors)
+    return b
+
+
+def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo):
+    aux = {}
+    for a in family.aux:
+        if a in priors:
+            aux[a] = _dist(pm, a, priors[a])
+            info.family.append(a)
+    kw = {"observed": y, "dims": OBS_DIM}
+    if design.se is not None:
+        se = data("se", design.se)
+        sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se
+    else:
+        sigma = aux.get("sigma")
+    match family.name:
+        case "gaussian":
+            pm.Normal(name, mu=eta, sigma=sigma, **kw)
+        case "t":
+            pm.StudentT(name, nu=aux["nu"], mu=eta, sigma=sigma, **kw)
+        case "lognormal":
+            pm.LogNormal(name, mu=eta, sigma=sigma, **kw)
+        case "bernoulli":
+            pm.Bernoulli(name, logit_p=eta, **kw)
+        case "binomial":
+            n = data("trials", design.trials.astype(np.int64)) if design.trials is not None else 1
+            pm.Binomial(name, n=n, logit_p=eta, **kw)
+        case "poisson":
+            pm.Poisson(name, mu=pt.exp(eta), **kw)
+        case "negativebinomial":
+            pm.NegativeBinomial(name, mu=pt.exp(eta), alpha=aux["alpha"], **kw)
+        case "gamma":
+            mu = pt.exp(eta)
+            pm.Gamma(name, mu=mu, sigma=mu / pt.sqrt(aux["alpha"]), **kw)
+        case "beta":
+            mu = pm.math.invlogit(eta)
+            pm.Beta(name, alpha=mu * aux["kappa"], beta=(1 - mu) * aux["kappa"], **kw)
+        case _:
+            raise AssertionError(family.name)

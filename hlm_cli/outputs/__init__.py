@@ -1,0 +1,1 @@
+"""One writer per artefact of the run directory (see README: output directory contract)."""

@@ -1,0 +1,73 @@
+"""The parameter table: arviz_stats.summary, labelled the way lme4/brms users read it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CI_PROB = 0.94
+KIND_ORDER = {"population": 0, "group_sd": 1, "correlation": 2, "family": 3, "group_effect": 4}
+COLUMNS = [
+    "parameter", "kind", "group", "mean", "sd", "hdi94_lb", "hdi94_ub", "eti94_lb", "eti94_ub",
+    "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat",
+]
+
+
+def _var_kinds(params) -> list[tuple[str, str, str]]:
+    """(variable, kind, group) in report order."""
+    rows = [(v, "population", "") for v in params.population]
+    rows += [(v, "group_sd", f) for f, vs in params.group_sds.items() for v in vs]
+    rows += [(v, "correlation", f) for f, vs in params.correlations.items() for v in vs]
+    rows += [(v, "family", "") for v in params.family]
+    rows += [(v, "group_effect", f) for f, vs in params.group_effects.items() for v in vs]
+    return rows
+
+
+def summarize(tree, params) -> pd.DataFrame:
+    """One row per scalar parameter: mean, sd, 94% HDI and ETI, MCSE, ESS, R-hat.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+    params : hlm_cli.model.build.ParamInfo
+
+    Returns
+    -------
+    pandas.DataFrame indexed by parameter label (``Intercept``, ``1|gene[KRAS]``, ...).
+    """
+    import arviz_stats as azs
+
+    rows = _var_kinds(params)
+    names = [v for v, _, _ in rows]
+    hdi = azs.summary(tree, var_names=names, ci_prob=CI_PROB, ci_kind="hdi", round_to="none")
+    eti = azs.summary(tree, var_names=names, kind="stats", ci_prob=CI_PROB, ci_kind="eti", round_to="none")
+    df = pd.DataFrame(hdi).copy()
+    df.columns = [c.replace("hdi94_", "hdi94_") for c in df.columns]
+    lb = [c for c in df.columns if c.endswith("_lb")][0]
+    ub = [c for c in df.columns if c.endswith("_ub")][0]
+    df = df.rename(columns={lb: "hdi94_lb", ub: "hdi94_ub"})
+    e = pd.DataFrame(eti)
+    elb = [c for c in e.columns if c.endswith("_lb")][0]
+    eub = [c for c in e.columns if c.endswith("_ub")][0]
+    df["eti94_lb"] = e[elb]
+    df["eti94_ub"] = e[eub]
+    kind_of, group_of = {}, {}
+    for v, k, g in rows:
+        kind_of[v], group_of[v] = k, g
+    base = [str(i).split("[")[0] if not str(i).startswith("cor(") else str(i) for i in df.index]
+    df["kind"] = [kind_of.get(b, kind_of.get(str(i), "population")) for b, i in zip(base, df.index, strict=True)]
+    df["group"] = [group_of.get(b, "") for b in base]
+    df.index.name = "parameter"
+    df = df.reset_index()
+    df["_order"] = df["kind"].map(KIND_ORDER)
+    df = df.sort_values("_order", kind="stable").drop(columns="_order")
+    for c in ("ess_bulk", "ess_tail"):
+        df[c] = df[c].astype(float)
+    return df[COLUMNS].set_index("parameter")
+
+
+def write(df: pd.DataFrame, path) -> None:
+    out = df.reset_index()
+    num = out.select_dtypes(include=[np.number]).columns
+    out[num] = out[num].astype(float)
+    out.to_csv(path, index=False, float_format="%.6g")

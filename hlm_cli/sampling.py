@@ -1,0 +1,189 @@
+"""Sampling a built model, and completing the result for the output contract.
+
+nutpie is the default sampler (Rust NUTS over a numba-compiled log density); compiled models
+are cached by structure (:mod:`hlm_cli.compile_cache`) so a repeat fit of the same model
+shape skips compilation. ``pymc`` uses PyMC's own NUTS; ``numpyro`` and ``blackjax`` go
+through ``pm.sample(nuts_sampler=...)`` when JAX and those packages are installed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hlm_cli.errors import ConfigError, SamplingError
+from hlm_cli.model.build import BuiltModel
+from hlm_cli.spec import SamplerSpec
+
+
+@dataclass
+class Posterior:
+    """The sampled result: an ArviZ DataTree with every group of the output contract."""
+
+    tree: object  # xarray.DataTree
+    timings: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    sampler: str = "nutpie"
+    compile_cached: bool = False
+
+
+def default_cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _compile(built: BuiltModel, use_cache: bool):
+    """nutpie-compiled model and whether it came from a cache."""
+    try:
+        from hlm_cli import compile_cache
+    except ImportError:  # pragma: no cover - module is part of the package
+        compile_cache = None
+    if compile_cache is not None:
+        cache_dir = compile_cache.default_cache_dir() if use_cache else None
+        before = getattr(compile_cache, "stats", lambda: {})()
+        compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=cache_dir)
+        after = getattr(compile_cache, "stats", lambda: {})()
+        return compiled, before != after and bool(after.get("hits", 0) - before.get("hits", 0))
+    import nutpie
+
+    return nutpie.compile_pymc_model(built.model), False
+
+
+def sample(
+    built: BuiltModel,
+    spec: SamplerSpec,
+    *,
+    use_cache: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> Posterior:
+    """Sample the posterior of ``built`` and add log-likelihood and predictive draws.
+
+    Parameters
+    ----------
+    built : BuiltModel
+    spec : SamplerSpec
+    use_cache : bool
+        Reuse compiled models across runs (nutpie only).
+    on_progress : callable, optional
+        Receives short stage names ("compile", "sample", "predict").
+
+    Returns
+    -------
+    Posterior
+    """
+    say = on_progress or (lambda stage: None)
+    timings: dict[str, float] = {}
+    cores = spec.cores or default_cores()
+    cached = False
+    t0 = time.perf_counter()
+    if spec.sampler == "nutpie":
+        import nutpie
+
+        say("compile")
+        compiled, cached = _compile(built, use_cache)
+        compiled = compiled.with_data(**built.data_vars) if _needs_data_swap(compiled, built) else compiled
+        timings["compile"] = time.perf_counter() - t0
+        say("sample")
+        t1 = time.perf_counter()
+        try:
+            tree = nutpie.sample(
+                compiled,
+                draws=spec.draws,
+                tune=spec.tune,
+                chains=spec.chains,
+                cores=min(cores, spec.chains),
+                seed=spec.seed,
+                save_warmup=False,
+                progress_bar=False,
+                target_accept=spec.target_accept,
+                maxdepth=spec.max_treedepth,
+                adaptation=spec.adaptation,
+            )
+        except RuntimeError as err:
+            raise SamplingError(f"the sampler failed: {str(err).splitlines()[0]}", hint="check the priors and the data's scale") from None
+        timings["sample"] = time.perf_counter() - t1
+    else:
+        tree = _sample_pymc(built, spec, cores)
+        timings["sample"] = time.perf_counter() - t0
+    say("predict")
+    t2 = time.perf_counter()
+    tree = complete(built, tree, seed=spec.seed)
+    timings["predict"] = time.perf_counter() - t2
+    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_cached=cached)
+
+
+def _needs_data_swap(compiled, built: BuiltModel) -> bool:
+    return hasattr(compiled, "with_data") and bool(built.data_vars)
+
+
+def _sample_pymc(built: BuiltModel, spec: SamplerSpec, cores: int):
+    import pymc as pm
+
+    if spec.sampler in ("numpyro", "blackjax"):
+        try:
+            __import__("jax")
+            __import__(spec.sampler)
+        except ImportError:
+            raise ConfigError(
+                f"--sampler {spec.sampler} needs JAX and {spec.sampler}, which are not installed",
+                hint=f"pip install jax {spec.sampler}, or use the default --sampler nutpie",
+            ) from None
+    with built.model, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pm.sample(
+            draws=spec.draws,
+            tune=spec.tune,
+            chains=spec.chains,
+            cores=min(cores, spec.chains),
+            random_seed=spec.seed,
+            nuts_sampler=spec.sampler,
+            target_accept=spec.target_accept,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+
+
+def _quiet_pymc() -> None:
+    import logging
+
+    for name in ("pymc", "pymc.sampling", "pytensor", "nutpie"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def complete(built: BuiltModel, tree, *, seed: int):
+    """Add log_likelihood, posterior_predictive, observed_data and constant_data groups."""
+    import pymc as pm
+
+    _quiet_pymc()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm.compute_log_likelihood(tree, model=built.model, extend_inferencedata=True, progressbar=False)
+        tree = pm.sample_posterior_predictive(
+            tree, model=built.model, extend_inferencedata=True, random_seed=seed, progressbar=False
+        )
+    return tree
+
+
+def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 0):
+    import pymc as pm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
+
+
+def cache_dir_for_info() -> Path | None:
+    try:
+        from hlm_cli import compile_cache
+
+        return compile_cache.default_cache_dir()
+    except ImportError:  # pragma: no cover
+        return None
+
+
+__all__ = ["Posterior", "sample", "complete", "sample_prior_predictive", "default_cores", "np"]

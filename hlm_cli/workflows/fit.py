@@ -1,0 +1,214 @@
+"""``hlm fit``: CSV + formula -> checked data -> PyMC model -> posterior -> run directory.
+
+Everything cheap (spec, output directory, CSV, formula, priors, data checks) happens before
+the first PyMC call, so a user mistake costs milliseconds and leaves nothing on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hlm_cli import data as data_mod
+from hlm_cli.errors import ExitCode, InputError
+from hlm_cli.spec import FitSpec
+
+
+@dataclass
+class Prepared:
+    """A checked table and a built (not yet sampled) model."""
+
+    table: object
+    formula: object
+    family: object
+    built: object
+    timings: dict[str, float]
+
+
+@dataclass
+class FitResult:
+    spec: FitSpec
+    out: Path
+    summary: pd.DataFrame
+    findings: list
+    built: object
+    timings: dict[str, float]
+    table: object
+    plots: dict[str, str] = field(default_factory=dict)
+    compile_cached: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        failed = any(f.severity == "warning" for f in self.findings)
+        return int(ExitCode.DIAGNOSTICS) if (self.spec.strict and failed) else int(ExitCode.OK)
+
+
+def prepare(spec: FitSpec, *, table=None) -> Prepared:
+    """Read and check the data, parse the formula, build the model. No sampling."""
+    from hlm_cli.formula import parse
+    from hlm_cli.model.families import check_response, get_family
+    from hlm_cli.model.priors import parse_priors
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    family = get_family(spec.family)
+    user_priors = parse_priors(spec.priors)
+    if table is None:
+        table = data_mod.read_csv(spec.data)
+    formula = parse(spec.formula, list(table.frame.columns))
+    if spec.se is not None:
+        if formula.response.se is not None and formula.response.se != spec.se:
+            raise InputError(
+                f"--se {spec.se} conflicts with se({formula.response.se}) in the formula",
+                hint="give the standard errors once",
+            )
+        formula = dataclasses.replace(formula, response=dataclasses.replace(formula.response, se=spec.se))
+    needed = set(formula.columns) | ({formula.response.se} if formula.response.se else set())
+    data_mod.require_columns(table, needed)
+    if formula.response.se and family.name not in ("gaussian", "t"):
+        raise InputError(
+            f"se() gives known standard errors for gaussian or t responses, not {family.name}",
+            hint="use --family gaussian (the meta-analysis model)",
+        )
+    if formula.response.kind == "binomial" and family.name != "binomial":
+        if spec.family == "gaussian":  # cbind()/p() imply binomial unless a family was asked for
+            family = get_family("binomial")
+        else:
+            raise InputError(f"cbind()/p()/trials() responses need --family binomial, not {family.name}")
+    table = data_mod.handle_missing(table, needed, dropna=spec.dropna)
+    if spec.categorical:
+        table = data_mod.make_categorical(table, spec.categorical)
+    if formula.response.se:
+        data_mod.check_se(table, formula.response.se)
+    timings["load"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    from hlm_cli.formula.design import build_design
+    from hlm_cli.model.build import build_model
+
+    frame = table.frame.reset_index(drop=True)
+    lines = data_mod.csv_lines(table)
+    _check_response_column(formula, frame, family, lines)
+    design = build_design(formula, frame)
+    design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
+    built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
+    timings["build"] = time.perf_counter() - t1
+    return Prepared(table, formula, family, built, timings)
+
+
+def _check_response_column(formula, frame: pd.DataFrame, family, lines) -> None:
+    name = formula.response.expr
+    if name in frame.columns and family.support != "binary":
+        col = frame[name]
+        if not pd.api.types.is_numeric_dtype(col):
+            conv = pd.to_numeric(col, errors="coerce")
+            bad = conv.isna().to_numpy()
+            i = int(np.argmax(bad))
+            raise InputError(
+                f"response {name!r} is not numeric, but the {family.name} family needs numbers; "
+                f"CSV line {lines[i]} has {col.iloc[i]!r}",
+                hint="fix that value (text such as 'n/a' or '1,5' makes the column non-numeric)",
+            )
+
+
+def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, table=None) -> FitResult:
+    """Run one fit end to end and write the run directory.
+
+    Parameters
+    ----------
+    spec : FitSpec
+    on_progress : callable, optional
+        Receives stage names: load, build, compile, sample, predict, write.
+    table : hlm_cli.data.Table, optional
+        Already-read data (batch reuses this).
+
+    Returns
+    -------
+    FitResult
+    """
+    from hlm_cli.outputs import rundir
+
+    say = on_progress or (lambda s: None)
+    t_start = time.perf_counter()
+    rundir.check_out(spec.out, force=spec.force)
+    say("load")
+    prep = prepare(spec, table=table)
+    built = prep.built
+    timings = dict(prep.timings)
+
+    from hlm_cli import diagnostics, sampling
+    from hlm_cli.outputs import summary as summary_mod
+
+    prior_tree = None
+    if spec.prior_predictive:
+        say("prior")
+        t = time.perf_counter()
+        prior_tree = sampling.sample_prior_predictive(built, draws=500, seed=spec.sampler.seed)
+        timings["prior_predictive"] = time.perf_counter() - t
+    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, on_progress=say)
+    timings.update(posterior.timings)
+    tree = posterior.tree
+    if prior_tree is not None:
+        for group in ("prior", "prior_predictive"):
+            if group in prior_tree.children:
+                tree[group] = prior_tree[group]
+
+    say("write")
+    t_w = time.perf_counter()
+    summ = summary_mod.summarize(tree, built.params)
+    findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
+    plots: dict[str, str] = {}
+    with rundir.staged(spec.out, force=spec.force) as stage:
+        tree.to_netcdf(stage / "posterior.nc", engine="h5netcdf")
+        summary_mod.write(summ, stage / "summary.csv")
+        if spec.plots:
+            from hlm_cli.outputs import plots as plots_mod
+
+            plots = plots_mod.write_all(tree, built, findings, stage / "plots", prior=spec.prior_predictive)
+        timings["write"] = time.perf_counter() - t_w
+        timings["total"] = time.perf_counter() - t_start
+        _write_runinfo(stage / "run.json", spec, prep, posterior, findings, plots, timings)
+    return FitResult(spec, Path(spec.out), summ, findings, built, timings, prep.table, plots, posterior.compile_cached)
+
+
+def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:
+    from hlm_cli.outputs import runinfo
+
+    built = prep.built
+    table = prep.table
+    design = built.design
+    info = {
+        "command": spec.command or shlex.join(["hlm", *sys.argv[1:]]),
+        "config": spec.model_dump(mode="json"),
+        "formula": spec.formula,
+        "family": {"name": built.family.name, "link": built.family.link},
+        "response": built.response_name,
+        "priors": {k: v.to_json() for k, v in built.priors.items()},
+        "parameterization": {k: dataclasses.asdict(v) for k, v in built.parameterization.items()},
+        "parameters": built.params.to_json(),
+        "data": {
+            "file": str(Path(spec.data).resolve()),
+            "sha256": table.sha256,
+            "rows_read": table.rows_read,
+            "rows_used": table.rows_used,
+            "rows_dropped": table.dropped,
+            "dropped_by_column": table.dropped_by_column,
+            "groups": {g.factor: {"levels": len(g.levels), "min_per_level": int(g.n_obs_per_level.min()), "max_per_level": int(g.n_obs_per_level.max())} for g in design.groups},
+            "categorical": list(spec.categorical),
+        },
+        "sampler": {**spec.sampler.model_dump(mode="json"), "compile_cached": posterior.compile_cached, "structure_key": built.structure_key},
+        "seed": posterior.seed,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "diagnostics": {"ok": not any(f.severity == "warning" for f in findings), "findings": [f.to_json() for f in findings]},
+        "plots": plots,
+        "files": ["summary.csv", "posterior.nc", "run.json", "plots/"],
+    }
+    runinfo.write(path, info)
