@@ -136,7 +136,7 @@ def check_se(table: Table, column: str):
         i = int(np.argmax(bad))
         raw = table.frame[column].iloc[i]
         raise InputError(
-            f"standard error column {column!r} must be positive numbers; CSV line {csv_lines(table)[i]} has {raw!r}",
+            f"standard error column {column!r} must be positive numbers; CSV line {csv_lines(table)[i]} has {str(raw) if str(raw) != 'nan' else 'no value'}",
             hint="se(COL) gives each row's known standard error: fix or remove that row",
         )
     return values

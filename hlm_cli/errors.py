@@ -62,7 +62,7 @@ class SamplingError(HlmError):
 def closest_match(name: str, choices: Iterable[str], *, what: str = "columns") -> str:
     """A hint naming the closest choice (if any) and listing all of them."""
     choices = [str(c) for c in choices]
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     listing = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
     if close:
         return f"did you mean {close[0]!r}? {what}: {listing}"

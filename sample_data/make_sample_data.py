@@ -282,6 +282,9 @@ def simulate_drug_knockout(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows += [(arm, group, unit, r + 1, mean) for r in range(KO_REPLICATES)]
     data = pd.DataFrame(rows, columns=["treatment", "group", "unit", "replicate", "value"])
     data["value"] += rng.normal(0.0, KO_SD["sigma"], len(data))
+    # the seed's design matrix codes the arm as a 0/1 `drug` column: with it, placebo is the
+    # reference and `value ~ drug + (1 + drug | group) + (1 | unit)` reads as in the seed
+    data.insert(1, "drug", (data["treatment"] == "drug").astype(int))
 
     mean_group = np.mean(list(KO_GROUP_EFFECT.values()))
     mean_drug = np.mean(list(KO_DRUG_EFFECT.values()))
@@ -292,6 +295,8 @@ def simulate_drug_knockout(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     truth += [(f"1|group[{g}]", KO_GROUP_EFFECT[g] - mean_group) for g in KO_GROUPS]
     truth += [(f"treatment[drug]|group[{g}]", KO_DRUG_EFFECT[g] - mean_drug) for g in KO_GROUPS]
     truth += [(f"1|unit[{unit}]", u) for (_, _, unit), u in zip(units, unit_eff, strict=True)]
+    truth += [("drug", mean_drug)]
+    truth += [(f"drug|group[{g}]", KO_DRUG_EFFECT[g] - mean_drug) for g in KO_GROUPS]
     truth += [("1|unit_sigma", KO_SD["unit"]), ("sigma", KO_SD["sigma"])]
     return data, _truth_frame(truth)
 

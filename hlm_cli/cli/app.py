@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args
     try:
-        app(args=args, prog_name="hlm", standalone_mode=False)
-        return 0
+        rc = app(args=args, prog_name="hlm", standalone_mode=False)
+        return int(rc) if isinstance(rc, int) else 0
     except HlmError as err:
         from hlm_cli.cli import render
 
@@ -80,11 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         render.error("interrupted", "nothing was written for the unfinished run")
         return int(ExitCode.INTERRUPTED)
     except Exception as err:  # click usage errors and bugs
-        import click
-
-        if isinstance(err, click.exceptions.Abort):
+        kind = type(err).__name__
+        if kind == "Abort":
             return int(ExitCode.INTERRUPTED)
-        if isinstance(err, click.ClickException):
+        if hasattr(err, "show") and hasattr(err, "exit_code"):  # click/typer usage errors
             err.show()
             return int(ExitCode.USAGE)
         if _state["debug"]:

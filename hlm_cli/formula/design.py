@@ -73,6 +73,10 @@ def _eval_expr(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
     """Evaluate a single (already allow-listed) expression, e.g. the response ``log(y)``."""
     if expr in data.columns:
         return data[expr].to_numpy()
+    try:  # a constant, e.g. trials(10) or cbind(s, 3)
+        return np.full(len(data), float(expr))
+    except ValueError:
+        pass
     common = _design(f"0 + I({expr})", data, what)
     return np.asarray(common.design_matrix)[:, 0]
 

@@ -622,7 +622,7 @@ def _check_calls(node: Node, *, lhs: bool) -> None:
             _check_calls(terms, lhs=False)
 
 
-def parse(text: str, columns: list[str] | None = None) -> Formula:
+def parse(text: str, columns: list[str] | None = None, *, source: str = "the data") -> Formula:
     """Parse and check a formula.
 
     Parameters
@@ -677,7 +677,7 @@ def parse(text: str, columns: list[str] | None = None) -> Formula:
 
                 kind = "attribute access" if "." in v.name and v.name.split(".")[0] not in cols else None
                 what = (
-                    f"{v.name!r} in the formula is not a column of the data"
+                    f"column {v.name!r} is not in {source}"
                     if kind is None
                     else f"{v.name!r} in the formula is neither a column nor allowed ({kind})"
                 )

@@ -206,7 +206,7 @@ def build_model(
 
     coords: dict[str, list] = {OBS_DIM: np.arange(design.n)}
     for term, sl in design.fixed_slices.items():
-        if sl.stop - sl.start > 1:
+        if sl.stop - sl.start > 1 or design.x_labels[sl][0] != term:
             coords[f"{term}_dim"] = [lab[len(term) :].strip("[]") or lab for lab in design.x_labels[sl]]
     for g in design.groups:
         coords[g.factor] = g.levels
@@ -221,11 +221,11 @@ def build_model(
         # population level: one variable per term, stacked in design order
         eta = 0.0
         if design.X.shape[1]:
-            X = data("X", design.X)
+            X = data("_X", design.X)
             coefs = []
             for term, sl in design.fixed_slices.items():
                 labels = design.x_labels[sl]
-                if len(labels) == 1:
+                if len(labels) == 1 and labels[0] == term:
                     rv = _dist(pm, term, priors[labels[0]])
                     coefs.append(pt.atleast_1d(rv))
                 else:
@@ -243,7 +243,7 @@ def build_model(
             beta = pt.concatenate(coefs)
             eta = pt.dot(X, beta)
         if design.offset is not None:
-            eta = eta + data("offset", design.offset)
+            eta = eta + data("_offset", design.offset)
 
         for i, g in enumerate(design.groups):
             idx = data(f"_idx{i}", g.index)
@@ -254,7 +254,7 @@ def build_model(
         eta = pt.as_tensor_variable(eta)
         if eta.ndim == 0:
             eta = pt.zeros(design.n) + eta
-        y = data("y", design.y, dims=OBS_DIM)
+        y = data("_y", design.y, dims=OBS_DIM)
         _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info)
 
     return BuiltModel(
@@ -325,7 +325,7 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
             info.family.append(a)
     kw = {"observed": y, "dims": OBS_DIM}
     if design.se is not None:
-        se = data("se", design.se)
+        se = data("_se", design.se)
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se
     else:
         sigma = aux.get("sigma")
@@ -339,7 +339,7 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
         case "bernoulli":
             pm.Bernoulli(name, logit_p=eta, **kw)
         case "binomial":
-            n = data("trials", design.trials.astype(np.int64)) if design.trials is not None else 1
+            n = data("_trials", design.trials.astype(np.int64)) if design.trials is not None else 1
             pm.Binomial(name, n=n, logit_p=eta, **kw)
         case "poisson":
             pm.Poisson(name, mu=pt.exp(eta), **kw)

@@ -63,7 +63,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     user_priors = parse_priors(spec.priors)
     if table is None:
         table = data_mod.read_csv(spec.data)
-    formula = parse(spec.formula, list(table.frame.columns))
+    formula = parse(spec.formula, list(table.frame.columns), source=table.source.name)
     if spec.se is not None:
         if formula.response.se is not None and formula.response.se != spec.se:
             raise InputError(

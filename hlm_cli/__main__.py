@@ -1,0 +1,3 @@
+from hlm_cli.cli.app import run
+
+run()

@@ -1,0 +1,641 @@
+"""Compile-once caching of nutpie-compiled PyMC models.
+
+Compiling a PyMC model with ``nutpie.compile_pymc_model`` (numba backend) costs
+several seconds per process, almost all of it numba type inference plus LLVM
+code generation for the two C callbacks (log-density + gradient, and the
+"expand" function) that nutpie generates around PyTensor's numba functions.
+Sampling a small mixed model takes a fraction of that.
+
+This module avoids paying that cost twice:
+
+* **In-process memo** -- a second :func:`compile_model` call with the same
+  ``structure_key`` (and the same model signature) returns the already compiled
+  object, re-bound to the new model's ``pm.Data`` values and coordinate labels.
+* **On-disk cache** -- after a cold compile, the two numba compile results
+  (object code plus the small numba metadata numba's own ``cache=True`` stores)
+  and the model metadata nutpie needs (variable names, shapes, shared-variable
+  layout) are written to ``cache_dir``. A later process rebuilds the
+  ``CompiledPyMCModel`` from that entry without building or compiling any
+  PyTensor graph, only PyMC's initial-point function.
+
+numba's own ``cache=True`` cannot be used here: nutpie's callbacks are
+closures whose captured values (random ``uuid4`` shared-variable keys, data
+arrays, PyTensor-generated functions) hash differently in every process, so
+numba writes a new entry each time and never finds an old one.
+
+A cache entry is keyed by the caller's ``structure_key`` together with a
+signature of the model (variables, transforms, dimension lengths, data
+types), a fingerprint of the log-density graph, and the software/CPU
+environment (library versions, numba's codegen target). Entries that are
+unreadable, fail their checksum, or do not match the model are ignored and the
+model is compiled normally; all cache I/O errors are swallowed, so the cache
+can only make a fit faster, never break it. Files are written atomically
+(temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pickle
+import platform
+import sys
+import tempfile
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import nutpie
+    import pymc as pm
+
+__all__ = ["compile_model", "default_cache_dir", "clear_memo"]
+
+#: Bump when the on-disk entry layout or the reconstruction logic changes.
+_FORMAT_VERSION = 1
+_MAGIC = b"HLM-NUTPIE-CACHE\x00"
+_DIGEST_SIZE = 32
+_SUBDIR = "nutpie-v1"
+_ENTRY_SUFFIX = ".entry"
+#: Most compiled models kept alive by the in-process memo (LRU).
+_MEMO_MAX = 64
+
+_log = logging.getLogger(__name__)
+
+_MEMO: OrderedDict[str, _MemoEntry] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class _MemoEntry:
+    compiled: Any
+    shapes: dict[str, tuple[int, ...]]
+    data_shapes: dict[str, tuple[int, ...]]
+
+
+class _LoadedCFunc:
+    """Stand-in for ``numba.core.ccallback.CFunc`` rebuilt from a cache entry.
+
+    nutpie only reads ``.address``; the compile result (and its code library)
+    is kept referenced so the machine code stays alive.
+    """
+
+    def __init__(self, cres: Any) -> None:
+        self._cres = cres
+        self._library = cres.library
+        self.native_name = cres.fndesc.llvm_cfunc_wrapper_name
+        self.address = self._library.get_pointer_to_function(self.native_name)
+        if not self.address:
+            raise RuntimeError("cached C callback has no address")
+
+    def __repr__(self) -> str:
+        return f"<cached numba C callback {self.native_name[:40]}...>"
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """Return the default directory of the compiled-model cache.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$HLM_CACHE_DIR`` if that environment variable is set and non-empty,
+        otherwise ``~/.cache/hlm``. The directory is not created.
+    """
+    env = os.environ.get("HLM_CACHE_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "hlm"
+
+
+def clear_memo() -> None:
+    """Forget every compiled model held by the in-process memo."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+def compile_model(
+    model: pm.Model,
+    *,
+    structure_key: str,
+    cache_dir: Path | None,
+) -> nutpie.CompiledModel:
+    """Compile `model` with nutpie, reusing an on-disk cache keyed by `structure_key`.
+
+    Lookup order: the in-process memo, then the on-disk entry under
+    `cache_dir`, then a fresh ``nutpie.compile_pymc_model(model)`` (whose result
+    is then written to `cache_dir` and memoised).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model to compile. Observed data and covariates that should be
+        swappable must be ``pm.Data`` containers.
+    structure_key : str
+        A hash the caller computes from everything that determines the model
+        graph (formula, family, priors, group counts, ...). Two models with the
+        same key must have the same graph up to ``pm.Data`` values. As a
+        safety net the key is combined with a signature of `model` (variable
+        names, transforms, dimension lengths, data dtypes) and, for the disk
+        cache, a fingerprint of the log-density graph, so a key that forgets a
+        prior or a group count leads to a recompile, not to wrong results.
+    cache_dir : pathlib.Path or None
+        Root of the on-disk cache (see :func:`default_cache_dir`); created if
+        needed. ``None`` disables the disk cache (the in-process memo is still
+        used).
+
+    Returns
+    -------
+    nutpie.CompiledModel
+        A ``nutpie.compile_pymc.CompiledPyMCModel`` bound to `model`'s current
+        ``pm.Data`` values and coordinate labels, ready for ``nutpie.sample``
+        or ``.with_data(...)``.
+
+    Notes
+    -----
+    Models compiled from a cache entry (or returned from the memo) reuse the
+    compiled log-density of an earlier, structurally identical model. Their
+    ``logp_func`` and ``expand_func`` attributes (the PyTensor functions) are
+    ``None`` for disk hits. The memo reuses the first model's initial-point
+    function (support point + jitter), which does not depend on ``pm.Data``
+    values for models whose priors do not reference data.
+
+    Data whose shape differs from the compiled entry is accepted after
+    checking that every sampled and deterministic variable keeps its shape.
+    """
+    signature = _model_signature(model)
+    memo_key = _hash(["memo", structure_key, signature])
+
+    with _MEMO_LOCK:
+        entry = _MEMO.get(memo_key)
+        if entry is not None:
+            _MEMO.move_to_end(memo_key)
+    if entry is not None:
+        rebound = _safe(_rebind, entry, model, signature)
+        if rebound is not None:
+            _log.debug("compile cache: in-process hit")
+            return rebound
+
+    compiled = None
+    path = None
+    if cache_dir is not None:
+        key = _safe(_disk_key, model, structure_key, signature)
+        if key is not None:
+            path = _entry_path(Path(cache_dir), key)
+            compiled = _safe(_load_from_disk, model, path)
+            _log.debug("compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path)
+    if compiled is None:
+        compiled, records = _compile_recording(model)
+        if path is not None:
+            _safe(_save_to_disk, model, path, compiled, records)
+
+    _memoise(memo_key, compiled, signature)
+    return compiled
+
+
+# --------------------------------------------------------------------------
+# keys, signatures, fingerprints
+# --------------------------------------------------------------------------
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _dim_length(var: Any) -> int:
+    if hasattr(var, "get_value"):
+        return int(var.get_value())
+    if hasattr(var, "data"):
+        return int(var.data)
+    return int(var.eval())
+
+
+def _model_signature(model: pm.Model) -> dict[str, Any]:
+    """Cheap (no graph compilation) description of the model's structure."""
+    transforms = model.rvs_to_transforms
+    return {
+        "free": [
+            [rv.name, str(rv.type), type(transforms.get(rv)).__name__, rv.owner.op.__class__.__name__]
+            for rv in model.free_RVs
+        ],
+        "observed": [[rv.name, str(rv.type), rv.owner.op.__class__.__name__] for rv in model.observed_RVs],
+        "deterministics": [[v.name, str(v.type)] for v in model.deterministics],
+        "potentials": [[v.name, str(v.type)] for v in model.potentials],
+        "dims": {name: _dim_length(v) for name, v in model.dim_lengths.items()},
+        "data": [[v.name, str(v.dtype), int(v.ndim)] for v in model.data_vars],
+        "check_bounds": bool(model.check_bounds),
+    }
+
+
+def _data_shapes(model: pm.Model) -> dict[str, tuple[int, ...]]:
+    return {v.name: tuple(int(s) for s in np.shape(v.get_value(borrow=True))) for v in model.data_vars}
+
+
+def _graph_fingerprint(model: pm.Model) -> str:
+    """Hash of the model's generative graph.
+
+    The log density PyMC derives (and nutpie compiles) is a function of the
+    random-variable graph, the transforms (part of the signature) and the
+    library versions (part of the environment), so hashing the graph of the
+    free, observed and deterministic variables and potentials is enough and
+    avoids building ``model.logp()``. Uses PyTensor's debug print (op names,
+    types, variable names; ``pm.Data`` containers appear by name only) plus the
+    bytes of every constant, so prior hyper-parameters folded into constants
+    are covered even when the printout abbreviates them.
+    """
+    from pytensor.graph.basic import Constant
+    from pytensor.printing import debugprint
+
+    outputs = [*model.free_RVs, *model.observed_RVs, *model.deterministics, *model.potentials]
+    hasher = hashlib.sha256()
+    hasher.update(debugprint(outputs, file="str", print_type=True).encode())
+    seen: set[int] = set()
+    stack = list(outputs)
+    consts = []
+    while stack:
+        var = stack.pop()
+        if id(var) in seen:
+            continue
+        seen.add(id(var))
+        if isinstance(var, Constant):
+            consts.append(_constant_digest(var.data))
+        elif var.owner is not None:
+            stack.extend(var.owner.inputs)
+    for digest in sorted(consts):
+        hasher.update(digest.encode())
+    return hasher.hexdigest()
+
+
+def _constant_digest(value: Any) -> str:
+    data = np.asarray(value) if isinstance(value, np.ndarray | np.generic | int | float | bool) else None
+    if data is None or data.dtype.kind not in "biufc":
+        # None, slices, strings, ...: object arrays' bytes would be pointers.
+        return hashlib.sha256(repr(value).encode()).hexdigest()
+    head = f"{data.dtype.str}{data.shape}".encode()
+    return hashlib.sha256(head + np.ascontiguousarray(data).tobytes()).hexdigest()
+
+
+def _environment() -> dict[str, Any]:
+    """Everything outside the model that the compiled machine code depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numba
+    import pytensor
+    from numba.core.registry import cpu_target
+
+    versions = {}
+    for pkg in ("numpy", "numba", "llvmlite", "pytensor", "pymc", "nutpie"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "format": _FORMAT_VERSION,
+        "python": sys.version,
+        "platform": platform.platform(),
+        "versions": versions,
+        "codegen": list(cpu_target.target_context.codegen().magic_tuple()),
+        "numba_opt": str(numba.config.OPT),
+        "fastmath": str(pytensor.config.numba__fastmath),
+        "floatX": str(pytensor.config.floatX),
+    }
+
+
+# --------------------------------------------------------------------------
+# compiling (cold path)
+# --------------------------------------------------------------------------
+
+
+def _compile_recording(model: pm.Model) -> tuple[Any, list[Any] | None]:
+    """Compile with stock nutpie, capturing numba's compile results.
+
+    nutpie forwards extra keyword arguments to ``numba.cfunc``; a compiler
+    pipeline subclass records the top-level compile result of each C callback
+    (logp first, then expand) so it can be serialised like numba's own cache
+    does.
+    """
+    import nutpie
+
+    try:
+        from numba.core.compiler import Compiler
+    except ImportError:  # pragma: no cover - numba is a nutpie requirement
+        return nutpie.compile_pymc_model(model), None
+
+    records: list[Any] = []
+
+    class _RecordingCompiler(Compiler):
+        def compile_extra(self, func):
+            cres = super().compile_extra(func)
+            records.append(cres)
+            return cres
+
+    try:
+        compiled = nutpie.compile_pymc_model(model, pipeline_class=_RecordingCompiler)
+    except TypeError:
+        # A nutpie version that no longer forwards compiler options.
+        return nutpie.compile_pymc_model(model), None
+    return compiled, records
+
+
+def _reduce_cres(cres: Any) -> tuple:
+    if cres.library.has_dynamic_globals:
+        raise ValueError("compiled function references process-local addresses")
+    if any(not getattr(x, "can_cache", False) for x in cres.lifted):
+        raise ValueError("compiled function has lifted loops")
+    return cres._reduce()
+
+
+def _save_to_disk(model: pm.Model, path: Path, compiled: Any, records: list[Any] | None) -> None:
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    if not records or len(records) != 2 or type(compiled) is not CompiledPyMCModel:
+        return
+    logp_cres, expand_cres = records
+    if (
+        logp_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_logp_func.native_name
+        or expand_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_expand_func.native_name
+    ):
+        return
+
+    # The shared variables of the compiled functions must be pm.Data
+    # containers that can be found again by (unique) name in a new model.
+    data_names = [v.name for v in model.data_vars]
+    shared = []
+    for var, key in compiled.shared_var_keys.items():
+        if var.name is None or data_names.count(var.name) != 1:
+            return
+        value = compiled.shared_data[key]
+        shared.append({"name": var.name, "key": key, "ndim": int(var.ndim), "dtype": str(value.dtype)})
+
+    names, slices, shapes = compiled.shape_info
+    n_free = len(model.free_RVs)
+    meta = {
+        "n_dim": int(compiled.n_dim),
+        "n_expanded": int(compiled.n_expanded),
+        "names": [str(n) for n in names],
+        "slices": [[int(s.start), int(s.stop)] for s in slices],
+        "shapes": [[int(d) for d in np.asarray(s).ravel()] for s in shapes],
+        "n_free": n_free,
+        "reparameterized_names": list(compiled.reparameterized_names or []),
+        "shared": shared,
+        "user_data_dtype": compiled.user_data.dtype.descr,
+        "data_shapes": {k: list(v) for k, v in _data_shapes(model).items()},
+    }
+    if sum(int(np.prod(s)) for s in meta["shapes"][:n_free]) != meta["n_dim"]:
+        return
+
+    meta["external_symbols"] = sorted(_external_symbols(logp_cres) | _external_symbols(expand_cres))
+    payload = {
+        "format": _FORMAT_VERSION,
+        "meta": meta,
+        "logp": _reduce_cres(logp_cres),
+        "expand": _reduce_cres(expand_cres),
+    }
+    from numba.core.serialize import dumps
+
+    body = dumps(payload)
+    _atomic_write(path, _MAGIC + hashlib.sha256(body).digest() + body)
+
+
+def _external_symbols(cres: Any) -> set[str]:
+    """Names the object code expects the process to provide (NRT, helperlib, CPython)."""
+    mod = cres.library._final_module
+    names = {f.name for f in mod.functions if f.is_declaration and not f.name.startswith("llvm.")}
+    names |= {g.name for g in mod.global_variables if g.is_declaration}
+    return names
+
+
+def _atomic_write(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------
+# loading (warm path)
+# --------------------------------------------------------------------------
+
+
+def _disk_key(model: pm.Model, structure_key: str, signature: dict[str, Any]) -> str:
+    return _hash(["disk", structure_key, signature, _graph_fingerprint(model), _environment()])
+
+
+def _entry_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / _SUBDIR / (key + _ENTRY_SUFFIX)
+
+
+def _read_entry(path: Path) -> dict[str, Any] | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + _DIGEST_SIZE
+    if len(blob) <= head or not blob.startswith(_MAGIC):
+        return None
+    digest, body = blob[len(_MAGIC) : head], blob[head:]
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    payload = pickle.loads(body)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT_VERSION:
+        return None
+    return payload
+
+
+def _load_from_disk(model: pm.Model, path: Path) -> Any | None:
+    if not path.is_file():
+        return None
+    payload = _read_entry(path)
+    if payload is None:
+        return None
+    meta = payload["meta"]
+    data_vars = {v.name: v for v in model.data_vars}
+    if any(s["name"] not in data_vars for s in meta["shared"]):
+        return None
+    shapes = {n: tuple(s) for n, s in zip(meta["names"], meta["shapes"])}
+    data_shapes = {k: tuple(v) for k, v in meta["data_shapes"].items()}
+    if not _shapes_ok(model, shapes, data_shapes):
+        return None
+
+    from numba.core.compiler import CompileResult
+    from numba.core.registry import cpu_target
+
+    from numba.core.runtime import rtsys
+
+    ctx = cpu_target.target_context
+    # An unresolved symbol makes LLVM abort the whole process while linking
+    # the object code, so make sure everything the entry needs is registered
+    # first. Initialising the numba runtime (NRT) registers its symbols and
+    # numba's C helpers; ctx.refresh() (what numba runs before loading one of
+    # its own cache entries, ~5x slower) is the fallback.
+    rtsys.initialize(ctx)
+    if not _symbols_available(meta["external_symbols"]):
+        ctx.refresh()
+        if not _symbols_available(meta["external_symbols"]):
+            return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logp_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["logp"]))
+        expand_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["expand"]))
+    return _assemble(model, meta, logp_fn, expand_fn)
+
+
+def _symbols_available(names: list[str]) -> bool:
+    import llvmlite.binding as ll
+
+    return all(ll.address_of_symbol(name) for name in names)
+
+
+def _shapes_ok(model: pm.Model, shapes: dict[str, tuple[int, ...]], data_shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Check a reused compilation still fits the model's current data.
+
+    When the ``pm.Data`` shapes are those the code was compiled with, the
+    (key-matched) graph implies identical variable shapes. Otherwise ask PyMC
+    for the shapes of every sampled/deterministic variable.
+    """
+    if _data_shapes(model) == data_shapes:
+        return True
+    from nutpie.compile_pymc import _compute_shapes
+
+    current = _compute_shapes(model)
+    for name, shape in shapes.items():
+        if name not in current or tuple(int(d) for d in np.asarray(current[name]).ravel()) != shape:
+            return False
+    return True
+
+
+def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: Any) -> Any:
+    """Rebuild a ``CompiledPyMCModel`` from cached metadata and callbacks."""
+    from nutpie.compile_pymc import (
+        CompiledPyMCModel,
+        _prepare_dims_and_coords,
+        _rv_dict_to_flat_array_wrapper,
+        _wrap_with_lock,
+        make_user_data,
+    )
+    from pymc.initial_point import make_initial_point_fn
+
+    data_vars = {v.name: v for v in model.data_vars}
+    shared_var_keys = {}
+    shared_data = {}
+    for item in meta["shared"]:
+        var = data_vars[item["name"]]
+        if int(var.ndim) != item["ndim"]:
+            return None
+        value = np.array(var.get_value(), dtype=item["dtype"], order="C", copy=True)
+        value.flags.writeable = False
+        shared_var_keys[var] = item["key"]
+        shared_data[item["key"]] = value
+    user_data = make_user_data(shared_var_keys, shared_data)
+    if user_data.dtype.descr != meta["user_data_dtype"]:
+        return None
+
+    names = meta["names"]
+    slices = [slice(a, b) for a, b in meta["slices"]]
+    shapes = [np.array(s, dtype=np.int64) for s in meta["shapes"]]
+    shape_info = (names, slices, shapes)
+    n_free = meta["n_free"]
+
+    # Same defaults as nutpie.compile_pymc_model.
+    point_fn = make_initial_point_fn(
+        model=model,
+        default_strategy="support_point",
+        jitter_rvs=set(model.free_RVs),
+        return_transformed=True,
+    )
+    initial_point_fn = _rv_dict_to_flat_array_wrapper(
+        _wrap_with_lock(point_fn), names=names[:n_free], shapes=[tuple(s) for s in meta["shapes"][:n_free]]
+    )
+    reparameterized = list(meta["reparameterized_names"])
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+
+    return CompiledPyMCModel(
+        _n_dim=meta["n_dim"],
+        dims=dims,
+        _coords=coords,
+        _shapes={name: tuple(shape) for name, shape in zip(names, meta["shapes"])},
+        compiled_logp_func=logp_fn,
+        compiled_expand_func=expand_fn,
+        initial_point_func=initial_point_fn,
+        shared_data=shared_data,
+        shared_var_keys=shared_var_keys,
+        user_data=user_data,
+        n_expanded=meta["n_expanded"],
+        shape_info=shape_info,
+        logp_func=None,
+        expand_func=None,
+        reparameterized_names=reparameterized,
+    )
+
+
+# --------------------------------------------------------------------------
+# in-process memo
+# --------------------------------------------------------------------------
+
+
+def _memoise(memo_key: str, compiled: Any, signature: dict[str, Any]) -> None:
+    shapes = getattr(compiled, "_shapes", None)
+    if shapes is None:
+        return
+    entry = _MemoEntry(compiled=compiled, shapes=dict(shapes), data_shapes=_data_shapes_from(compiled))
+    with _MEMO_LOCK:
+        _MEMO[memo_key] = entry
+        _MEMO.move_to_end(memo_key)
+        while len(_MEMO) > _MEMO_MAX:
+            _MEMO.popitem(last=False)
+
+
+def _data_shapes_from(compiled: Any) -> dict[str, tuple[int, ...]]:
+    return {
+        var.name: tuple(int(s) for s in compiled.shared_data[key].shape)
+        for var, key in compiled.shared_var_keys.items()
+    }
+
+
+def _rebind(entry: _MemoEntry, model: pm.Model, signature: dict[str, Any]) -> Any | None:
+    """Return the memoised model bound to `model`'s data and coordinates."""
+    from nutpie.compile_pymc import _prepare_dims_and_coords
+
+    compiled = entry.compiled
+    data_vars = {v.name: v for v in model.data_vars}
+    names = [var.name for var in compiled.shared_var_keys]
+    if any(n not in data_vars for n in names):
+        return None
+    current = {n: s for n, s in _data_shapes(model).items() if n in names}
+    if current != entry.data_shapes and not _shapes_ok(model, entry.shapes, {}):
+        return None
+    updates = {n: data_vars[n].get_value() for n in names}
+    rebound = compiled.with_data(**updates) if updates else compiled
+    dims, coords = _prepare_dims_and_coords(model, compiled.shape_info, compiled.reparameterized_names or [])
+    return dataclasses.replace(rebound, dims=dims, _coords=coords)
+
+
+def _safe(fn: Any, *args: Any) -> Any:
+    """Run a cache operation; any failure means "no cache"."""
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - the cache must never break a fit
+        _log.debug("compile cache: %s failed; ignoring", fn.__name__, exc_info=True)
+        return None

@@ -1,0 +1,1 @@
+"""The model layer: families, priors, parameterization and the PyMC builder."""

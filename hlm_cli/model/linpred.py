@@ -1,0 +1,288 @@
+"""Reading a run directory back, and the linear predictor for new rows.
+
+Later commands (``loo``, ``contrast``, ``hypothesis``, ``predict``, ``report``) open a run
+with :func:`load_run`: ``run.json`` gives the resolved spec, the model is rebuilt from the
+original data file (its sha256 must match), and ``posterior.nc`` gives the draws. Predictions
+are computed from the draws in numpy, per posterior draw:
+
+    eta = X_new @ beta + sum_terms sum_k Z_new[:, k] * b_term[level, k] + offset
+
+Rows whose group level was not in the fitted data get effects drawn from the fitted
+group-level distribution (brms's ``allow_new_levels = TRUE, sample_new_levels =
+"gaussian"``), including the correlation between intercept and slopes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hlm_cli.errors import InputError
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    info: dict  # run.json
+    tree: object  # xarray.DataTree from posterior.nc
+    prepared: object  # hlm_cli.workflows.fit.Prepared (table, formula, family, built)
+
+    @property
+    def built(self):
+        return self.prepared.built
+
+    @property
+    def spec(self):
+        from hlm_cli.spec import FitSpec
+
+        return FitSpec.model_validate(self.info["config"])
+
+
+def open_tree(run_dir: Path):
+    """posterior.nc of a run directory, or an InputError saying what is wrong."""
+    run_dir = Path(run_dir)
+    path = run_dir / "posterior.nc"
+    if not (run_dir / "run.json").exists() or not path.exists():
+        raise InputError(
+            f"{str(run_dir)!r} is not an hlm run directory (no run.json/posterior.nc)",
+            hint="give the --out directory of an 'hlm fit' run",
+        )
+    from xarray import open_datatree
+
+    tree = open_datatree(path, engine="h5netcdf")
+    return tree.load()
+
+
+def load_run(run_dir: Path, *, data: Path | None = None, check_hash: bool = True) -> RunContext:
+    """Open a run directory and rebuild its model (no sampling).
+
+    Parameters
+    ----------
+    run_dir : Path
+        An ``hlm fit --out`` directory.
+    data : Path, optional
+        The data file, if it moved since the fit (its sha256 must still match).
+    check_hash : bool
+        Refuse a data file whose sha256 differs from the one in run.json.
+    """
+    from hlm_cli import data as data_mod
+    from hlm_cli.outputs import runinfo
+    from hlm_cli.spec import FitSpec
+    from hlm_cli.workflows.fit import prepare
+
+    run_dir = Path(run_dir)
+    tree = open_tree(run_dir)
+    info = runinfo.read(run_dir)
+    cfg = dict(info["config"])
+    path = Path(data) if data is not None else Path(info["data"]["file"])
+    if not path.exists():
+        raise InputError(
+            f"the data file of {run_dir.name}, {str(path)!r}, no longer exists",
+            hint="pass the moved file with --data PATH",
+        )
+    table = data_mod.read_csv(path)
+    if check_hash and table.sha256 != info["data"]["sha256"]:
+        raise InputError(
+            f"{path.name} changed since {run_dir.name} was fitted (sha256 differs)",
+            hint="refit the model, or pass the original file with --data",
+        )
+    cfg["data"] = str(path)
+    spec = FitSpec.model_validate(cfg)
+    prepared = prepare(spec, table=table)
+    return RunContext(run_dir, info, tree, prepared)
+
+
+def stacked(tree, name: str) -> np.ndarray:
+    """Draws of a posterior variable as (S, ...) with S = chains * draws."""
+    arr = np.asarray(tree["posterior"][name])
+    return arr.reshape((arr.shape[0] * arr.shape[1],) + arr.shape[2:])
+
+
+def _fixed_design(built, new: pd.DataFrame):
+    common = built.design.common
+    try:
+        nd = common.evaluate_new_data(new)
+    except Exception as err:  # unknown categories, missing columns
+        msg = str(err).splitlines()[0]
+        raise InputError(f"cannot use the new rows for prediction: {msg}", hint="new rows need the fitted model's columns and known levels of population-level factors") from None
+    X_all = np.asarray(nd.design_matrix, dtype=float)
+    keep, offset = [], None
+    for name, term in common.terms.items():
+        sl = nd.slices[name] if hasattr(nd, "slices") and name in nd.slices else common.slices[name]
+        if getattr(term, "kind", None) == "offset":
+            col = X_all[:, sl].sum(axis=1)
+            offset = col if offset is None else offset + col
+        else:
+            keep.extend(range(sl.start, sl.stop))
+    return X_all[:, keep], offset
+
+
+def beta_draws(tree, built) -> np.ndarray:
+    """(S, p) population-level coefficients in design-column order."""
+    parts = []
+    post = tree["posterior"]
+    for term, sl in built.design.fixed_slices.items():
+        labels = built.design.x_labels[sl]
+        if term in post:
+            x = stacked(tree, term)
+            parts.append(x.reshape(x.shape[0], -1))
+        else:  # one variable per column (a user prior on a single factor level)
+            parts.append(np.stack([stacked(tree, lab) for lab in labels], axis=1))
+    if not parts:
+        return np.zeros((stacked(tree, next(iter(post.data_vars))).shape[0], 0))
+    return np.concatenate(parts, axis=1)
+
+
+def linear_predictor(ctx: RunContext, new: pd.DataFrame | None = None, *, new_levels: str = "sample", seed: int = 0) -> np.ndarray:
+    """Posterior draws of the linear predictor (link scale), shape (S, n).
+
+    Parameters
+    ----------
+    ctx : RunContext
+    new : DataFrame, optional
+        Rows to predict; default: the fitted rows.
+    new_levels : {"sample", "zero", "error"}
+        Group levels not seen in fitting: draw effects from the group-level distribution
+        (default), use 0 (the population-level prediction), or refuse.
+    seed : int
+    """
+    from hlm_cli.formula.design import level_labels
+
+    built = ctx.built
+    tree = ctx.tree
+    design = built.design
+    rng = np.random.default_rng(seed)
+    if new is None:
+        X, offset = design.X, design.offset
+        frame = ctx.prepared.table.frame.reset_index(drop=True)
+    else:
+        frame = _prepare_new(ctx, new)
+        X, offset = _fixed_design(built, frame)
+    beta = beta_draws(tree, built)
+    eta = beta @ X.T if X.shape[1] else np.zeros((beta.shape[0], len(frame)))
+    if offset is not None:
+        eta = eta + offset
+    for g in design.groups:
+        if new is None:
+            Z, labels = g.Z, np.asarray(g.levels)[g.index]
+        else:
+            Z = np.asarray(g.common.evaluate_new_data(frame).design_matrix, dtype=float)
+            labels = level_labels(frame, g.term.factor).to_numpy()
+        eta = eta + _group_contribution(tree, g, Z, labels, new_levels, rng)
+    return eta
+
+
+def _group_contribution(tree, g, Z, labels, new_levels, rng) -> np.ndarray:
+    level_index = {lev: i for i, lev in enumerate(g.levels)}
+    idx = np.array([level_index.get(lab, -1) for lab in labels])
+    effects = np.stack([stacked(tree, n) for n in g.effect_names], axis=-1)  # (S, L, K)
+    S, _, K = effects.shape
+    unseen = idx < 0
+    b = np.zeros((S, len(labels), K))
+    b[:, ~unseen, :] = effects[:, idx[~unseen], :]
+    if unseen.any():
+        if new_levels == "error":
+            bad = labels[unseen][0]
+            raise InputError(f"level {bad!r} of {g.factor!r} was not in the fitted data", hint="use new_levels='sample' to predict for new groups")
+        if new_levels == "sample":
+            sds = np.stack([stacked(tree, f"{n}_sigma") for n in g.effect_names], axis=-1)  # (S, K)
+            corr = np.broadcast_to(np.eye(K), (S, K, K)).copy()
+            for a in range(K):
+                for c in range(a + 1, K):
+                    name = f"cor({g.columns[a]},{g.columns[c]}|{g.factor})"
+                    if name in tree["posterior"]:
+                        r = stacked(tree, name)
+                        corr[:, a, c] = corr[:, c, a] = r
+            cov = sds[:, :, None] * corr * sds[:, None, :]
+            chol = np.linalg.cholesky(cov + 1e-12 * np.eye(K))
+            new_labels = sorted(set(labels[unseen]))
+            for lab in new_labels:
+                z = rng.standard_normal((S, K))
+                draw = np.einsum("skj,sj->sk", chol, z)
+                rows = np.where(labels == lab)[0]
+                b[:, rows, :] = draw[:, None, :]
+    return np.einsum("snk,nk->sn", b, Z)
+
+
+def _prepare_new(ctx: RunContext, new: pd.DataFrame) -> pd.DataFrame:
+    """Apply the fit's column handling (categorical columns) to new rows."""
+    from hlm_cli.errors import closest_match
+
+    frame = new.copy()
+    formula = ctx.prepared.formula
+    resp = {formula.response.expr} if formula.response else set()
+    needed = set(formula.columns) - resp - ({formula.response.se} if formula.response and formula.response.se else set())
+    if formula.response and formula.response.failures:
+        needed -= set(formula.response.failures.replace("-", " ").split())
+    missing = sorted(c for c in needed if c not in frame.columns)
+    if missing:
+        raise InputError(f"the new data has no column {missing[0]!r}", hint=closest_match(missing[0], list(frame.columns)))
+    for col in ctx.spec.categorical:
+        if col in frame.columns:
+            frame[col] = frame[col].astype(str)
+            fitted = ctx.prepared.table.frame[col]
+            if isinstance(fitted.dtype, pd.CategoricalDtype):
+                frame[col] = pd.Categorical(frame[col], categories=fitted.cat.categories)
+    for c in frame.columns:  # formulae needs the fitted dtype for known factor levels
+        if c in ctx.prepared.table.frame.columns:
+            fitted = ctx.prepared.table.frame[c]
+            if pd.api.types.is_numeric_dtype(fitted) and not pd.api.types.is_numeric_dtype(frame[c]):
+                frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame.reset_index(drop=True)
+
+
+def inverse_link(family, eta: np.ndarray) -> np.ndarray:
+    """Mean of the response given the linear predictor (lognormal: the median exp(eta))."""
+    if family.link == "logit":
+        return 1.0 / (1.0 + np.exp(-eta))
+    if family.link == "log":
+        return np.exp(eta)
+    if family.name == "lognormal":
+        return np.exp(eta)
+    return eta
+
+
+def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | None = None, se: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Posterior predictive draws of new responses, shape (S, n)."""
+    rng = np.random.default_rng(seed)
+    fam = ctx.built.family
+    S = eta.shape[0]
+
+    def aux(name):
+        return stacked(ctx.tree, name).reshape(S, 1) if name in ctx.tree["posterior"] else None
+
+    mu = inverse_link(fam, eta)
+    sigma = aux("sigma")
+    if se is not None:
+        sigma = np.sqrt(se[None, :] ** 2 + (sigma**2 if sigma is not None else 0.0))
+    match fam.name:
+        case "gaussian":
+            return rng.normal(eta, sigma)
+        case "t":
+            return eta + sigma * rng.standard_t(aux("nu"), size=eta.shape)
+        case "lognormal":
+            return np.exp(rng.normal(eta, sigma))
+        case "bernoulli":
+            return rng.binomial(1, mu).astype(float)
+        case "binomial":
+            n = trials if trials is not None else np.ones(eta.shape[1])
+            return rng.binomial(n.astype(np.int64)[None, :], mu).astype(float)
+        case "poisson":
+            return rng.poisson(mu).astype(float)
+        case "negativebinomial":
+            alpha = aux("alpha")
+            return rng.poisson(rng.gamma(alpha, mu / alpha)).astype(float)
+        case "gamma":
+            alpha = aux("alpha")
+            return rng.gamma(alpha, mu / alpha)
+        case "beta":
+            kappa = aux("kappa")
+            return rng.beta(mu * kappa, (1 - mu) * kappa)
+    raise AssertionError(fam.name)
+
+
+__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "inverse_link", "response_draws", "dataclasses"]

@@ -1,0 +1,1 @@
+"""Workflows compose the layers; they return results and never print."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny CSVs (20-50 rows), golden files, and a real fitted run (once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+SAMPLE = ROOT / "sample_data"
+
+# keep compiled-model caches of the test run away from the user's ~/.cache/hlm
+os.environ.setdefault("HLM_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/*.txt from the current output")
+
+
+@pytest.fixture
+def golden(request):
+    """golden('name.txt', text): compare with tests/golden/name.txt (or rewrite it)."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if update or not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text(), f"output differs from tests/golden/{name} (run pytest --update-golden and read the diff)"
+
+    return check
+
+
+@pytest.fixture
+def tiny_df() -> pd.DataFrame:
+    """36 rows: 6 groups x 2 conditions x 3 replicates, a numeric predictor and a group factor."""
+    rng = np.random.default_rng(1)
+    g = np.repeat([f"g{i}" for i in range(6)], 6)
+    cond = np.tile(np.repeat(["a", "b"], 3), 6)
+    x = rng.normal(size=36)
+    u = rng.normal(0, 0.8, 6)[np.repeat(np.arange(6), 6)]
+    y = 1.0 + 0.5 * x + 0.7 * (cond == "b") + u + rng.normal(0, 0.3, 36)
+    return pd.DataFrame({"y": y, "x": x, "cond": cond, "g": g, "count": rng.poisson(np.exp(0.5 + 0.3 * x)), "flag": (y > 1.3).astype(int)})
+
+
+@pytest.fixture
+def tiny_csv(tmp_path, tiny_df) -> Path:
+    path = tmp_path / "tiny.csv"
+    tiny_df.to_csv(path, index=False)
+    return path
+
+
+FAST = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def fitted_run(tmp_path_factory) -> Path:
+    """One real fit of the cell-line sample data, shared by tests that read a run directory."""
+    from hlm_cli.cli.app import main
+
+    out = tmp_path_factory.mktemp("runs") / "cell_lines"
+    code = main(["fit", str(SAMPLE / "cell_lines.csv"), "--formula", "logfc ~ 1 + (1|gene) + (1|cell_line)",
+                 "--out", str(out), "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "1", "--quiet"])
+    assert code == 0
+    return out
