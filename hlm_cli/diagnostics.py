@@ -92,7 +92,7 @@ def check(tree, summary, built) -> list[Finding]:
         terms = sorted({p.removesuffix("_sigma") for p in suspects if p.endswith("_sigma")})
         alt = ""
         if terms and built is not None:
-            kinds = {g.effect_names[0]: built.parameterization[g.term.label].kind for g in built.design.groups}
+            kinds = {n: built.parameterization[g.term.label].kind for g in built.design.groups for n in g.effect_names}
             flips = ["noncentered" if kinds.get(t) in ("centered", "zerosum") else "centered" for t in terms]
             alt = f", or --parameterization {flips[0]} for {terms[0]}"
         out.append(Finding(
@@ -158,7 +158,11 @@ def ident_pairs(tree, built) -> list[tuple[str, str, np.ndarray, np.ndarray, flo
     series: list[tuple[str, np.ndarray]] = []
     if "Intercept" in post:
         series.append(("Intercept", np.asarray(post["Intercept"]).ravel()))
+    handled = {g.factor for g in built.design.groups
+               if built.parameterization[g.term.label].kind == "zerosum" or built.parameterization[g.term.label].on_mean}
     for factor, effects in built.params.group_effects.items():
+        if factor in handled:  # sampled in an identified form; lme4-scale values are drawn afterwards
+            continue
         eff = next((e for e in effects if e.startswith("1|")), None)
         if eff is None or eff not in post:
             continue

@@ -112,6 +112,9 @@ def sample(
         timings["sample"] = time.perf_counter() - t0
     say("predict")
     t2 = time.perf_counter()
+    from hlm_cli.model.reparam import to_user_scale
+
+    tree = to_user_scale(tree, built, seed=spec.seed)
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
     return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_cached=cached)
@@ -156,16 +159,39 @@ def _quiet_pymc() -> None:
 
 
 def complete(built: BuiltModel, tree, *, seed: int):
-    """Add log_likelihood, posterior_predictive, observed_data and constant_data groups."""
-    import pymc as pm
+    """Add log_likelihood, posterior_predictive and observed_data groups.
 
-    _quiet_pymc()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pm.compute_log_likelihood(tree, model=built.model, extend_inferencedata=True, progressbar=False)
-        tree = pm.sample_posterior_predictive(
-            tree, model=built.model, extend_inferencedata=True, random_seed=seed, progressbar=False
-        )
+    Both are computed in numpy from the posterior draws (:mod:`hlm_cli.model.likelihood`,
+    :func:`hlm_cli.model.linpred.simulate`), which avoids compiling two more PyTensor
+    functions per fit. Large data are stored as float32 to bound the file size.
+    """
+    import xarray as xr
+
+    from hlm_cli.model import likelihood, linpred
+
+    post = tree["posterior"]
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    d = built.design
+    name = built.response_name
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(d.n)}
+    ll = likelihood.pointwise(tree, built)
+    big = ll.size > 20_000_000
+    rng = np.random.default_rng(seed)
+    ppc = np.empty(ll.shape, dtype=np.float32 if big else float)
+    S = C * D
+    for start in range(0, S, 500):
+        sl = slice(start, min(S, start + 500))
+        eta = linpred.eta_draws(tree, built, draws=sl)
+        ppc[sl] = linpred.simulate(built.family, tree, eta, trials=d.trials, se=d.se, draws=sl, rng=rng)
+    dims = ("chain", "draw", "__obs__")
+    tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n).astype(np.float32 if big else float))}, coords=coords)
+    tree["posterior_predictive"] = xr.Dataset({name: (dims, ppc.reshape(C, D, d.n))}, coords=coords)
+    obs = {name: (("__obs__",), np.asarray(d.y, dtype=float))}
+    if d.trials is not None:
+        obs["trials"] = (("__obs__",), np.asarray(d.trials, dtype=float))
+    if d.se is not None:
+        obs["se"] = (("__obs__",), np.asarray(d.se, dtype=float))
+    tree["observed_data"] = xr.Dataset(obs, coords={"__obs__": np.arange(d.n)})
     return tree
 
 

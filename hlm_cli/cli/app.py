@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args
+    if not _state["debug"]:  # library warnings (BLAS, numba) are noise to a user; --debug shows them
+        import warnings
+
+        warnings.filterwarnings("ignore")
     try:
         rc = app(args=args, prog_name="hlm", standalone_mode=False)
         return int(rc) if isinstance(rc, int) else 0

@@ -7,10 +7,10 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-_out = Console(highlight=False, soft_wrap=False)
+_out = Console(highlight=False, soft_wrap=False, emoji=False)
 if not _out.is_terminal:  # files and pipes: wide enough for the summary tables
-    _out = Console(highlight=False, soft_wrap=False, width=120)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+    _out = Console(highlight=False, soft_wrap=False, width=120, emoji=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def error(message: str, hint: str | None = None) -> None:
@@ -90,7 +90,7 @@ def fit_result(result) -> None:
     _out.print(f"[bold]Data:[/bold] {spec.data} ({d.n} rows used{drop}); groups: {groups}")
     chains, draws = spec.sampler.chains, spec.sampler.draws
     _out.print(f"[bold]Draws:[/bold] {chains} chains x {draws} draws after {spec.sampler.tune} warm-up ({spec.sampler.sampler})")
-    param = ", ".join(f"{k}: {v.kind}" for k, v in built.parameterization.items())
+    param = ", ".join(f"({k}): {v.label}" for k, v in built.parameterization.items())
     if param:
         _out.print(f"[bold]Group terms sampled as:[/bold] {param}")
     _out.print()

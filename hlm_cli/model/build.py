@@ -164,7 +164,7 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
         "n": design.n,
-        "param": {k: v.kind for k, v in sorted(choices.items())},
+        "param": {k: (v.kind, v.on_mean) for k, v in sorted(choices.items())},
         "offset": design.offset is not None,
         "se": design.se is not None,
         "trials": design.trials is not None,
@@ -218,14 +218,23 @@ def build_model(
             data_vars[name] = value
             return pm.Data(name, value, dims=dims)
 
+        # group-level SDs first: the intercept's prior depends on them when group terms are
+        # sampled as zero-sum offsets (see _intercept_rv)
+        sds = {g.term.label: [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in g.effect_names] for g in design.groups}
+        zerosum = [g for g in design.groups if choices[g.term.label].kind == "zerosum"]
+
         # population level: one variable per term, stacked in design order
         eta = 0.0
+        beta = None
         if design.X.shape[1]:
             X = data("_X", design.X)
             coefs = []
             for term, sl in design.fixed_slices.items():
                 labels = design.x_labels[sl]
-                if len(labels) == 1 and labels[0] == term:
+                if term == "Intercept":
+                    rv = _intercept_rv(pm, pt, priors["Intercept"], zerosum, sds)
+                    coefs.append(pt.atleast_1d(rv))
+                elif len(labels) == 1 and labels[0] == term:
                     rv = _dist(pm, term, priors[labels[0]])
                     coefs.append(pt.atleast_1d(rv))
                 else:
@@ -248,7 +257,11 @@ def build_model(
         for i, g in enumerate(design.groups):
             idx = data(f"_idx{i}", g.index)
             Z = data(f"_Z{i}", g.Z)
-            b = _group_term(pm, pt, g, priors, choices[g.term.label].kind, info)  # (levels, K)
+            choice = choices[g.term.label]
+            mean = None
+            if choice.on_mean:  # hierarchical centering: effects centered on the population coefficients
+                mean = pt.stack([beta[design.x_labels.index(c)] for c in g.columns])
+            b = _group_term(pm, pt, g, sds[g.term.label], priors, choice.kind, info, mean)  # (levels, K)
             eta = eta + (Z * b[idx]).sum(axis=1)
 
         eta = pt.as_tensor_variable(eta)
@@ -270,20 +283,44 @@ def build_model(
     )
 
 
-def _group_term(pm, pt, g: GroupDesign, priors, kind: str, info: ParamInfo):
-    """Group effects of one term as a (levels, K) tensor on lme4's scale."""
+def _intercept_rv(pm, pt, prior: Prior, zerosum, sds):
+    """The intercept; with zero-sum group terms its Normal prior is widened exactly.
+
+    Sampling group intercepts as zero-sum offsets ``d`` (sum 0) with the intercept ``m``
+    absorbing their mean is the standard model ``y = m' + b'`` with ``b' ~ iid N(0, tau)``
+    reparameterized: ``m = m' + mean(b')``, ``d = b' - mean(b')``, where ``mean(b') ~
+    N(0, tau^2 / L)`` is independent of ``d``. Marginally ``m ~ prior(m') * N(0, tau^2 / L)``,
+    which for a Normal(mu0, s0) prior is Normal(mu0, sqrt(s0^2 + sum tau_k^2 / L_k)): with that
+    prior the two models are the same, and :func:`hlm_cli.model.reparam.to_user_scale` draws
+    ``mean(b')`` back to report lme4-scale values.
+    """
+    if not zerosum or prior.dist != "Normal":
+        return _dist(pm, "Intercept", prior)
+    kw = prior.kwargs
+    extra = sum(sd**2 / len(g.levels) for g in zerosum for sd in sds[g.term.label][:1])
+    return pm.Normal("Intercept", mu=float(kw["mu"]), sigma=pt.sqrt(float(kw["sigma"]) ** 2 + extra))
+
+
+def _group_term(pm, pt, g: GroupDesign, sds, priors, kind: str, info: ParamInfo, mean=None):
+    """Group effects of one term as a (levels, K) tensor on lme4's scale.
+
+    ``mean`` (K,) is given for hierarchical centering: the sampled group coefficients are
+    centered on the population-level ones and the returned effects are their deviations.
+    """
     names = g.effect_names
     K = len(names)
     dims = g.factor
-    sds = [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in names]
     info.group_sds.setdefault(g.factor, []).extend(f"{n}_sigma" for n in names)
     info.group_effects.setdefault(g.factor, []).extend(names)
     L = len(g.levels)
     if K == 1 or not g.term.correlated:
         cols = []
-        for n, sd in zip(names, sds, strict=True):
+        for j, (n, sd) in enumerate(zip(names, sds, strict=True)):
             if kind == "zerosum":
                 b = pm.ZeroSumNormal(n, sigma=sd, dims=dims)
+            elif kind == "centered" and mean is not None:
+                theta = pm.Normal(f"_mean({n})", mean[j], sd, dims=dims)
+                b = pm.Deterministic(n, theta - mean[j], dims=dims)
             elif kind == "centered":
                 b = pm.Normal(n, 0.0, sd, dims=dims)
             else:
@@ -296,15 +333,16 @@ def _group_term(pm, pt, g: GroupDesign, priors, kind: str, info: ParamInfo):
     # pymc 6: LKJCorr is the lower Cholesky factor L of the correlation matrix R = L L^T
     L_corr = pm.LKJCorr(f"_cholcorr({g.factor})", n=K, eta=eta)
     corr = pt.dot(L_corr, L_corr.T)
-    sd_vec = pt.stack(sds)
-    chol = sd_vec[:, None] * L_corr
-    coord = f"{g.factor}__terms"
-    pm.modelcontext(None).add_coord(coord, [c for c in g.columns])
+    chol = pt.stack(sds)[:, None] * L_corr
+    label = f"{g.factor}|{g.term.expr}"
     if kind == "noncentered":
-        z = pm.Normal(f"_z({g.factor}|{g.term.expr})", 0.0, 1.0, shape=(L, K))
+        z = pm.Normal(f"_z({label})", 0.0, 1.0, shape=(L, K))
         b = pt.dot(z, chol.T)
+    elif mean is not None:
+        theta = pm.MvNormal(f"_mean({label})", mu=mean, chol=chol, shape=(L, K))
+        b = theta - mean[None, :]
     else:
-        b = pm.MvNormal(f"_b({g.factor}|{g.term.expr})", mu=pt.zeros(K), chol=chol, shape=(L, K))
+        b = pm.MvNormal(f"_b({label})", mu=pt.zeros(K), chol=chol, shape=(L, K))
     for j, n in enumerate(names):
         pm.Deterministic(n, b[:, j], dims=dims)
     cors = []

@@ -150,36 +150,57 @@ def linear_predictor(ctx: RunContext, new: pd.DataFrame | None = None, *, new_le
         (default), use 0 (the population-level prediction), or refuse.
     seed : int
     """
+    frame = None if new is None else _prepare_new(ctx, new)
+    return eta_draws(ctx.tree, ctx.built, frame, new_levels=new_levels, seed=seed)
+
+
+def eta_draws(tree, built, frame: pd.DataFrame | None = None, *, new_levels: str = "sample", seed: int = 0, draws: slice | None = None) -> np.ndarray:
+    """Linear predictor draws (S, n) from a posterior tree and a BuiltModel.
+
+    ``frame`` None means the fitted rows (the design arrays are used directly); ``draws``
+    selects a slice of the stacked draws (to bound memory on large data).
+    """
     from hlm_cli.formula.design import level_labels
 
-    built = ctx.built
-    tree = ctx.tree
     design = built.design
     rng = np.random.default_rng(seed)
-    if new is None:
+    if frame is None:
         X, offset = design.X, design.offset
-        frame = ctx.prepared.table.frame.reset_index(drop=True)
     else:
-        frame = _prepare_new(ctx, new)
         X, offset = _fixed_design(built, frame)
     beta = beta_draws(tree, built)
-    eta = beta @ X.T if X.shape[1] else np.zeros((beta.shape[0], len(frame)))
+    if draws is not None:
+        beta = beta[draws]
+    n = X.shape[0]
+    eta = beta @ X.T if X.shape[1] else np.zeros((beta.shape[0], n))
     if offset is not None:
         eta = eta + offset
     for g in design.groups:
-        if new is None:
-            Z, labels = g.Z, np.asarray(g.levels)[g.index]
+        if frame is None:
+            eta = eta + _fitted_group_contribution(tree, g, draws)
         else:
             Z = np.asarray(g.common.evaluate_new_data(frame).design_matrix, dtype=float)
             labels = level_labels(frame, g.term.factor).to_numpy()
-        eta = eta + _group_contribution(tree, g, Z, labels, new_levels, rng)
+            eta = eta + _group_contribution(tree, g, Z, labels, new_levels, rng, draws)
     return eta
 
 
-def _group_contribution(tree, g, Z, labels, new_levels, rng) -> np.ndarray:
+def _fitted_group_contribution(tree, g, draws: slice | None) -> np.ndarray:
+    out = 0.0
+    for k, name in enumerate(g.effect_names):
+        b = stacked(tree, name)
+        if draws is not None:
+            b = b[draws]
+        out = out + b[:, g.index] * g.Z[:, k]
+    return out
+
+
+def _group_contribution(tree, g, Z, labels, new_levels, rng, draws: slice | None = None) -> np.ndarray:
     level_index = {lev: i for i, lev in enumerate(g.levels)}
     idx = np.array([level_index.get(lab, -1) for lab in labels])
     effects = np.stack([stacked(tree, n) for n in g.effect_names], axis=-1)  # (S, L, K)
+    if draws is not None:
+        effects = effects[draws]
     S, _, K = effects.shape
     unseen = idx < 0
     b = np.zeros((S, len(labels), K))
@@ -190,12 +211,14 @@ def _group_contribution(tree, g, Z, labels, new_levels, rng) -> np.ndarray:
             raise InputError(f"level {bad!r} of {g.factor!r} was not in the fitted data", hint="use new_levels='sample' to predict for new groups")
         if new_levels == "sample":
             sds = np.stack([stacked(tree, f"{n}_sigma") for n in g.effect_names], axis=-1)  # (S, K)
+            if draws is not None:
+                sds = sds[draws]
             corr = np.broadcast_to(np.eye(K), (S, K, K)).copy()
             for a in range(K):
                 for c in range(a + 1, K):
                     name = f"cor({g.columns[a]},{g.columns[c]}|{g.factor})"
                     if name in tree["posterior"]:
-                        r = stacked(tree, name)
+                        r = stacked(tree, name) if draws is None else stacked(tree, name)[draws]
                         corr[:, a, c] = corr[:, c, a] = r
             cov = sds[:, :, None] * corr * sds[:, None, :]
             chol = np.linalg.cholesky(cov + 1e-12 * np.eye(K))
@@ -248,12 +271,26 @@ def inverse_link(family, eta: np.ndarray) -> np.ndarray:
 
 def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | None = None, se: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """Posterior predictive draws of new responses, shape (S, n)."""
-    rng = np.random.default_rng(seed)
-    fam = ctx.built.family
+    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed)
+
+
+def aux_draws(tree, name: str, S: int, draws: slice | None = None):
+    """(S, 1) draws of a family parameter, or None when the model has none."""
+    if name not in tree["posterior"]:
+        return None
+    x = stacked(tree, name)
+    if draws is not None:
+        x = x[draws]
+    return x.reshape(S, -1)
+
+
+def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None) -> np.ndarray:
+    """Draws from the likelihood given linear-predictor draws (the posterior predictive)."""
+    rng = rng if rng is not None else np.random.default_rng(seed)
     S = eta.shape[0]
 
     def aux(name):
-        return stacked(ctx.tree, name).reshape(S, 1) if name in ctx.tree["posterior"] else None
+        return aux_draws(tree, name, S, draws)
 
     mu = inverse_link(fam, eta)
     sigma = aux("sigma")
@@ -270,7 +307,7 @@ def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | Non
             return rng.binomial(1, mu).astype(float)
         case "binomial":
             n = trials if trials is not None else np.ones(eta.shape[1])
-            return rng.binomial(n.astype(np.int64)[None, :], mu).astype(float)
+            return rng.binomial(np.asarray(n).astype(np.int64)[None, :], mu).astype(float)
         case "poisson":
             return rng.poisson(mu).astype(float)
         case "negativebinomial":
@@ -285,4 +322,4 @@ def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | Non
     raise AssertionError(fam.name)
 
 
-__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "inverse_link", "response_draws", "dataclasses"]
+__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "dataclasses"]
