@@ -58,6 +58,7 @@ class FitSpec(Spec):
     priors: dict[str, str] = Field(default_factory=dict)
     categorical: list[str] = Field(default_factory=list)
     se: str | None = None  # --se COL: same as "y | se(COL) ~ ..."
+    sigma_formula: str | None = None  # --sigma-formula "~ group": log(sigma) regression
     dropna: bool = True
     prior_predictive: bool = False
     force: bool = False

@@ -21,6 +21,7 @@ def fit(
     prior: Annotated[list[str] | None, typer.Option("--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" --prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
     se: Annotated[str | None, typer.Option("--se", help="column of known standard errors (same as 'y | se(COL) ~ ...'), e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
+    sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)', rich_help_panel=MODEL, show_default=False)] = None,
     draws: Annotated[int | None, typer.Option(min=1, help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
     tune: Annotated[int | None, typer.Option(min=0, help="warm-up iterations per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
     chains: Annotated[int | None, typer.Option(min=1, help="number of chains, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
@@ -51,7 +52,7 @@ def fit(
 
     spec = load_fit_spec(
         config,
-        data=data, formula=formula, out=out, family=family, priors=prior, categorical=categorical, se=se,
+        data=data, formula=formula, out=out, family=family, priors=prior, categorical=categorical, se=se, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 _out = Console(highlight=False, soft_wrap=False, emoji=False)
@@ -70,7 +71,7 @@ def summary_tables(summary, title: str | None = None) -> list[Table]:
             label = name
             if kind == "group_sd":
                 label = f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
-            t.add_row(label, _fmt(r["mean"]), _fmt(r["sd"]), _fmt(r["hdi94_lb"]), _fmt(r["hdi94_ub"]), f"{r['r_hat']:.3f}", f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}")
+            t.add_row(escape(label), _fmt(r["mean"]), _fmt(r["sd"]), _fmt(r["hdi94_lb"]), _fmt(r["hdi94_ub"]), f"{r['r_hat']:.3f}", f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}")
         tables.append(t)
     return tables
 
@@ -84,15 +85,15 @@ def fit_result(result) -> None:
     built = result.built
     d = built.design
     _out.print(f"[bold]Family:[/bold] {built.family.name} (link: {built.family.link})")
-    _out.print(f"[bold]Formula:[/bold] {spec.formula}")
-    groups = "; ".join(f"{g.factor} ({len(g.levels)} levels)" for g in d.groups) or "none"
+    _out.print(f"[bold]Formula:[/bold] {escape(spec.formula)}")
+    groups = escape("; ".join(f"{g.factor} ({len(g.levels)} levels)" for g in d.groups) or "none")
     drop = f", {result.table.dropped} dropped for missing values" if result.table.dropped else ""
-    _out.print(f"[bold]Data:[/bold] {spec.data} ({d.n} rows used{drop}); groups: {groups}")
+    _out.print(f"[bold]Data:[/bold] {escape(str(spec.data))} ({d.n} rows used{drop}); groups: {groups}")
     chains, draws = spec.sampler.chains, spec.sampler.draws
     _out.print(f"[bold]Draws:[/bold] {chains} chains x {draws} draws after {spec.sampler.tune} warm-up ({spec.sampler.sampler})")
     param = ", ".join(f"({k}): {v.label}" for k, v in built.parameterization.items())
     if param:
-        _out.print(f"[bold]Group terms sampled as:[/bold] {param}")
+        _out.print(f"[bold]Group terms sampled as:[/bold] {escape(param)}")
     _out.print()
     for t in summary_tables(result.summary):
         _out.print(t)
@@ -111,6 +112,6 @@ def findings(items) -> None:
         _out.print("[green]Diagnostics: all checks passed[/green] (R-hat <= 1.01, ESS >= 100 per chain, no divergences, no tree-depth hits, E-BFMI >= 0.3)")
         return
     for f in items:
-        _out.print(f"[yellow]warning:[/yellow] {f.message}")
-        _out.print(f"  [dim]remedy:[/dim] {f.remedy}")
+        _out.print(f"[yellow]warning:[/yellow] {escape(f.message)}")
+        _out.print(f"  [dim]remedy:[/dim] {escape(f.remedy)}")
     _out.print()

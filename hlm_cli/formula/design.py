@@ -104,6 +104,36 @@ class GroupDesign:
 
 
 @dataclass
+class SigmaDesign:
+    """``--sigma-formula "~ group"``: log(sigma) = X_sigma @ gamma (brms's sigma ~ ...)."""
+
+    text: str
+    X: np.ndarray
+    labels: list[str]
+    slices: dict[str, slice]
+    common: object = field(repr=False, default=None)
+
+    def names(self) -> dict[str, list[str]]:
+        """Posterior variable per term (``sigma_Intercept``, ``sigma_group``) -> column labels."""
+        return {f"sigma_{t}": self.labels[sl] for t, sl in self.slices.items()}
+
+
+def build_sigma_design(rhs: str, data: pd.DataFrame) -> SigmaDesign:
+    """Population-level design of a sigma formula (no group terms, no offsets)."""
+    common = _design(rhs, data, "sigma formula")
+    X = np.asarray(common.design_matrix, dtype=float)
+    labels: list[str] = []
+    slices: dict[str, slice] = {}
+    for name, term in common.terms.items():
+        if getattr(term, "kind", None) == "offset":
+            raise FormulaError("offsets are not supported in --sigma-formula")
+        start = len(labels)
+        labels.extend(list(getattr(term, "labels", None) or [name]))
+        slices[name] = slice(start, len(labels))
+    return SigmaDesign(rhs, X, labels, slices, common)
+
+
+@dataclass
 class Design:
     """Everything the model builder needs, as plain arrays."""
 
@@ -118,6 +148,7 @@ class Design:
     se: np.ndarray | None = None
     offset: np.ndarray | None = None
     common: object = field(repr=False, default=None)
+    sigma: SigmaDesign | None = None  # distributional model for the residual SD
 
     @property
     def n(self) -> int:

@@ -131,6 +131,15 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
     se_mode = design.se is not None
     if se_mode and not design.formula.response.se_sigma:
         aux = [a for a in aux if a != "sigma"]
+    if design.sigma is not None:
+        # log-scale regression for sigma: Normal(log sd(y), 1.5) intercept, Normal(0, 1) slopes
+        aux = [a for a in aux if a != "sigma"]
+        for var, labels in design.sigma.names().items():
+            for lab in labels:
+                name = f"sigma_{lab}"
+                default = Prior("Normal", (("mu", float(np.log(scale.std)) if lab == "Intercept" else 0.0), ("sigma", 1.5 if lab == "Intercept" else 1.0)))
+                valid.update({name, var})
+                pick(name, name, var, default=default)
     for a in aux:
         valid.add(a)
         pick(a, a, default=AUX_DEFAULTS[a](scale), positive=a != "nu" or True)
@@ -168,6 +177,7 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "offset": design.offset is not None,
         "se": design.se is not None,
         "trials": design.trials is not None,
+        "sigma": None if design.sigma is None else [design.sigma.text, design.sigma.labels],
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -355,6 +365,24 @@ def _group_term(pm, pt, g: GroupDesign, sds, priors, kind: str, info: ParamInfo,
     return b
 
 
+def _sigma_regression(pm, pt, design: Design, priors, data, info: ParamInfo):
+    """Per-row residual SD: sigma = exp(X_sigma @ gamma), stored as ``sigma`` (dim __obs__)."""
+    sd = design.sigma
+    Xs = data("_Xsigma", sd.X)
+    coefs = []
+    for var, labels in sd.names().items():
+        pr = [priors[f"sigma_{lab}"] for lab in labels]
+        if len(labels) == 1 and var == f"sigma_{labels[0]}":
+            coefs.append(pt.atleast_1d(_dist(pm, var, pr[0])))
+        else:
+            dim = f"{var}_dim"
+            pm.modelcontext(None).add_coord(dim, [lab[len(var) - 6 :].strip("[]") or lab for lab in labels])
+            stacked = Prior(pr[0].dist, tuple((k, np.array([dict(p.args)[k] for p in pr])) for k, _ in pr[0].args))
+            coefs.append(_dist(pm, var, stacked, dims=dim))
+        info.family.append(var)
+    return pm.Deterministic("sigma", pt.exp(pt.dot(Xs, pt.concatenate(coefs))), dims=OBS_DIM)
+
+
 def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo):
     aux = {}
     for a in family.aux:
@@ -362,6 +390,8 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
             aux[a] = _dist(pm, a, priors[a])
             info.family.append(a)
     kw = {"observed": y, "dims": OBS_DIM}
+    if design.sigma is not None:
+        aux["sigma"] = _sigma_regression(pm, pt, design, priors, data, info)
     if design.se is not None:
         se = data("_se", design.se)
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se

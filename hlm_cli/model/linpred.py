@@ -269,9 +269,28 @@ def inverse_link(family, eta: np.ndarray) -> np.ndarray:
     return eta
 
 
-def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | None = None, se: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """Posterior predictive draws of new responses, shape (S, n)."""
-    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed)
+def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | None = None, se: np.ndarray | None = None, seed: int = 0, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """Posterior predictive draws of new responses, shape (S, n).
+
+    ``frame`` (the new rows) is needed when the model has a ``--sigma-formula``.
+    """
+    sigma = None
+    if ctx.built.design.sigma is not None:
+        if frame is None and eta.shape[1] != ctx.built.design.n:
+            raise ValueError("response_draws needs the new rows (frame=) for a model with a sigma formula")
+        sigma = sigma_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))
+    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma)
+
+
+def sigma_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """(S, n) residual SD per row for a ``--sigma-formula`` model (fitted rows by default)."""
+    sd = built.design.sigma
+    if frame is None:
+        Xs = sd.X
+    else:
+        Xs = np.asarray(sd.common.evaluate_new_data(frame).design_matrix, dtype=float)
+    gamma = np.concatenate([stacked(tree, var).reshape(-1, len(labels)) for var, labels in sd.names().items()], axis=1)
+    return np.exp(gamma @ Xs.T)
 
 
 def aux_draws(tree, name: str, S: int, draws: slice | None = None):
@@ -284,12 +303,17 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
     return x.reshape(S, -1)
 
 
-def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None) -> np.ndarray:
-    """Draws from the likelihood given linear-predictor draws (the posterior predictive)."""
+def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None) -> np.ndarray:
+    """Draws from the likelihood given linear-predictor draws (the posterior predictive).
+
+    ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows).
+    """
     rng = rng if rng is not None else np.random.default_rng(seed)
     S = eta.shape[0]
 
     def aux(name):
+        if name == "sigma" and sigma is not None:
+            return sigma
         return aux_draws(tree, name, S, draws)
 
     mu = inverse_link(fam, eta)

@@ -71,7 +71,17 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
                 hint="give the standard errors once",
             )
         formula = dataclasses.replace(formula, response=dataclasses.replace(formula.response, se=spec.se))
+    sigma_formula = None
+    if spec.sigma_formula:
+        text = spec.sigma_formula.strip()
+        sigma_formula = parse(text if text.startswith("~") else f"~ {text}", list(table.frame.columns), source=table.source.name)
+        if sigma_formula.groups:
+            raise InputError("--sigma-formula takes population-level terms only", hint='e.g. --sigma-formula "~ group"')
+        if "sigma" not in family.aux:
+            raise InputError(f"--sigma-formula needs a family with a residual SD (gaussian, t, lognormal), not {family.name}")
     needed = set(formula.columns) | ({formula.response.se} if formula.response.se else set())
+    if sigma_formula is not None:
+        needed |= set(sigma_formula.columns)
     data_mod.require_columns(table, needed)
     if formula.response.se and family.name not in ("gaussian", "t"):
         raise InputError(
@@ -98,6 +108,10 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     lines = data_mod.csv_lines(table)
     _check_response_column(formula, frame, family, lines)
     design = build_design(formula, frame)
+    if sigma_formula is not None:
+        from hlm_cli.formula.design import build_sigma_design
+
+        design.sigma = build_sigma_design(sigma_formula.fixed, frame)
     design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
     built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
     timings["build"] = time.perf_counter() - t1
