@@ -198,6 +198,7 @@ def complete(built: BuiltModel, tree, *, seed: int):
 def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 0):
     import pymc as pm
 
+    _quiet_pymc()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)

@@ -47,7 +47,7 @@ def _register() -> None:
     from hlm_cli.cli import fit as fit_cmd
 
     app.command("fit", no_args_is_help=True)(fit_cmd.fit)
-    for mod_name in ("loo", "batch", "report", "contrast", "hypothesis", "predict"):
+    for mod_name in ("loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling"):
         try:
             mod = __import__(f"hlm_cli.cli.{mod_name}", fromlist=["register"])
         except ImportError:

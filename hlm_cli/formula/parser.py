@@ -330,7 +330,7 @@ class _Parser:
 
     def inter(self) -> Node:
         node = self.power()
-        while op := self.accept(":", "%in%"):
+        while self.accept(":", "%in%"):
             node = BinOp(":", node, self.power())
         return node
 
@@ -603,7 +603,7 @@ def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
 
 def _check_calls(node: Node, *, lhs: bool) -> None:
     match node:
-        case Call(func, args, kwargs, pos):
+        case Call(func, args, kwargs, _):
             if func in LHS_ONLY and not lhs:
                 raise FormulaError(
                     f"{func}() belongs on the left-hand side of '~'",

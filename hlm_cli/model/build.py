@@ -150,7 +150,7 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
                 f"--prior names {key!r}, which is not a parameter of this model",
                 hint=closest_match(key, sorted(valid), what="parameters"),
             )
-    for key, name in list(used.items()):
+    for name in used.values():
         if priors[name].dist == "LKJ" and not name.startswith("cor("):
             raise PriorError(f"LKJ is a prior for correlation matrices, not for {name!r}", hint='use it as --prior "cor=LKJ(2)"')
     return priors, used

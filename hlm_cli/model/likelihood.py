@@ -65,5 +65,5 @@ def pointwise(tree, built, *, chunk: int = 500) -> np.ndarray:
         sl = slice(start, min(S, start + chunk))
         eta = eta_draws(tree, built, draws=sl)
         m = eta.shape[0]
-        out[sl] = logpdf(built.family, d.y, eta, lambda name: aux_draws(tree, name, m, sl), trials=d.trials, se=d.se)
+        out[sl] = logpdf(built.family, d.y, eta, lambda name, m=m, sl=sl: aux_draws(tree, name, m, sl), trials=d.trials, se=d.se)
     return out

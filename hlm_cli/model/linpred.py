@@ -239,6 +239,8 @@ def _prepare_new(ctx: RunContext, new: pd.DataFrame) -> pd.DataFrame:
     formula = ctx.prepared.formula
     resp = {formula.response.expr} if formula.response else set()
     needed = set(formula.columns) - resp - ({formula.response.se} if formula.response and formula.response.se else set())
+    if formula.response and formula.response.trials:
+        needed.discard(formula.response.trials)
     if formula.response and formula.response.failures:
         needed -= set(formula.response.failures.replace("-", " ").split())
     missing = sorted(c for c in needed if c not in frame.columns)

@@ -82,6 +82,7 @@ def choose(design, family, requested: str = "auto") -> dict[str, Choice]:
     resid = _pilot_residuals(design, family) if requested == "auto" else None
     has_intercept = "Intercept" in design.x_labels
     claimed: set[str] = set()
+    ratios = _backfit_ratios(design, resid) if resid is not None else {}
     # terms with slopes claim their population columns first: they have no zero-sum form
     order = sorted(design.groups, key=lambda g: g.columns == ["Intercept"])
     for g in order:
@@ -96,7 +97,7 @@ def choose(design, family, requested: str = "auto") -> dict[str, Choice]:
                 want = "centered" if med >= 30 else "noncentered"
                 reason = f"median {med:g} observations per level ({'>=' if med >= 30 else '<'} 30, non-identity link)"
             else:
-                ratio = _info_ratio(resid, g.index, n_j, design.se)
+                ratio = ratios[g.term.label]
                 want = "centered" if ratio >= CENTER_AT else "noncentered"
                 reason = f"median information ratio n_j*var_between/var_within = {ratio:.3g} ({'>=' if ratio >= CENTER_AT else '<'} {CENTER_AT:g})"
         if want == "noncentered":
@@ -110,6 +111,22 @@ def choose(design, family, requested: str = "auto") -> dict[str, Choice]:
             claimed.update(g.columns)
         out[g.term.label] = Choice("centered", ratio, reason, on_mean=on_mean)
     return {g.term.label: out[g.term.label] for g in design.groups}
+
+
+def _backfit_ratios(design, resid: np.ndarray) -> dict[str, float]:
+    """Information ratio per term, each computed after removing the (shrunken) level means of
+    the coarser terms, so that a nested or crossed factor is not credited with variation that
+    belongs to another one (schools inherit their region's spread otherwise)."""
+    r = resid.copy()
+    out: dict[str, float] = {}
+    for g in sorted(design.groups, key=lambda g: len(g.levels)):
+        n_j = g.n_obs_per_level.astype(float)
+        out[g.term.label] = _info_ratio(r, g.index, n_j, design.se)
+        means = np.bincount(g.index, weights=r, minlength=len(n_j)) / np.maximum(n_j, 1)
+        ratio_j = n_j * out[g.term.label] / max(np.median(n_j), 1)  # per-level ratio, same variance ratio
+        shrink = ratio_j / (1.0 + ratio_j)
+        r = r - (shrink * means)[g.index]
+    return out
 
 
 def _info_ratio(resid: np.ndarray, index: np.ndarray, n_j: np.ndarray, se: np.ndarray | None) -> float:

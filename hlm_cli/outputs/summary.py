@@ -54,8 +54,14 @@ def summarize(tree, params) -> pd.DataFrame:
     kind_of, group_of = {}, {}
     for v, k, g in rows:
         kind_of[v], group_of[v] = k, g
-    base = [str(i).split("[")[0] if not str(i).startswith("cor(") else str(i) for i in df.index]
-    df["kind"] = [kind_of.get(b, kind_of.get(str(i), "population")) for b, i in zip(base, df.index, strict=True)]
+    known = sorted(kind_of, key=len, reverse=True)
+
+    def owner(label: str) -> str:
+        """The posterior variable a summary row belongs to (longest name that prefixes it)."""
+        return next((v for v in known if label == v or label.startswith(v + "[")), label)
+
+    base = [owner(str(i)) for i in df.index]
+    df["kind"] = [kind_of.get(b, "population") for b in base]
     df["group"] = [group_of.get(b, "") for b in base]
     df.index.name = "parameter"
     df = df.reset_index()

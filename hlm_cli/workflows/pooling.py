@@ -1,0 +1,115 @@
+"""No pooling, complete pooling and partial pooling, side by side (the slides' "did we do
+better than the MLE?", seed 001).
+
+For each level of a grouping factor: the no-pooling estimate is the level's own mean
+response (with known standard errors, the precision-weighted mean: the MLE ``y_i`` itself
+when a level has one row); complete pooling is the overall (precision-weighted) mean; partial
+pooling is the posterior mean of the model's linear predictor averaged over the level's rows.
+With a truth file (simulated data) each gets its mean squared error against the truth.
+Efron & Morris (1973) show why partial pooling wins on average: it shrinks noisy level
+means towards the grand mean by the right amount.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hlm_cli.errors import InputError
+
+
+@dataclass
+class PoolingResult:
+    factor: str
+    table: pd.DataFrame  # level, n, no_pooling, complete_pooling, partial_pooling[, truth]
+    mse: dict[str, float] | None
+
+
+def read_truth(path: Path) -> dict[str, float]:
+    """``parameter,value`` rows such as ``mu[S01],-6.7`` -> {"S01": -6.7}."""
+    frame = pd.read_csv(path)
+    if not {"parameter", "value"} <= set(frame.columns):
+        raise InputError(f"{Path(path).name} needs columns parameter,value", hint="e.g. mu[S01],-6.75")
+    out = {}
+    for p, v in zip(frame["parameter"], frame["value"], strict=True):
+        m = re.search(r"\[([^\]]+)\]$", str(p))
+        if m:
+            out.setdefault(m.group(1), float(v))
+    return out
+
+
+def compare(ctx, *, factor: str | None = None, truth: dict[str, float] | None = None) -> PoolingResult:
+    """Compare the three estimates per level of ``factor`` (default: the innermost factor)."""
+    from hlm_cli.model.linpred import eta_draws
+
+    built = ctx.built
+    groups = built.design.groups
+    if not groups:
+        raise InputError("the model has no group-level terms, so there is nothing to pool", hint="pooling compares (1|group) estimates")
+    names = [g.factor for g in groups]
+    if factor is None:
+        g = max(groups, key=lambda g: len(g.levels))
+    else:
+        match = [g for g in groups if g.factor == factor or g.factor.split(":")[-1] == factor]
+        if not match:
+            raise InputError(f"no grouping factor {factor!r} in this model", hint="factors: " + ", ".join(names))
+        g = match[0]
+    d = built.design
+    y = np.asarray(d.y, dtype=float)
+    w = 1.0 / np.asarray(d.se, dtype=float) ** 2 if d.se is not None else np.ones_like(y)
+    L = len(g.levels)
+    sw = np.bincount(g.index, weights=w, minlength=L)
+    no_pool = np.bincount(g.index, weights=w * y, minlength=L) / sw
+    complete = float(np.sum(w * y) / np.sum(w))
+    eta = eta_draws(ctx.tree, built).mean(axis=0)
+    partial = np.bincount(g.index, weights=eta, minlength=L) / np.bincount(g.index, minlength=L)
+    table = pd.DataFrame({
+        "level": g.levels,
+        "n": np.bincount(g.index, minlength=L),
+        "no_pooling": no_pool,
+        "complete_pooling": complete,
+        "partial_pooling": partial,
+    })
+    mse = None
+    if truth:
+        key = [lev if lev in truth else lev.split(":")[-1] for lev in g.levels]
+        if not all(k in truth for k in key):
+            missing = next(k for k in key if k not in truth)
+            raise InputError(f"the truth file has no value for level {missing!r} of {g.factor}", hint="rows like mu[LEVEL],value")
+        table["truth"] = [truth[k] for k in key]
+        mse = {c: float(np.mean((table[c] - table["truth"]) ** 2)) for c in ("no_pooling", "complete_pooling", "partial_pooling")}
+    return PoolingResult(g.factor, table, mse)
+
+
+def plot(result: PoolingResult, path: Path) -> Path:
+    """Estimates per level: no pooling vs partial pooling, arrows showing the shrinkage."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    t = result.table.sort_values("no_pooling").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.18 * len(t) + 1.5)))
+    ypos = np.arange(len(t))
+    ax.scatter(t["no_pooling"], ypos, label="no pooling (level mean)", color="tab:gray", zorder=3)
+    ax.scatter(t["partial_pooling"], ypos, label="partial pooling (model)", color="tab:blue", zorder=3)
+    for i, r in t.iterrows():
+        ax.annotate("", xy=(r.partial_pooling, i), xytext=(r.no_pooling, i), arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.5})
+    if "truth" in t:
+        ax.scatter(t["truth"], ypos, marker="x", color="tab:red", label="truth", zorder=4)
+    ax.axvline(t["complete_pooling"].iloc[0], color="k", ls="--", lw=1, label="complete pooling (grand mean)")
+    ax.set_yticks(ypos, t["level"], fontsize=7)
+    ax.set_xlabel("estimate")
+    title = f"Shrinkage by {result.factor}"
+    if result.mse:
+        title += "\nMSE vs truth: " + ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in result.mse.items())
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
