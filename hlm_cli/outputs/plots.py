@@ -1,91 +1,232 @@
-"""Figures under ``OUT/plots/``, drawn with arviz_plots (matplotlib backend).
+"""Figures under ``OUT/plots/``, drawn directly with matplotlib's object API.
 
-trace.png: trace and marginal density of every top-level parameter; ppc.png: posterior
-predictive density overlay against the data (bayesplot's ppc_dens_overlay); forest.png:
-group-level effects with 94% intervals; identifiability.png: the intercept against the mean
-group effect, drawn when the diagnostics find them confounded (seed thread 000).
+trace.png: per top-level parameter, the marginal density of each chain and its trace;
+rank.png: rank histograms per chain (Vehtari et al. 2021: flat when chains agree);
+ppc.png: posterior predictive density overlay against the data (bayesplot's
+ppc_dens_overlay; bars for discrete responses); forest.png: group-level effects with 94%
+HDIs (a sorted caterpillar for factors with many levels); identifiability.png: the intercept
+against the mean group effect when the diagnostics find them confounded (seed thread 000).
+
+They are drawn here rather than through arviz_plots because ``hlm fit`` writes them on every
+run and start-up time matters (importing and laying out arviz_plots' figures cost seconds per
+fit); the statistics behind them (HDIs) still come from arviz_stats.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
+import numpy as np
 
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+DPI = 110
+CHAIN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
-def _save(pc, path: Path, formats: tuple[str, ...]) -> list[Path]:
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path, formats) -> list[Path]:
     out = []
     for ext in formats:
-        p = path.with_suffix(f".{ext}")
-        pc.savefig(p, dpi=110) if hasattr(pc, "savefig") else None
+        p = Path(path).with_suffix(f".{ext}")
+        fig.savefig(p, dpi=DPI)
         out.append(p)
     return out
 
 
-def trace(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
-    import arviz_plots as azp
+def _draws(tree, name):
+    return np.asarray(tree["posterior"][name], dtype=float)  # (chain, draw, ...)
 
-    pc = azp.plot_trace_dist(tree, var_names=var_names, backend="matplotlib")
-    return _save(pc, path, formats)
+
+def _scalar_series(tree, var_names, limit: int = 12):
+    """(label, (chain, draw) array) for each scalar of the given variables, at most ``limit``."""
+    out = []
+    for v in var_names:
+        if v not in tree["posterior"]:
+            continue
+        arr = _draws(tree, v)
+        if arr.ndim == 2:
+            out.append((v, arr))
+        else:
+            da = tree["posterior"][v]
+            dim = da.dims[2]
+            for i, lev in enumerate(da[dim].values):
+                out.append((f"{v}[{lev}]", arr[:, :, i]))
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+def kde_line(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian KDE on a grid by linear binning and convolution (Silverman's bandwidth)."""
+    x = x[np.isfinite(x)]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return np.zeros_like(grid)
+    bw = 1.06 * min(np.std(x), (np.percentile(x, 75) - np.percentile(x, 25)) / 1.34 or np.std(x)) * len(x) ** -0.2
+    bw = bw if bw > 0 else np.std(x) * 0.1 + 1e-12
+    step = grid[1] - grid[0]
+    hist, _ = np.histogram(x, bins=len(grid), range=(grid[0] - step / 2, grid[-1] + step / 2))
+    half = int(np.ceil(4 * bw / step))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
+    dens = np.convolve(hist, k / k.sum(), mode="same")
+    return dens / (dens.sum() * step)
+
+
+def trace(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
+    series = _scalar_series(tree, var_names)
+    fig = _figure(10, 1.7 * len(series) + 0.6)
+    axes = fig.subplots(len(series), 2, squeeze=False, gridspec_kw={"width_ratios": [1, 2]})
+    for (label, arr), (ax_d, ax_t) in zip(series, axes, strict=True):
+        lo, hi = np.percentile(arr, [0.5, 99.5])
+        grid = np.linspace(lo - 0.05 * (hi - lo + 1e-12), hi + 0.05 * (hi - lo + 1e-12), 200)
+        for c in range(arr.shape[0]):
+            col = CHAIN_COLORS[c % len(CHAIN_COLORS)]
+            ax_d.plot(grid, kde_line(arr[c], grid), color=col, lw=1)
+            ax_t.plot(arr[c], color=col, lw=0.4, alpha=0.7)
+        ax_d.set_ylabel(label, fontsize=9)
+        ax_d.set_yticks([])
+        ax_t.set_xlim(0, arr.shape[1])
+        for ax in (ax_d, ax_t):
+            ax.tick_params(labelsize=8)
+    axes[0][0].set_title("posterior density (per chain)", fontsize=9)
+    axes[0][1].set_title("trace (per chain)", fontsize=9)
+    axes[-1][1].set_xlabel("draw", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, formats)
 
 
 def rank(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
-    import arviz_plots as azp
+    series = _scalar_series(tree, var_names)
+    ncol = min(3, len(series))
+    nrow = int(np.ceil(len(series) / ncol))
+    fig = _figure(3.4 * ncol, 2.2 * nrow + 0.4)
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+    for ax, (label, arr) in zip(axes, series, strict=False):
+        C, D = arr.shape
+        ranks = np.argsort(np.argsort(arr.ravel())).reshape(C, D)
+        bins = np.linspace(0, C * D, 21)
+        for c in range(C):
+            h, _ = np.histogram(ranks[c], bins=bins)
+            ax.step(bins[:-1], h, where="post", color=CHAIN_COLORS[c % len(CHAIN_COLORS)], lw=1)
+        ax.axhline(D / 20, color="k", ls="--", lw=0.8)
+        ax.set_title(label, fontsize=9)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(series):]:
+        ax.set_visible(False)
+    fig.suptitle("rank plots: flat, overlapping histograms mean the chains agree", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, formats)
 
-    pc = azp.plot_rank(tree, var_names=var_names, backend="matplotlib")
-    return _save(pc, path, formats)
+
+def ppc(tree, path: Path, formats=("png",), *, group="posterior_predictive", discrete=False, num_samples=100, seed=0) -> list[Path]:
+    grp = tree[group]
+    name = next(iter(grp.data_vars))
+    sim = np.asarray(grp[name], dtype=float)
+    sim = sim.reshape(-1, sim.shape[-1])
+    obs = np.asarray(tree["observed_data"][name], dtype=float) if "observed_data" in tree.children and name in tree["observed_data"] else None
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(sim.shape[0], size=min(num_samples, sim.shape[0]), replace=False)
+    fig = _figure(7, 4)
+    ax = fig.subplots()
+    what = "prior predictive" if group.startswith("prior") else "posterior predictive"
+    if discrete:
+        allv = np.concatenate([sim[pick].ravel(), obs if obs is not None else []])
+        hi = int(np.nanpercentile(allv, 99.5)) if len(allv) else 1
+        edges = np.arange(-0.5, hi + 1.5)
+        counts = np.stack([np.histogram(sim[i], bins=edges)[0] for i in pick])
+        mid = np.arange(0, hi + 1)
+        lo_q, hi_q = np.percentile(counts, [5, 95], axis=0)
+        ax.bar(mid, np.median(counts, axis=0), color="tab:blue", alpha=0.35, label=f"{what} (median, 90% band)")
+        ax.errorbar(mid, np.median(counts, axis=0), yerr=[np.median(counts, axis=0) - lo_q, hi_q - np.median(counts, axis=0)], fmt="none", color="tab:blue", lw=1)
+        if obs is not None:
+            ax.plot(mid, np.histogram(obs, bins=edges)[0], "o", color="k", label="observed")
+        ax.set_ylabel("count")
+    else:
+        ref = np.concatenate([sim[pick].ravel()] + ([obs] if obs is not None else []))
+        lo, hi = np.nanpercentile(ref, [0.5, 99.5])
+        pad = 0.1 * (hi - lo + 1e-12)
+        grid = np.linspace(lo - pad, hi + pad, 256)
+        for j, i in enumerate(pick):
+            ax.plot(grid, kde_line(sim[i], grid), color="tab:blue", alpha=0.15, lw=0.8, label=f"{what} draws" if j == 0 else None)
+        if obs is not None:
+            ax.plot(grid, kde_line(obs, grid), color="k", lw=2, label="observed")
+        ax.set_ylabel("density")
+        ax.set_yticks([])
+    ax.set_xlabel(name)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"{what} check: the data should look like a typical draw", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, formats)
 
 
-def ppc(tree, path: Path, formats=("png",), *, group="posterior_predictive", discrete=False) -> list[Path]:
-    import arviz_plots as azp
+def _hdi(arr: np.ndarray, prob: float = 0.94) -> tuple[np.ndarray, np.ndarray]:
+    """HDI per column of (S, K) draws (shortest interval), vectorised over columns."""
+    s = np.sort(arr, axis=0)
+    n = s.shape[0]
+    k = int(np.floor(prob * n))
+    widths = s[k:] - s[: n - k]
+    i = np.argmin(widths, axis=0)
+    cols = np.arange(s.shape[1])
+    return s[i, cols], s[i + k, cols]
 
-    kind = "hist" if discrete else "kde"
-    pc = azp.plot_ppc_dist(tree, kind=kind, num_samples=100, group=group, backend="matplotlib")
-    return _save(pc, path, formats)
 
-
-def forest(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
-    import arviz_plots as azp
-
-    pc = azp.plot_forest(tree, var_names=var_names, combined=True, backend="matplotlib")
-    return _save(pc, path, formats)
+def forest(tree, built, path: Path, formats=("png",)) -> list[Path]:
+    """Group-level effects per factor: labelled rows up to 40 levels, a caterpillar beyond."""
+    panels = []
+    for g in built.design.groups:
+        for name in g.effect_names:
+            if name in tree["posterior"]:
+                arr = _draws(tree, name)
+                panels.append((name, g.levels, arr.reshape(-1, arr.shape[-1])))
+    heights = [max(1.6, 0.22 * min(len(lv), 40) + 0.8) for _, lv, _ in panels]
+    fig = _figure(7, sum(heights) + 0.3)
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights}).ravel()
+    for ax, (name, levels, S) in zip(axes, panels, strict=True):
+        mean = S.mean(axis=0)
+        lo, hi = _hdi(S)
+        order = np.argsort(mean)
+        y = np.arange(len(order))
+        ax.hlines(y, lo[order], hi[order], color="tab:blue", lw=1.2 if len(order) <= 40 else 0.3)
+        ax.plot(mean[order], y, "o", color="tab:blue", ms=3 if len(order) <= 40 else 1)
+        ax.axvline(0, color="k", lw=0.8, ls="--")
+        if len(order) <= 40:
+            ax.set_yticks(y, [str(levels[i]) for i in order], fontsize=7)
+        else:
+            ax.set_yticks([])
+            ax.set_ylabel(f"{len(order)} levels, sorted", fontsize=8)
+        ax.set_title(f"{name}: mean and 94% HDI", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return _save(fig, path, formats)
 
 
 def identifiability(pairs, path: Path, formats=("png",)) -> list[Path]:
     """Scatter of each confounded pair's draws (as the answer in seed 000 plotted)."""
-    plt = _mpl()
     n = len(pairs)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
-    for ax, (a, b, xa, xb, r) in zip(axes[0], pairs, strict=True):
+    fig = _figure(4.2 * n, 4)
+    axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)).ravel()
+    for ax, (a, b, xa, xb, r) in zip(axes, pairs, strict=True):
         step = max(1, len(xa) // 2000)
         ax.scatter(xa[::step], xb[::step], s=4, alpha=0.4)
         ax.set_xlabel(a)
         ax.set_ylabel(b)
-        ax.set_title(f"r = {r:.2f}")
-    fig.suptitle("Posterior draws: intercept vs mean group effect")
+        ax.set_title(f"r = {r:.2f}", fontsize=10)
+    fig.suptitle("posterior draws: confounded parameters trade off along a ridge", fontsize=10)
     fig.tight_layout()
-    out = []
-    for ext in formats:
-        p = path.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=110)
-        out.append(p)
-    plt.close(fig)
-    return out
+    return _save(fig, path, formats)
 
 
 def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=False) -> dict[str, str]:
-    """Draw every standard figure; a figure that fails is skipped, never fatal."""
+    """Draw every standard figure; a figure that fails is reported, never fatal."""
     from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
 
-    plt = _mpl()
     plot_dir.mkdir(parents=True, exist_ok=True)
     made: dict[str, str] = {}
     p = built.params
@@ -94,9 +235,8 @@ def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=
         ("rank", lambda: rank(tree, p.top_level, plot_dir / "rank.png", formats)),
         ("ppc", lambda: ppc(tree, plot_dir / "ppc.png", formats, discrete=built.family.discrete)),
     ]
-    effects = [v for vs in p.group_effects.values() for v in vs]
-    if effects:
-        jobs.append(("forest", lambda: forest(tree, effects, plot_dir / "forest.png", formats)))
+    if built.design.groups:
+        jobs.append(("forest", lambda: forest(tree, built, plot_dir / "forest.png", formats)))
     if prior and "prior_predictive" in tree.children:
         jobs.append(("prior_ppc", lambda: ppc(tree, plot_dir / "prior_ppc.png", formats, group="prior_predictive", discrete=built.family.discrete)))
     bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
@@ -104,12 +244,8 @@ def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=
         jobs.append(("identifiability", lambda: identifiability(bad, plot_dir / "identifiability.png", formats)))
     for name, job in jobs:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                paths = job()
+            paths = job()
             made[name] = str(paths[0].relative_to(plot_dir.parent))
         except Exception as err:  # a figure must never sink a fit
             made[name] = f"failed: {type(err).__name__}: {err}"
-        finally:
-            plt.close("all")
     return made
