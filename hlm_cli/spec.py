@@ -64,7 +64,9 @@ class FitSpec(Spec):
     force: bool = False
     quiet: bool = False
     strict: bool = False
-    plots: bool = True
+    plots: bool = True  # figures under plots/ and report.html
+    color_by: str | None = None  # column colouring plots/pred_vs_obs.png
+    svg: bool = False
     cache: bool = True
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     config_file: Path | None = None

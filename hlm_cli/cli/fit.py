@@ -37,7 +37,9 @@ def fit(
     force: Annotated[bool | None, typer.Option("--force", help="replace --out if it exists", rich_help_panel=OUTPUT, show_default=False)] = None,
     quiet: Annotated[bool | None, typer.Option("--quiet", "-q", help="print only warnings and errors", rich_help_panel=OUTPUT, show_default=False)] = None,
     strict: Annotated[bool | None, typer.Option("--strict", help="exit with code 3 when diagnostics fail (results are still written)", rich_help_panel=OUTPUT, show_default=False)] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the figures under plots/", rich_help_panel=OUTPUT)] = False,
+    color_by: Annotated[str | None, typer.Option("--color-by", help="column that colours plots/pred_vs_obs.png, e.g. --color-by Treatment [default: the first predictor]", rich_help_panel=OUTPUT, show_default=False)] = None,
+    svg: Annotated[bool | None, typer.Option("--svg", help="also save every figure as SVG beside its PNG", rich_help_panel=OUTPUT, show_default=False)] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the figures under plots/ and report.html (fastest)", rich_help_panel=OUTPUT)] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse or store compiled models (~/.cache/hlm)", rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Fit a Bayesian mixed model to DATA and write summary.csv, posterior.nc, plots/ and run.json to --out.
@@ -56,12 +58,12 @@ def fit(
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,
-        plots=False if no_plots else None, cache=False if no_cache else None,
+        plots=False if no_plots else None, color_by=color_by, svg=svg, cache=False if no_cache else None,
         command=shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None,
     )
     from hlm_cli.workflows.fit import run_fit
 
-    stages = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions", "write": "writing results", "prior": "prior predictive"}
+    stages = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions", "write": "writing results", "prior": "prior predictive", "report": "writing the report"}
     with render.status("fitting", quiet=spec.quiet) as st:
         def progress(stage: str) -> None:
             if st is not None and hasattr(st, "update"):

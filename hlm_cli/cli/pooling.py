@@ -43,7 +43,13 @@ def pooling(
     if result.mse:
         best = min(result.mse, key=result.mse.get)
         con.print("MSE against the truth: " + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in result.mse.items()) + f" (best: {best.replace('_', ' ')})")
-    con.print(f"Wrote {csv} and {png}")
+    if (Path(run_dir) / "report.html").exists() and out is None:
+        from hlm_cli.outputs.report import write_report
+
+        write_report(Path(run_dir), tree=ctx.tree, built=ctx.built, table=ctx.prepared.table)
+        con.print(f"Wrote {csv} and {png}; added them to {Path(run_dir) / 'report.html'}")
+    else:
+        con.print(f"Wrote {csv} and {png}")
 
 
 def register(app: typer.Typer) -> None:

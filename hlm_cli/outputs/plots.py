@@ -70,12 +70,13 @@ def kde_line(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
         return np.zeros_like(grid)
     bw = 1.06 * min(np.std(x), (np.percentile(x, 75) - np.percentile(x, 25)) / 1.34 or np.std(x)) * len(x) ** -0.2
     bw = bw if bw > 0 else np.std(x) * 0.1 + 1e-12
+    from scipy.ndimage import gaussian_filter1d
+
     step = grid[1] - grid[0]
     hist, _ = np.histogram(x, bins=len(grid), range=(grid[0] - step / 2, grid[-1] + step / 2))
-    half = int(np.ceil(4 * bw / step))
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
-    dens = np.convolve(hist, k / k.sum(), mode="same")
-    return dens / (dens.sum() * step)
+    dens = gaussian_filter1d(hist.astype(float), bw / step, mode="constant", truncate=4.0)
+    total = dens.sum() * step
+    return dens / total if total > 0 else dens
 
 
 def trace(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
@@ -223,8 +224,9 @@ def identifiability(pairs, path: Path, formats=("png",)) -> list[Path]:
     return _save(fig, path, formats)
 
 
-def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=False) -> dict[str, str]:
+def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True) -> dict[str, str]:
     """Draw every standard figure; a figure that fails is reported, never fatal."""
+    formats = tuple(formats) + (("svg",) if svg and "svg" not in formats else ())
     from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
 
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +237,7 @@ def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=
         ("rank", lambda: rank(tree, p.top_level, plot_dir / "rank.png", formats)),
         ("ppc", lambda: ppc(tree, plot_dir / "ppc.png", formats, discrete=built.family.discrete)),
     ]
-    if built.design.groups:
+    if built.design.groups and forest_plot:
         jobs.append(("forest", lambda: forest(tree, built, plot_dir / "forest.png", formats)))
     if prior and "prior_predictive" in tree.children:
         jobs.append(("prior_ppc", lambda: ppc(tree, plot_dir / "prior_ppc.png", formats, group="prior_predictive", discrete=built.family.discrete)))

@@ -156,6 +156,10 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     say("load")
     prep = prepare(spec, table=table)
     built = prep.built
+    if spec.plots and spec.color_by:
+        from hlm_cli.outputs.report import check_color_by
+
+        check_color_by(prep.table.frame.columns, spec.color_by)
     timings = dict(prep.timings)
 
     from hlm_cli import diagnostics, sampling
@@ -186,11 +190,31 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
         if spec.plots:
             from hlm_cli.outputs import plots as plots_mod
 
-            plots = plots_mod.write_all(tree, built, findings, stage / "plots", prior=spec.prior_predictive)
+            plots = plots_mod.write_all(tree, built, findings, stage / "plots", prior=spec.prior_predictive, svg=spec.svg, forest_plot=False)  # report.html draws forest.png
         timings["write"] = time.perf_counter() - t_w
         timings["total"] = time.perf_counter() - t_start
         _write_runinfo(stage / "run.json", spec, prep, posterior, findings, plots, timings)
+        if spec.plots:
+            say("report")
+            _write_report(stage, tree, built, prep.table, spec)
     return FitResult(spec, Path(spec.out), summ, findings, built, timings, prep.table, plots, posterior.compile_cached)
+
+
+def _write_report(stage: Path, tree, built, table, spec: FitSpec) -> None:
+    """report.html; a failure here is recorded in run.json, never loses the finished fit."""
+    from hlm_cli.errors import HlmError
+    from hlm_cli.outputs import report as report_mod
+
+    try:
+        report_mod.write_report(stage, tree=tree, built=built, table=table, color_by=spec.color_by, svg=spec.svg)
+    except HlmError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the posterior is more valuable than the page
+        import json
+
+        info = json.loads((stage / "run.json").read_text())
+        info["report"] = f"failed: {type(err).__name__}: {err}"
+        (stage / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:

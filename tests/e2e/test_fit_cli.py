@@ -100,6 +100,8 @@ def test_real_fit_writes_the_contract(tmp_path, tiny_csv, capsys):
     assert info["data"]["rows_used"] == 36 and len(info["data"]["sha256"]) == 64
     assert {"load", "build", "compile", "sample", "write"} <= set(info["timings"])
     assert info["versions"]["pymc"] and info["seed"] == 3
+    assert not [k for k, v in info["plots"].items() if str(v).startswith("failed")], info["plots"]
+    assert (out / "report.html").exists()
     from xarray import open_datatree
 
     tree = open_datatree(out / "posterior.nc", engine="h5netcdf")
