@@ -158,8 +158,7 @@ def ident_pairs(tree, built) -> list[tuple[str, str, np.ndarray, np.ndarray, flo
     series: list[tuple[str, np.ndarray]] = []
     if "Intercept" in post:
         series.append(("Intercept", np.asarray(post["Intercept"]).ravel()))
-    handled = {g.factor for g in built.design.groups
-               if built.parameterization[g.term.label].kind == "zerosum" or built.parameterization[g.term.label].on_mean}
+    handled = {g.factor for g in built.design.groups if built.parameterization[g.term.label].identified}
     for factor, effects in built.params.group_effects.items():
         if factor in handled:  # sampled in an identified form; lme4-scale values are drawn afterwards
             continue

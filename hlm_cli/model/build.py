@@ -173,7 +173,7 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
         "n": design.n,
-        "param": {k: (v.kind, v.on_mean) for k, v in sorted(choices.items())},
+        "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum) for k, v in sorted(choices.items())},
         "offset": design.offset is not None,
         "se": design.se is not None,
         "trials": design.trials is not None,
@@ -209,7 +209,8 @@ def build_model(
     import pytensor.tensor as pt
 
     priors, _ = resolve_priors(design, family, user_priors or {})
-    choices = param.choose(design, family, parameterization)
+    ip = priors.get("Intercept")
+    choices = param.choose(design, family, parameterization, zero_sum_ok=ip is None or ip.dist in ("Normal", "Flat"))
     info = ParamInfo()
     resp = design.formula.response
     response_name = resp.expr if resp.expr.isidentifier() else "y"
@@ -231,7 +232,7 @@ def build_model(
         # group-level SDs first: the intercept's prior depends on them when group terms are
         # sampled as zero-sum offsets (see _intercept_rv)
         sds = {g.term.label: [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in g.effect_names] for g in design.groups}
-        zerosum = [g for g in design.groups if choices[g.term.label].kind == "zerosum"]
+        zerosum = [g for g in design.groups if choices[g.term.label].sums_to_zero]
 
         # population level: one variable per term, stacked in design order
         eta = 0.0
@@ -264,14 +265,24 @@ def build_model(
         if design.offset is not None:
             eta = eta + data("_offset", design.offset)
 
-        for i, g in enumerate(design.groups):
+        effects: dict[str, object] = {}
+        by_label = {g.term.label: (i, g) for i, g in enumerate(design.groups)}
+        # parents (factors others are nested in) first, so children can be centered on them
+        order = sorted(design.groups, key=lambda g: choices[g.term.label].parent is not None)
+        for g in order:
+            i = by_label[g.term.label][0]
             idx = data(f"_idx{i}", g.index)
             Z = data(f"_Z{i}", g.Z)
             choice = choices[g.term.label]
             mean = None
             if choice.on_mean:  # hierarchical centering: effects centered on the population coefficients
                 mean = pt.stack([beta[design.x_labels.index(c)] for c in g.columns])
-            b = _group_term(pm, pt, g, sds[g.term.label], priors, choice.kind, info, mean)  # (levels, K)
+            elif choice.parent is not None:  # nested: centered on the parent level's effect
+                parent = by_label[choice.parent][1]
+                pidx = param.parent_index(g, parent)
+                mean = effects[choice.parent][:, 0][pidx][:, None]  # (levels, 1)
+            b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
+            effects[g.term.label] = b
             eta = eta + (Z * b[idx]).sum(axis=1)
 
         eta = pt.as_tensor_variable(eta)
@@ -304,19 +315,20 @@ def _intercept_rv(pm, pt, prior: Prior, zerosum, sds):
     prior the two models are the same, and :func:`hlm_cli.model.reparam.to_user_scale` draws
     ``mean(b')`` back to report lme4-scale values.
     """
-    if not zerosum or prior.dist != "Normal":
+    if not zerosum or prior.dist != "Normal":  # Flat: the convolution is flat too
         return _dist(pm, "Intercept", prior)
     kw = prior.kwargs
     extra = sum(sd**2 / len(g.levels) for g in zerosum for sd in sds[g.term.label][:1])
     return pm.Normal("Intercept", mu=float(kw["mu"]), sigma=pt.sqrt(float(kw["sigma"]) ** 2 + extra))
 
 
-def _group_term(pm, pt, g: GroupDesign, sds, priors, kind: str, info: ParamInfo, mean=None):
+def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, mean=None):
     """Group effects of one term as a (levels, K) tensor on lme4's scale.
 
     ``mean`` (K,) is given for hierarchical centering: the sampled group coefficients are
     centered on the population-level ones and the returned effects are their deviations.
     """
+    kind = choice.kind
     names = g.effect_names
     K = len(names)
     dims = g.factor
@@ -329,12 +341,16 @@ def _group_term(pm, pt, g: GroupDesign, sds, priors, kind: str, info: ParamInfo,
             if kind == "zerosum":
                 b = pm.ZeroSumNormal(n, sigma=sd, dims=dims)
             elif kind == "centered" and mean is not None:
-                theta = pm.Normal(f"_mean({n})", mean[j], sd, dims=dims)
-                b = pm.Deterministic(n, theta - mean[j], dims=dims)
+                m = mean[:, j] if mean.ndim == 2 else mean[j]  # per level (nested) or scalar
+                theta = pm.Normal(f"_mean({n})", m, sd, dims=dims)
+                b = pm.Deterministic(n, theta - m, dims=dims)
             elif kind == "centered":
                 b = pm.Normal(n, 0.0, sd, dims=dims)
             else:
-                z = pm.Normal(f"{n}_offset", 0.0, 1.0, dims=dims)
+                if choice.zero_sum:
+                    z = pm.ZeroSumNormal(f"{n}_offset", sigma=1.0, dims=dims)
+                else:
+                    z = pm.Normal(f"{n}_offset", 0.0, 1.0, dims=dims)
                 b = pm.Deterministic(n, z * sd, dims=dims)
             cols.append(b)
         return pt.stack(cols, axis=1)

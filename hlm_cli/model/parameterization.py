@@ -50,10 +50,26 @@ class Choice:
     info_ratio: float | None  # median I_j, when computed
     reason: str
     on_mean: bool = False  # centered on the population-level coefficients (hierarchical centering)
+    parent: str | None = None  # centered on the effect of the factor it is nested in
+    zero_sum: bool = False  # non-centered offsets constrained to sum to zero (single group intercepts)
 
     @property
     def label(self) -> str:
+        if self.parent:
+            return f"centered on ({self.parent})"
+        if self.zero_sum:
+            return "noncentered zero-sum"
         return "centered on the population means" if self.on_mean else self.kind
+
+    @property
+    def sums_to_zero(self) -> bool:
+        """Sampled as zero-sum offsets, the intercept holding their mean (see reparam)."""
+        return self.kind == "zerosum" or self.zero_sum
+
+    @property
+    def identified(self) -> bool:
+        """Sampled in a form without the intercept/group-mean ridge."""
+        return self.sums_to_zero or self.on_mean or self.parent is not None
 
 
 def _pilot_residuals(design, family) -> np.ndarray | None:
@@ -70,13 +86,15 @@ def _pilot_residuals(design, family) -> np.ndarray | None:
     return y - design.X @ beta
 
 
-def choose(design, family, requested: str = "auto") -> dict[str, Choice]:
+def choose(design, family, requested: str = "auto", *, zero_sum_ok: bool = True) -> dict[str, Choice]:
     """Pick a parameterization per group term (keyed by the term's label).
 
     Centered terms whose columns all appear among the population-level columns are
     centered on those coefficients (hierarchical centering, Gelfand, Sahu & Carlin 1995),
     one term per column; a remaining single group intercept in a model with an intercept
-    becomes zero-sum; anything else is plainly centered.
+    becomes zero-sum (centered or not); anything else is plainly centered. Zero-sum forms need
+    a Normal or flat intercept prior (``zero_sum_ok``), for which they are exactly the usual
+    model (see :mod:`hlm_cli.model.reparam`).
     """
     out: dict[str, Choice] = {}
     resid = _pilot_residuals(design, family) if requested == "auto" else None
@@ -100,17 +118,51 @@ def choose(design, family, requested: str = "auto") -> dict[str, Choice]:
                 ratio = ratios[g.term.label]
                 want = "centered" if ratio >= CENTER_AT else "noncentered"
                 reason = f"median information ratio n_j*var_between/var_within = {ratio:.3g} ({'>=' if ratio >= CENTER_AT else '<'} {CENTER_AT:g})"
+        zs = single_intercept and has_intercept and zero_sum_ok
         if want == "noncentered":
-            out[g.term.label] = Choice("noncentered", ratio, reason)
+            out[g.term.label] = Choice("noncentered", ratio, reason, zero_sum=zs and requested == "auto")
             continue
-        if single_intercept and has_intercept and want in ("zerosum", "centered") and (requested != "centered"):
+        if zs and want in ("zerosum", "centered") and (requested != "centered"):
             out[g.term.label] = Choice("zerosum", ratio, reason)
             continue
         on_mean = all(c in design.x_labels for c in g.columns) and not (claimed & set(g.columns))
         if on_mean:
             claimed.update(g.columns)
         out[g.term.label] = Choice("centered", ratio, reason, on_mean=on_mean)
+    _center_nested(design, out)
     return {g.term.label: out[g.term.label] for g in design.groups}
+
+
+def nests(child, parent) -> bool:
+    """True when every level of ``child`` lies in exactly one level of ``parent``."""
+    if len(parent.levels) >= len(child.levels):
+        return False
+    pairs = np.unique(np.stack([child.index, parent.index]), axis=1)
+    return pairs.shape[1] == len(child.levels)
+
+
+def parent_index(child, parent) -> np.ndarray:
+    """(levels of child,) index of each child level's parent level."""
+    out = np.zeros(len(child.levels), dtype=np.int64)
+    out[child.index] = parent.index
+    return out
+
+
+def _center_nested(design, out: dict[str, Choice]) -> None:
+    """A centered group intercept nested in another factor (schools in regions, lecturers in
+    departments) is centered on its parent's effect: school_j ~ N(region_k(j), tau), the slides'
+    model. Otherwise the parent's effect and the mean of its children trade off, the same ridge
+    as between the intercept and group means."""
+    singles = [g for g in design.groups if g.columns == ["Intercept"]]
+    for g in singles:
+        c = out[g.term.label]
+        if c.kind not in ("centered", "zerosum") or c.on_mean:
+            continue
+        parents = [p for p in singles if p is not g and nests(g, p)]
+        if not parents:
+            continue
+        p = max(parents, key=lambda p: len(p.levels))
+        out[g.term.label] = Choice("centered", c.info_ratio, c.reason + f"; nested in {p.factor}", parent=p.term.label)
 
 
 def _backfit_ratios(design, resid: np.ndarray) -> dict[str, float]:
@@ -121,12 +173,35 @@ def _backfit_ratios(design, resid: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
     for g in sorted(design.groups, key=lambda g: len(g.levels)):
         n_j = g.n_obs_per_level.astype(float)
-        out[g.term.label] = _info_ratio(r, g.index, n_j, design.se)
+        ratios = [_info_ratio(r, g.index, n_j, design.se)] if "Intercept" in g.columns else []
+        ratios += [_slope_ratio(r, g.index, g.Z[:, k], len(n_j)) for k, c in enumerate(g.columns) if c != "Intercept"]
+        out[g.term.label] = min(ratios)  # the least informed column decides
         means = np.bincount(g.index, weights=r, minlength=len(n_j)) / np.maximum(n_j, 1)
         ratio_j = n_j * out[g.term.label] / max(np.median(n_j), 1)  # per-level ratio, same variance ratio
         shrink = ratio_j / (1.0 + ratio_j)
         r = r - (shrink * means)[g.index]
     return out
+
+
+def _slope_ratio(resid: np.ndarray, index: np.ndarray, z: np.ndarray, L: int) -> float:
+    """Information ratio of a varying slope: Sxx_j * var_between(slopes) / var_within, where
+    the per-level least-squares slopes of the residuals on z give var_between by the method of
+    moments (their spread minus their sampling variance)."""
+    n_j = np.bincount(index, minlength=L).astype(float)
+    zbar = np.bincount(index, weights=z, minlength=L) / np.maximum(n_j, 1)
+    rbar = np.bincount(index, weights=resid, minlength=L) / np.maximum(n_j, 1)
+    dz = z - zbar[index]
+    sxx = np.bincount(index, weights=dz**2, minlength=L)
+    ok = sxx > 1e-12
+    if ok.sum() < 2:
+        return 0.0
+    slopes = np.bincount(index, weights=dz * (resid - rbar[index]), minlength=L)[ok] / sxx[ok]
+    fit = slopes[np.searchsorted(np.flatnonzero(ok), np.arange(L)).clip(0, ok.sum() - 1)]
+    dev = resid - rbar[index] - np.where(ok[index], fit[index], 0.0) * dz
+    dof = max(len(resid) - 2 * int(ok.sum()), 1)
+    s2_w = max(float(np.sum(dev**2) / dof), 1e-12)
+    s2_b = max(float(np.var(slopes, ddof=1)) - float(np.mean(s2_w / sxx[ok])), 1e-12)
+    return float(np.median(sxx[ok] * s2_b / s2_w))
 
 
 def _info_ratio(resid: np.ndarray, index: np.ndarray, n_j: np.ndarray, se: np.ndarray | None) -> float:

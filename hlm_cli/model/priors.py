@@ -4,8 +4,11 @@ Defaults follow Bambi's weakly-informative auto-scaling (``bambi/priors/scaler.p
 Gelman et al. 2008 and the rstanarm defaults): with s = 2.5 * sd(y) for gaussian and t
 families (sd(y) = 1 otherwise), the intercept gets Normal(mean(y), s) widened for the
 predictors' means, each slope Normal(0, s / sd(x)), each group SD HalfNormal of the matching
-intercept or slope scale, and sigma HalfStudentT(4, sd(y)). Logit models use Normal(0, 1.5)
-for the intercept and Normal(0, 1 / sd(x)) for slopes. The correlation matrix of a
+intercept or slope scale, and sigma HalfStudentT(4, sd(y)). Logit models use the same rule
+with sd(y) = 1 (rstanarm's Normal(0, 2.5) on the standardized scale), not Bambi's tighter
+Normal(0, 1.5) intercept and Normal(0, 1 / sd(x)) slopes: on lme4's cbpp those pulled the
+period effects 12-15% towards zero, 0.3-0.55 lme4 standard errors (validation/README.md).
+The correlation matrix of a
 correlated group term gets LKJ(eta = 1), uniform over correlation matrices.
 """
 
@@ -169,13 +172,9 @@ class Scale:
         return cls(0.0, 1.0, family.link == "logit")
 
     def slope_sigma(self, x: np.ndarray, categorical: bool = False) -> float:
-        if self.logit:
-            return 1.0 if categorical else 1.0 / _std(x)
         return 2.5 * self.std / _std(x)
 
     def intercept(self, slope_sigmas: np.ndarray, x_means: np.ndarray) -> Prior:
-        if self.logit:
-            return Prior("Normal", (("mu", 0.0), ("sigma", 1.5)))
         sigma = 2.5 * self.std
         if len(slope_sigmas):
             sigma = float(np.sqrt(sigma**2 + np.dot(slope_sigmas**2, x_means**2)))
@@ -184,7 +183,7 @@ class Scale:
     def group_sd(self, column: np.ndarray | None) -> Prior:
         """HalfNormal with the intercept (column None) or slope scale."""
         if column is None:
-            sigma = 1.5 if self.logit else 2.5 * self.std
+            sigma = 2.5 * self.std
         else:
             sigma = self.slope_sigma(column)
         return Prior("HalfNormal", (("sigma", float(sigma)),))

@@ -23,7 +23,7 @@ import numpy as np
 
 def to_user_scale(tree, built, *, seed: int = 0):
     """Rewrite Intercept and zero-sum group effects in ``tree['posterior']`` in place."""
-    zs = [g for g in built.design.groups if built.parameterization[g.term.label].kind == "zerosum"]
+    zs = [g for g in built.design.groups if built.parameterization[g.term.label].sums_to_zero]
     post = tree["posterior"]
     if not zs or "Intercept" not in post:
         return tree

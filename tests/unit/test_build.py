@@ -44,7 +44,8 @@ def test_default_priors_follow_bambi_scaling(tiny_df):
 def test_logit_defaults(tiny_df):
     d = design(tiny_df, "flag ~ x + (1|g)")
     priors, _ = resolve_priors(d, get_family("bernoulli"), {})
-    assert priors["Intercept"].kwargs == {"mu": 0.0, "sigma": 1.5}
+    assert priors["Intercept"].kwargs["mu"] == 0.0 and priors["Intercept"].kwargs["sigma"] >= 2.5
+    assert priors["x"].kwargs["sigma"] == pytest.approx(2.5 / np.std(tiny_df.x))
     assert "sigma" not in priors
 
 
