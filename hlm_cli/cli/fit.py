@@ -14,7 +14,7 @@ OUTPUT = "Output"
 
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV file, e.g. sample_data/cell_lines.csv", show_default=False)],
-    formula: Annotated[str | None, typer.Option("--formula", "-f", help='lme4 formula, e.g. "logfc ~ 1 + (1|gene) + (1|cell_line)"; also "y | se(sd) ~ ...", cbind(s, f) ~ ...', rich_help_panel=MODEL, show_default=False)] = None,
+    formula: Annotated[list[str] | None, typer.Option("--formula", "-f", help='lme4 formula, e.g. "logfc ~ 1 + (1|gene) + (1|cell_line)"; also "y | se(sd) ~ ...", cbind(s, f) ~ .... Give it twice or more to fit each into OUT/m1, OUT/m2, ... and compare them with PSIS-LOO into OUT/loo (as hlm loo)', rich_help_panel=MODEL, show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory to create, e.g. results/ko", rich_help_panel=OUTPUT, show_default=False)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML run config, e.g. configs/cell_lines.toml; flags win over it", show_default=False)] = None,
     family: Annotated[str | None, typer.Option(help="gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal [default: gaussian]", rich_help_panel=MODEL, show_default=False)] = None,
@@ -52,9 +52,10 @@ def fit(
     from hlm_cli.cli import render
     from hlm_cli.spec import load_fit_spec
 
+    formulas = list(formula or [])
     spec = load_fit_spec(
         config,
-        data=data, formula=formula, out=out, family=family, priors=prior, categorical=categorical, se=se, sigma_formula=sigma_formula,
+        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, categorical=categorical, se=se, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,
@@ -62,6 +63,10 @@ def fit(
         command=shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None,
     )
     from hlm_cli.workflows.fit import run_fit
+
+    if len(formulas) > 1:
+        _fit_and_compare(spec, formulas)
+        return
 
     stages = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions", "write": "writing results", "prior": "prior predictive", "report": "writing the report"}
     with render.status("fitting", quiet=spec.quiet) as st:
@@ -72,3 +77,29 @@ def fit(
         result = run_fit(spec, on_progress=progress)
     render.fit_result(result)
     raise typer.Exit(result.exit_code)
+
+
+def _fit_and_compare(spec, formulas: list[str]) -> None:
+    """Several --formula: each model into OUT/m1, OUT/m2, ..., then the LOO comparison into OUT/loo."""
+    from hlm_cli.cli import loo_render, render
+    from hlm_cli.outputs import loo_out, rundir
+    from hlm_cli.workflows.fit import run_fit
+    from hlm_cli.workflows.loo import compare_runs
+
+    rundir.check_out(spec.out, force=spec.force)
+    spec.out.mkdir(parents=True, exist_ok=True)
+    dirs = []
+    codes = []
+    for i, f in enumerate(formulas, start=1):
+        sub = spec.model_copy(update={"formula": f, "out": spec.out / f"m{i}", "force": True})
+        render.info(f"[bold]m{i}[/bold]: {render.escape(f)}", spec.quiet)
+        with render.status(f"fitting m{i}", quiet=spec.quiet):
+            result = run_fit(sub)
+        render.fit_result(result)
+        dirs.append(sub.out)
+        codes.append(result.exit_code)
+    with render.status("comparing with PSIS-LOO", quiet=spec.quiet):
+        comparison = compare_runs(dirs, seed=spec.sampler.seed)
+    written = loo_out.write(comparison, spec.out / "loo")
+    loo_render.result(comparison, out=spec.out / "loo", written=written)
+    raise typer.Exit(max(codes))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape  # noqa: F401  (re-exported for cli modules)
 from rich.table import Table
 
 _out = Console(highlight=False, soft_wrap=False, emoji=False)
