@@ -174,17 +174,19 @@ def complete(built: BuiltModel, tree, *, seed: int):
     d = built.design
     name = built.response_name
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(d.n)}
-    ll = likelihood.pointwise(tree, built)
-    big = ll.size > 20_000_000
-    rng = np.random.default_rng(seed)
-    ppc = np.empty(ll.shape, dtype=np.float32 if big else float)
     S = C * D
-    for start in range(0, S, 500):
-        sl = slice(start, min(S, start + 500))
+    big = S * d.n > 20_000_000  # e.g. InstEval: store float32 to halve memory and file size
+    dtype = np.float32 if big else float
+    ll = likelihood.pointwise(tree, built, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    ppc = np.empty(ll.shape, dtype=dtype)
+    chunk = likelihood.chunk_size(d.n)
+    for start in range(0, S, chunk):
+        sl = slice(start, min(S, start + chunk))
         eta = linpred.eta_draws(tree, built, draws=sl)
         ppc[sl] = linpred.simulate(built.family, tree, eta, trials=d.trials, se=d.se, draws=sl, rng=rng)
     dims = ("chain", "draw", "__obs__")
-    tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n).astype(np.float32 if big else float))}, coords=coords)
+    tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n))}, coords=coords)
     tree["posterior_predictive"] = xr.Dataset({name: (dims, ppc.reshape(C, D, d.n))}, coords=coords)
     obs = {name: (("__obs__",), np.asarray(d.y, dtype=float))}
     if d.trials is not None:

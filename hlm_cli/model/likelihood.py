@@ -53,14 +53,20 @@ def logpdf(fam, y: np.ndarray, eta: np.ndarray, aux, *, trials=None, se=None) ->
     raise AssertionError(fam.name)
 
 
-def pointwise(tree, built, *, chunk: int = 500) -> np.ndarray:
-    """(S, n) log-likelihood of the fitted rows, computed in chunks of draws."""
+def chunk_size(n: int, budget: int = 2_000_000) -> int:
+    """Draws per chunk so that each (draws, n) temporary stays near ``budget`` elements."""
+    return max(1, min(500, budget // max(n, 1)))
+
+
+def pointwise(tree, built, *, dtype=float) -> np.ndarray:
+    """(S, n) log-likelihood of the fitted rows, computed in chunks of draws (bounded memory)."""
     from hlm_cli.model.linpred import eta_draws
 
     post = tree["posterior"]
     S = post.sizes["chain"] * post.sizes["draw"]
     d = built.design
-    out = np.empty((S, d.n))
+    out = np.empty((S, d.n), dtype=dtype)
+    chunk = chunk_size(d.n)
     for start in range(0, S, chunk):
         sl = slice(start, min(S, start + chunk))
         eta = eta_draws(tree, built, draws=sl)
