@@ -1,0 +1,100 @@
+"""Time hlm against brms on the same data and the same draws, in one run, on this machine.
+
+    .venv/bin/python benchmarks/bench_vs_brms.py [--only cell_lines,sleepstudy] [--no-brms]
+
+For each model: hlm fit cold (empty compile cache, new process), hlm fit warm (cache filled
+by the cold run, new process), and brms (new Rscript process: compile + sample). Reports
+wall time, divergences, tree-depth hits, min bulk ESS over all parameters, and ratios.
+Results are printed and appended to benchmarks/results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+HLM = str(ROOT / ".venv" / "bin" / "hlm")
+MODELS = {
+    "cell_lines": ("sample_data/cell_lines.csv", "logfc ~ 1 + (1|gene) + (1|cell_line)", 1000, 4),
+    "sleepstudy": ("sample_data/sleepstudy.csv", "Reaction ~ Days + (Days|Subject)", 1000, 4),
+}
+
+
+def hlm_fit(data: str, formula: str, draws: int, chains: int, cache: Path, extra=()) -> dict:
+    out = Path(tempfile.mkdtemp()) / "run"
+    env = dict(os.environ, HLM_CACHE_DIR=str(cache))
+    t0 = time.perf_counter()
+    r = subprocess.run([HLM, "fit", str(ROOT / data), "--formula", formula, "--out", str(out), "--draws", str(draws),
+                        "--tune", str(draws), "--chains", str(chains), "--seed", "1", "--quiet", *extra],
+                       env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode not in (0, 3):
+        raise SystemExit(f"hlm failed: {r.stderr}")
+    info = json.loads((out / "run.json").read_text())
+    summ = pd.read_csv(out / "summary.csv")
+    finds = {f["code"]: f["value"] for f in info["diagnostics"]["findings"]}
+    res = {"wall_s": round(wall, 2), "timings": info["timings"], "divergences": int(finds.get("divergences", 0) or 0),
+           "treedepth_hits": int(finds.get("treedepth", 0) or 0), "min_ess_bulk": float(summ["ess_bulk"].min()),
+           "max_rhat": float(summ["r_hat"].max())}
+    res["ess_per_s"] = round(res["min_ess_bulk"] / wall, 1)
+    res["ess_per_sampling_s"] = round(res["min_ess_bulk"] / max(info["timings"]["sample"], 1e-9), 1)
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return res
+
+
+def brms_fit(data: str, formula: str, draws: int, chains: int) -> dict | None:
+    if shutil.which("Rscript") is None:
+        return None
+    t0 = time.perf_counter()
+    r = subprocess.run(["Rscript", str(ROOT / "benchmarks" / "brms_fit.R"), str(ROOT / data), formula, str(draws), str(chains)],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        print(r.stderr[-2000:], file=sys.stderr)
+        return None
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["process_wall_s"] = round(wall, 2)
+    res["ess_per_s"] = round(res["min_ess_bulk"] / wall, 1)
+    res["ess_per_sampling_s"] = round(res["min_ess_bulk"] / res["sampling_s"], 1)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=",".join(MODELS))
+    ap.add_argument("--no-brms", action="store_true")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    for name in args.only.split(","):
+        data, formula, draws, chains = MODELS[name]
+        cache = Path(tempfile.mkdtemp(prefix="hlm-bench-cache-"))
+        cold = hlm_fit(data, formula, draws, chains, cache)
+        warm = hlm_fit(data, formula, draws, chains, cache)
+        warm_noplots = hlm_fit(data, formula, draws, chains, cache, ["--no-plots"])
+        brms = None if args.no_brms else brms_fit(data, formula, draws, chains)
+        row = {"model": name, "formula": formula, "draws": draws, "chains": chains, "machine": f"{platform.node()} {os.cpu_count()} cores",
+               "load_avg_1min_at_start": round(load, 2), "date": time.strftime("%Y-%m-%d %H:%M"),
+               "hlm_cold": cold, "hlm_warm": warm, "hlm_warm_no_plots": warm_noplots, "brms": brms}
+        if brms:
+            row["ratio_wall_brms_over_hlm_cold"] = round(brms["process_wall_s"] / cold["wall_s"], 2)
+            row["ratio_wall_brms_over_hlm_warm"] = round(brms["process_wall_s"] / warm["wall_s"], 2)
+            row["ratio_ess_per_s_hlm_over_brms"] = round(cold["ess_per_s"] / brms["ess_per_s"], 2)
+        print(json.dumps(row, indent=2))
+        with open(ROOT / "benchmarks" / "results.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
