@@ -1,41 +1,49 @@
 """Compile-once caching of nutpie-compiled PyMC models.
 
-Compiling a PyMC model with ``nutpie.compile_pymc_model`` (numba backend) costs
-several seconds per process, almost all of it numba type inference plus LLVM
-code generation for the two C callbacks (log-density + gradient, and the
-"expand" function) that nutpie generates around PyTensor's numba functions.
-Sampling a small mixed model takes a fraction of that.
+Compiling a PyMC model with ``nutpie.compile_pymc_model`` (numba backend) takes
+~6 s per process for a small crossed random-intercept model, while sampling it
+takes ~0.3 s. Almost all of the compile time is numba type inference and LLVM
+code generation for the two C callbacks nutpie generates around PyTensor's
+numba functions (log density + gradient, and the "expand" function for the
+trace); PyTensor's own numba functions already come from PyTensor's disk cache.
 
 This module avoids paying that cost twice:
 
-* **In-process memo** -- a second :func:`compile_model` call with the same
-  ``structure_key`` (and the same model signature) returns the already compiled
-  object, re-bound to the new model's ``pm.Data`` values and coordinate labels.
-* **On-disk cache** -- after a cold compile, the two numba compile results
-  (object code plus the small numba metadata numba's own ``cache=True`` stores)
-  and the model metadata nutpie needs (variable names, shapes, shared-variable
-  layout) are written to ``cache_dir``. A later process rebuilds the
-  ``CompiledPyMCModel`` from that entry without building or compiling any
-  PyTensor graph, only PyMC's initial-point function.
+* **In-process memo** -- a second :func:`compile_model` call for the same
+  structure returns the already compiled object re-bound to the new model's
+  ``pm.Data`` values and coordinate labels (``with_data``), in milliseconds.
+* **On-disk cache** -- after a cold compile, numba's compile results for the
+  two callbacks (object code plus the metadata numba's own ``cache=True``
+  stores), the model metadata nutpie needs (names, shapes, shared-variable
+  layout) and, when it is exactly reproducible, a NumPy description of PyMC's
+  initial-point function are written to ``cache_dir``. A later process
+  rebuilds the ``CompiledPyMCModel`` from that entry in ~0.1 s without
+  building or compiling any PyTensor graph.
 
-numba's own ``cache=True`` cannot be used here: nutpie's callbacks are
-closures whose captured values (random ``uuid4`` shared-variable keys, data
-arrays, PyTensor-generated functions) hash differently in every process, so
-numba writes a new entry each time and never finds an old one.
+numba's own ``cache=True`` (which nutpie forwards to ``numba.cfunc``) does not
+work for these callbacks: they are closures over values (random ``uuid4``
+shared-variable keys, data arrays, PyTensor-generated functions) that pickle
+differently in every process, so numba writes a new entry each time and never
+finds an old one.
 
-A cache entry is keyed by the caller's ``structure_key`` together with a
-signature of the model (variables, transforms, dimension lengths, data
-types), a fingerprint of the log-density graph, and the software/CPU
-environment (library versions, numba's codegen target). Entries that are
-unreadable, fail their checksum, or do not match the model are ignored and the
-model is compiled normally; all cache I/O errors are swallowed, so the cache
-can only make a fit faster, never break it. Files are written atomically
-(temporary file + ``os.replace``).
+Entries are keyed by the caller's ``structure_key`` together with a signature
+of the model (variables, transforms, dimension lengths, data dtypes), a
+fingerprint of its generative graph (including every constant) and the
+software/CPU environment (library versions, numba's codegen target, numba
+optimisation level). Entries that are unreadable, fail their checksum, need
+symbols the process does not provide, or do not fit the model are ignored and
+the model is compiled normally; every cache error is swallowed (and logged at
+DEBUG level on the ``hlm_cli.compile_cache`` logger), so the cache can make a
+fit faster but never break it. Files are written atomically (temporary file
+plus ``os.replace``), so concurrent processes may share a cache directory.
+Entries are pickles, like numba's and PyTensor's own caches: only point
+``cache_dir`` at a directory you trust.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -56,14 +64,16 @@ if TYPE_CHECKING:
     import nutpie
     import pymc as pm
 
-__all__ = ["compile_model", "default_cache_dir", "clear_memo"]
+__all__ = ["compile_model", "default_cache_dir", "clear_memo", "stats"]
 
 #: Bump when the on-disk entry layout or the reconstruction logic changes.
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _MAGIC = b"HLM-NUTPIE-CACHE\x00"
 _DIGEST_SIZE = 32
-_SUBDIR = "nutpie-v1"
+_SUBDIR = f"nutpie-v{_FORMAT_VERSION}"
 _ENTRY_SUFFIX = ".entry"
+#: Most entries kept on disk (~0.7 MB each for a small model; LRU by mtime).
+_MAX_ENTRIES = 256
 #: Most compiled models kept alive by the in-process memo (LRU).
 _MEMO_MAX = 64
 
@@ -71,6 +81,7 @@ _log = logging.getLogger(__name__)
 
 _MEMO: OrderedDict[str, _MemoEntry] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
+_STATS = {"memo_hits": 0, "disk_hits": 0, "compiles": 0, "disk_writes": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +89,8 @@ class _MemoEntry:
     compiled: Any
     shapes: dict[str, tuple[int, ...]]
     data_shapes: dict[str, tuple[int, ...]]
+    #: The initial-point function does not depend on pm.Data and can be reused.
+    fixed_point: bool
 
 
 class _LoadedCFunc:
@@ -119,6 +132,26 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "hlm"
 
 
+def stats() -> dict[str, int]:
+    """Counters of this process's :func:`compile_model` calls.
+
+    Returns
+    -------
+    dict of str to int
+        ``memo_hits``, ``disk_hits``, ``hits`` (their sum), ``compiles`` (cold
+        compiles) and ``disk_writes`` (entries written). A new dict each call.
+    """
+    with _MEMO_LOCK:
+        out = dict(_STATS)
+    out["hits"] = out["memo_hits"] + out["disk_hits"]
+    return out
+
+
+def _count(name: str) -> None:
+    with _MEMO_LOCK:
+        _STATS[name] += 1
+
+
 def clear_memo() -> None:
     """Forget every compiled model held by the in-process memo."""
     with _MEMO_LOCK:
@@ -147,9 +180,9 @@ def compile_model(
         graph (formula, family, priors, group counts, ...). Two models with the
         same key must have the same graph up to ``pm.Data`` values. As a
         safety net the key is combined with a signature of `model` (variable
-        names, transforms, dimension lengths, data dtypes) and, for the disk
-        cache, a fingerprint of the log-density graph, so a key that forgets a
-        prior or a group count leads to a recompile, not to wrong results.
+        names, transforms, dimension lengths, data dtypes) and a fingerprint of
+        its graph (including every constant), so a key that forgets a prior or
+        a group count leads to a recompile, not to wrong results.
     cache_dir : pathlib.Path or None
         Root of the on-disk cache (see :func:`default_cache_dir`); created if
         needed. ``None`` disables the disk cache (the in-process memo is still
@@ -164,43 +197,54 @@ def compile_model(
 
     Notes
     -----
-    Models compiled from a cache entry (or returned from the memo) reuse the
-    compiled log-density of an earlier, structurally identical model. Their
-    ``logp_func`` and ``expand_func`` attributes (the PyTensor functions) are
-    ``None`` for disk hits. The memo reuses the first model's initial-point
-    function (support point + jitter), which does not depend on ``pm.Data``
-    values for models whose priors do not reference data.
+    A model served from the disk cache has ``logp_func`` and ``expand_func``
+    (the PyTensor functions) set to ``None``; nutpie does not use them for
+    sampling. Sampling it with a given seed gives the same draws as sampling a
+    freshly compiled model: the initial-point replica is only used when it was
+    checked to be bit-identical to PyMC's function.
 
     Data whose shape differs from the compiled entry is accepted after
     checking that every sampled and deterministic variable keeps its shape.
     """
-    signature = _model_signature(model)
-    memo_key = _hash(["memo", structure_key, signature])
+    identity = _safe(_model_identity, model)
+    if identity is None:  # cannot describe the model safely: no caching at all
+        _count("compiles")
+        return _compile_recording(model)[0]
+    memo_key = _hash(["memo", structure_key, identity])
 
     with _MEMO_LOCK:
         entry = _MEMO.get(memo_key)
         if entry is not None:
             _MEMO.move_to_end(memo_key)
     if entry is not None:
-        rebound = _safe(_rebind, entry, model, signature)
+        rebound = _safe(_rebind, entry, model)
         if rebound is not None:
             _log.debug("compile cache: in-process hit")
+            _count("memo_hits")
             return rebound
 
     compiled = None
     path = None
     if cache_dir is not None:
-        key = _safe(_disk_key, model, structure_key, signature)
+        key = _safe(_disk_key, structure_key, identity)
         if key is not None:
             path = _entry_path(Path(cache_dir), key)
             compiled = _safe(_load_from_disk, model, path)
-            _log.debug("compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path)
+            _log.debug(
+                "compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path
+            )
     if compiled is None:
         compiled, records = _compile_recording(model)
-        if path is not None:
-            _safe(_save_to_disk, model, path, compiled, records)
+        _count("compiles")
+        point_spec = _safe(_initial_point_spec, model, compiled)
+        if path is not None and _safe(_save_to_disk, model, path, compiled, records, point_spec):
+            _count("disk_writes")
+        fixed_point = point_spec is not None
+    else:
+        _count("disk_hits")
+        fixed_point = isinstance(compiled.initial_point_func, _JitteredPoint)
 
-    _memoise(memo_key, compiled, signature)
+    _safe(_memoise, memo_key, compiled, fixed_point)
     return compiled
 
 
@@ -227,10 +271,17 @@ def _model_signature(model: pm.Model) -> dict[str, Any]:
     transforms = model.rvs_to_transforms
     return {
         "free": [
-            [rv.name, str(rv.type), type(transforms.get(rv)).__name__, rv.owner.op.__class__.__name__]
+            [
+                rv.name,
+                str(rv.type),
+                type(transforms.get(rv)).__name__,
+                rv.owner.op.__class__.__name__,
+            ]
             for rv in model.free_RVs
         ],
-        "observed": [[rv.name, str(rv.type), rv.owner.op.__class__.__name__] for rv in model.observed_RVs],
+        "observed": [
+            [rv.name, str(rv.type), rv.owner.op.__class__.__name__] for rv in model.observed_RVs
+        ],
         "deterministics": [[v.name, str(v.type)] for v in model.deterministics],
         "potentials": [[v.name, str(v.type)] for v in model.potentials],
         "dims": {name: _dim_length(v) for name, v in model.dim_lengths.items()},
@@ -239,8 +290,15 @@ def _model_signature(model: pm.Model) -> dict[str, Any]:
     }
 
 
+def _model_identity(model: pm.Model) -> dict[str, Any]:
+    """Signature plus graph fingerprint: what, besides the caller's key, keys the cache."""
+    return {"signature": _model_signature(model), "graph": _graph_fingerprint(model)}
+
+
 def _data_shapes(model: pm.Model) -> dict[str, tuple[int, ...]]:
-    return {v.name: tuple(int(s) for s in np.shape(v.get_value(borrow=True))) for v in model.data_vars}
+    return {
+        v.name: tuple(int(s) for s in np.shape(v.get_value(borrow=True))) for v in model.data_vars
+    }
 
 
 def _graph_fingerprint(model: pm.Model) -> str:
@@ -258,7 +316,14 @@ def _graph_fingerprint(model: pm.Model) -> str:
     from pytensor.graph.basic import Constant
     from pytensor.printing import debugprint
 
-    outputs = [*model.free_RVs, *model.observed_RVs, *model.deterministics, *model.potentials]
+    observed_values = [model.rvs_to_values[rv] for rv in model.observed_RVs]
+    outputs = [
+        *model.free_RVs,
+        *model.observed_RVs,
+        *observed_values,  # constants when the data are not pm.Data
+        *model.deterministics,
+        *model.potentials,
+    ]
     hasher = hashlib.sha256()
     hasher.update(debugprint(outputs, file="str", print_type=True).encode())
     seen: set[int] = set()
@@ -279,7 +344,11 @@ def _graph_fingerprint(model: pm.Model) -> str:
 
 
 def _constant_digest(value: Any) -> str:
-    data = np.asarray(value) if isinstance(value, np.ndarray | np.generic | int | float | bool) else None
+    data = (
+        np.asarray(value)
+        if isinstance(value, np.ndarray | np.generic | int | float | bool)
+        else None
+    )
     if data is None or data.dtype.kind not in "biufc":
         # None, slices, strings, ...: object arrays' bytes would be pointers.
         return hashlib.sha256(repr(value).encode()).hexdigest()
@@ -287,6 +356,7 @@ def _constant_digest(value: Any) -> str:
     return hashlib.sha256(head + np.ascontiguousarray(data).tobytes()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> dict[str, Any]:
     """Everything outside the model that the compiled machine code depends on."""
     from importlib.metadata import PackageNotFoundError, version
@@ -349,6 +419,143 @@ def _compile_recording(model: pm.Model) -> tuple[Any, list[Any] | None]:
     return compiled, records
 
 
+class _JitteredPoint:
+    """NumPy replica of PyMC's seeded initial-point function (support point + jitter).
+
+    ``pymc.initial_point.make_initial_point_fn`` compiles a PyTensor function
+    (~0.25 s, most of a warm cache load) that returns the transformed support
+    point plus ``Uniform(-1, 1)`` jitter drawn from one generator per jittered
+    variable, seeded through ``np.random.SeedSequence(seed).spawn(n_rngs)``.
+    When the support point does not depend on ``pm.Data`` it is a constant,
+    and this class reproduces the function bit for bit; :func:`_initial_point_spec`
+    only stores a spec after checking that on several seeds, so sampling with a
+    given seed gives the same draws whether or not the model came from the cache.
+
+    Parameters
+    ----------
+    base : list of float
+        Flat un-jittered initial point (float64) in nutpie's parameter order.
+    segments : list of [int, int, int, list of int, str]
+        ``[start, stop, rng_index, shape, dtype]`` per free variable;
+        ``rng_index`` is -1 for variables without jitter.
+    n_rngs : int
+        Number of generators PyMC's function reseeds.
+    """
+
+    def __init__(self, base: list[float], segments: list[list[Any]], n_rngs: int) -> None:
+        self._base = np.asarray(base, dtype=np.float64)
+        self._base.flags.writeable = False
+        self._segments = [
+            (int(a), int(b), int(r), tuple(sh), np.dtype(dt)) for a, b, r, sh, dt in segments
+        ]
+        self._n_rngs = int(n_rngs)
+
+    def __call__(self, seed: Any = None) -> np.ndarray:
+        gens = [
+            np.random.Generator(np.random.PCG64(sub))
+            for sub in np.random.SeedSequence(seed).spawn(self._n_rngs)
+        ]
+        out = np.array(self._base, dtype=np.float64, order="C", copy=True)
+        for start, stop, rng, shape, dtype in self._segments:
+            if rng < 0:
+                continue
+            base = self._base[start:stop].reshape(shape)
+            jitter = gens[rng].uniform(-1, 1, size=shape)
+            out[start:stop] = (base + jitter).astype(dtype).ravel().astype(np.float64)
+        return out
+
+
+def _initial_point_spec(model: pm.Model, compiled: Any) -> dict[str, Any] | None:
+    """Describe ``compiled.initial_point_func`` as a :class:`_JitteredPoint`, if exact.
+
+    Returns ``None`` (warm loads then rebuild PyMC's function) when the
+    support point depends on shared data, or when the replica does not match
+    PyMC's function bit for bit on a handful of seeds.
+    """
+    from pymc.initial_point import make_initial_point_fn
+    from pymc.pytensorf import find_rng_nodes
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    reference = compiled.initial_point_func  # nutpie: flat array wrapper(lock(pymc inner(fn)))
+    fn = reference
+    for _ in range(3):
+        fn = getattr(fn, "__wrapped__", None)
+    if fn is None or not hasattr(fn, "maker"):
+        return None
+    outputs = fn.maker.fgraph.outputs
+    rngs = find_rng_nodes(outputs)
+    if len(rngs) > 256:
+        return None
+    # Dimension lengths are part of the cache key; any other shared input
+    # (pm.Data) would make the support point data-dependent.
+    # (pytensor.function clones shared variables; clones share the container.)
+    dim_containers = {id(getattr(v, "container", None)) for v in model.dim_lengths.values()}
+    rng_ids = {id(r) for r in rngs}
+    for v in graph_inputs(outputs):
+        if not isinstance(v, SharedVariable) or id(v) in rng_ids:
+            continue
+        if id(getattr(v, "container", None)) not in dim_containers:
+            return None
+
+    n_free = len(model.free_RVs)
+    names = [str(n) for n in compiled.shape_info[0][:n_free]]
+    shapes = [tuple(int(d) for d in np.asarray(s).ravel()) for s in compiled.shape_info[2][:n_free]]
+    unjittered = make_initial_point_fn(
+        model=model, default_strategy="support_point", jitter_rvs=set(), return_transformed=True
+    )(0)
+    base = np.concatenate(
+        [np.asarray(unjittered[n], dtype=np.float64).ravel() for n in names] or [np.zeros(0)]
+    )
+    if base.shape != (int(compiled.n_dim),):
+        return None
+    seeds = [0, 1, 20240531, 2**40 + 7]
+    refs = [np.asarray(reference(seed), dtype=np.float64) for seed in seeds]
+    bounds = []
+    start = 0
+    for name, shape in zip(names, shapes, strict=True):
+        stop = start + int(np.prod(shape, dtype=np.int64))
+        bounds.append((start, stop, list(shape), str(np.asarray(unjittered[name]).dtype)))
+        start = stop
+    # A variable is jittered iff its value moves with the seed. PyMC reseeds
+    # every generator in its graph (``find_rng_nodes`` order), not only the
+    # jitter ones, so find the generator of each jittered variable by trial.
+    subseeds = [np.random.SeedSequence(seed).spawn(len(rngs)) for seed in seeds]
+    segments = []
+    used: set[int] = set()
+    for a, b, shape, dtype in bounds:
+        if all(np.array_equal(ref[a:b], base[a:b]) for ref in refs):
+            segments.append([a, b, -1, shape, dtype])
+            continue
+        found = None
+        for r in range(len(rngs)):
+            if r in used:
+                continue
+            if all(
+                np.array_equal(
+                    (
+                        base[a:b].reshape(shape)
+                        + np.random.Generator(np.random.PCG64(subs[r])).uniform(-1, 1, size=shape)
+                    )
+                    .astype(dtype)
+                    .ravel(),
+                    ref[a:b],
+                )
+                for subs, ref in zip(subseeds, refs, strict=True)
+            ):
+                found = r
+                break
+        if found is None:
+            return None
+        used.add(found)
+        segments.append([a, b, found, shape, dtype])
+    spec = {"base": base.tolist(), "segments": segments, "n_rngs": len(rngs)}
+    replica = _JitteredPoint(**spec)
+    if not all(np.array_equal(replica(seed), ref) for seed, ref in zip(seeds, refs, strict=True)):
+        return None
+    return spec
+
+
 def _reduce_cres(cres: Any) -> tuple:
     if cres.library.has_dynamic_globals:
         raise ValueError("compiled function references process-local addresses")
@@ -357,17 +564,24 @@ def _reduce_cres(cres: Any) -> tuple:
     return cres._reduce()
 
 
-def _save_to_disk(model: pm.Model, path: Path, compiled: Any, records: list[Any] | None) -> None:
+def _save_to_disk(
+    model: pm.Model,
+    path: Path,
+    compiled: Any,
+    records: list[Any] | None,
+    point_spec: dict[str, Any] | None,
+) -> bool:
+    """Write the cache entry for a cold compile; ``True`` if one was written."""
     from nutpie.compile_pymc import CompiledPyMCModel
 
     if not records or len(records) != 2 or type(compiled) is not CompiledPyMCModel:
-        return
+        return False
     logp_cres, expand_cres = records
     if (
         logp_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_logp_func.native_name
         or expand_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_expand_func.native_name
     ):
-        return
+        return False
 
     # The shared variables of the compiled functions must be pm.Data
     # containers that can be found again by (unique) name in a new model.
@@ -375,9 +589,11 @@ def _save_to_disk(model: pm.Model, path: Path, compiled: Any, records: list[Any]
     shared = []
     for var, key in compiled.shared_var_keys.items():
         if var.name is None or data_names.count(var.name) != 1:
-            return
+            return False
         value = compiled.shared_data[key]
-        shared.append({"name": var.name, "key": key, "ndim": int(var.ndim), "dtype": str(value.dtype)})
+        shared.append(
+            {"name": var.name, "key": key, "ndim": int(var.ndim), "dtype": str(value.dtype)}
+        )
 
     names, slices, shapes = compiled.shape_info
     n_free = len(model.free_RVs)
@@ -394,8 +610,9 @@ def _save_to_disk(model: pm.Model, path: Path, compiled: Any, records: list[Any]
         "data_shapes": {k: list(v) for k, v in _data_shapes(model).items()},
     }
     if sum(int(np.prod(s)) for s in meta["shapes"][:n_free]) != meta["n_dim"]:
-        return
+        return False
 
+    meta["initial_point"] = point_spec
     meta["external_symbols"] = sorted(_external_symbols(logp_cres) | _external_symbols(expand_cres))
     payload = {
         "format": _FORMAT_VERSION,
@@ -407,6 +624,24 @@ def _save_to_disk(model: pm.Model, path: Path, compiled: Any, records: list[Any]
 
     body = dumps(payload)
     _atomic_write(path, _MAGIC + hashlib.sha256(body).digest() + body)
+    _prune(path.parent)
+    return True
+
+
+def _prune(entry_dir: Path) -> None:
+    """Keep at most ``_MAX_ENTRIES`` entries, dropping the least recently used."""
+    entries = []
+    for p in entry_dir.glob("*" + _ENTRY_SUFFIX):
+        try:
+            entries.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    entries.sort()
+    for _, p in entries[: max(0, len(entries) - _MAX_ENTRIES)]:
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def _external_symbols(cres: Any) -> set[str]:
@@ -439,8 +674,8 @@ def _atomic_write(path: Path, blob: bytes) -> None:
 # --------------------------------------------------------------------------
 
 
-def _disk_key(model: pm.Model, structure_key: str, signature: dict[str, Any]) -> str:
-    return _hash(["disk", structure_key, signature, _graph_fingerprint(model), _environment()])
+def _disk_key(structure_key: str, identity: dict[str, Any]) -> str:
+    return _hash(["disk", structure_key, identity, _environment()])
 
 
 def _entry_path(cache_dir: Path, key: str) -> Path:
@@ -474,14 +709,14 @@ def _load_from_disk(model: pm.Model, path: Path) -> Any | None:
     data_vars = {v.name: v for v in model.data_vars}
     if any(s["name"] not in data_vars for s in meta["shared"]):
         return None
-    shapes = {n: tuple(s) for n, s in zip(meta["names"], meta["shapes"])}
+    shapes = {n: tuple(s) for n, s in zip(meta["names"], meta["shapes"], strict=True)}
     data_shapes = {k: tuple(v) for k, v in meta["data_shapes"].items()}
     if not _shapes_ok(model, shapes, data_shapes):
         return None
 
     from numba.core.compiler import CompileResult
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
-
     from numba.core.runtime import rtsys
 
     ctx = cpu_target.target_context
@@ -495,11 +730,17 @@ def _load_from_disk(model: pm.Model, path: Path) -> Any | None:
         ctx.refresh()
         if not _symbols_available(meta["external_symbols"]):
             return None
-    with warnings.catch_warnings():
+    with global_compiler_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logp_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["logp"]))
         expand_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["expand"]))
-    return _assemble(model, meta, logp_fn, expand_fn)
+    compiled = _assemble(model, meta, logp_fn, expand_fn)
+    if compiled is not None:
+        try:
+            os.utime(path)  # keeps frequently used entries out of _prune's way
+        except OSError:
+            pass
+    return compiled
 
 
 def _symbols_available(names: list[str]) -> bool:
@@ -508,7 +749,9 @@ def _symbols_available(names: list[str]) -> bool:
     return all(ll.address_of_symbol(name) for name in names)
 
 
-def _shapes_ok(model: pm.Model, shapes: dict[str, tuple[int, ...]], data_shapes: dict[str, tuple[int, ...]]) -> bool:
+def _shapes_ok(
+    model: pm.Model, shapes: dict[str, tuple[int, ...]], data_shapes: dict[str, tuple[int, ...]]
+) -> bool:
     """Check a reused compilation still fits the model's current data.
 
     When the ``pm.Data`` shapes are those the code was compiled with, the
@@ -526,16 +769,26 @@ def _shapes_ok(model: pm.Model, shapes: dict[str, tuple[int, ...]], data_shapes:
     return True
 
 
+def _pymc_initial_point_fn(
+    model: pm.Model, *, names: list[str], shapes: list[tuple[int, ...]]
+) -> Any:
+    """PyMC's seeded initial-point function, wrapped exactly as nutpie does."""
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from pymc.initial_point import make_initial_point_fn
+
+    # Same defaults as nutpie.compile_pymc_model.
+    point_fn = make_initial_point_fn(
+        model=model,
+        default_strategy="support_point",
+        jitter_rvs=set(model.free_RVs),
+        return_transformed=True,
+    )
+    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(point_fn), names=names, shapes=shapes)
+
+
 def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: Any) -> Any:
     """Rebuild a ``CompiledPyMCModel`` from cached metadata and callbacks."""
-    from nutpie.compile_pymc import (
-        CompiledPyMCModel,
-        _prepare_dims_and_coords,
-        _rv_dict_to_flat_array_wrapper,
-        _wrap_with_lock,
-        make_user_data,
-    )
-    from pymc.initial_point import make_initial_point_fn
+    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
 
     data_vars = {v.name: v for v in model.data_vars}
     shared_var_keys = {}
@@ -558,16 +811,13 @@ def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: An
     shape_info = (names, slices, shapes)
     n_free = meta["n_free"]
 
-    # Same defaults as nutpie.compile_pymc_model.
-    point_fn = make_initial_point_fn(
-        model=model,
-        default_strategy="support_point",
-        jitter_rvs=set(model.free_RVs),
-        return_transformed=True,
-    )
-    initial_point_fn = _rv_dict_to_flat_array_wrapper(
-        _wrap_with_lock(point_fn), names=names[:n_free], shapes=[tuple(s) for s in meta["shapes"][:n_free]]
-    )
+    spec = meta.get("initial_point")
+    if spec is not None:
+        initial_point_fn = _JitteredPoint(**spec)
+    else:
+        initial_point_fn = _pymc_initial_point_fn(
+            model, names=names[:n_free], shapes=[tuple(s) for s in meta["shapes"][:n_free]]
+        )
     reparameterized = list(meta["reparameterized_names"])
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
 
@@ -575,7 +825,7 @@ def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: An
         _n_dim=meta["n_dim"],
         dims=dims,
         _coords=coords,
-        _shapes={name: tuple(shape) for name, shape in zip(names, meta["shapes"])},
+        _shapes={name: tuple(shape) for name, shape in zip(names, meta["shapes"], strict=True)},
         compiled_logp_func=logp_fn,
         compiled_expand_func=expand_fn,
         initial_point_func=initial_point_fn,
@@ -595,11 +845,16 @@ def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: An
 # --------------------------------------------------------------------------
 
 
-def _memoise(memo_key: str, compiled: Any, signature: dict[str, Any]) -> None:
+def _memoise(memo_key: str, compiled: Any, fixed_point: bool) -> None:
     shapes = getattr(compiled, "_shapes", None)
     if shapes is None:
         return
-    entry = _MemoEntry(compiled=compiled, shapes=dict(shapes), data_shapes=_data_shapes_from(compiled))
+    entry = _MemoEntry(
+        compiled=compiled,
+        shapes=dict(shapes),
+        data_shapes=_data_shapes_from(compiled),
+        fixed_point=fixed_point,
+    )
     with _MEMO_LOCK:
         _MEMO[memo_key] = entry
         _MEMO.move_to_end(memo_key)
@@ -614,7 +869,7 @@ def _data_shapes_from(compiled: Any) -> dict[str, tuple[int, ...]]:
     }
 
 
-def _rebind(entry: _MemoEntry, model: pm.Model, signature: dict[str, Any]) -> Any | None:
+def _rebind(entry: _MemoEntry, model: pm.Model) -> Any | None:
     """Return the memoised model bound to `model`'s data and coordinates."""
     from nutpie.compile_pymc import _prepare_dims_and_coords
 
@@ -628,8 +883,19 @@ def _rebind(entry: _MemoEntry, model: pm.Model, signature: dict[str, Any]) -> An
         return None
     updates = {n: data_vars[n].get_value() for n in names}
     rebound = compiled.with_data(**updates) if updates else compiled
-    dims, coords = _prepare_dims_and_coords(model, compiled.shape_info, compiled.reparameterized_names or [])
-    return dataclasses.replace(rebound, dims=dims, _coords=coords)
+    dims, coords = _prepare_dims_and_coords(
+        model, compiled.shape_info, compiled.reparameterized_names or []
+    )
+    changes: dict[str, Any] = {"dims": dims, "_coords": coords}
+    if not entry.fixed_point:
+        # The support point may depend on pm.Data: use the new model's.
+        n_free = len(model.free_RVs)
+        changes["initial_point_func"] = _pymc_initial_point_fn(
+            model,
+            names=list(compiled.shape_info[0][:n_free]),
+            shapes=[tuple(int(d) for d in np.ravel(s)) for s in compiled.shape_info[2][:n_free]],
+        )
+    return dataclasses.replace(rebound, **changes)
 
 
 def _safe(fn: Any, *args: Any) -> Any:
