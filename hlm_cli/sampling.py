@@ -37,8 +37,27 @@ def default_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def _light_arviz() -> None:
+    """nutpie does ``import arviz`` only for ``from_dict``/``dict_to_dataset``; in arviz 1.x
+    that also imports arviz_plots (0.3 s per run). Give it arviz_base's functions instead,
+    unless the real package is already loaded."""
+    import sys
+    import types
+
+    if "arviz" in sys.modules:
+        return
+    import arviz_base
+
+    shim = types.ModuleType("arviz")
+    shim.from_dict = arviz_base.from_dict
+    shim.dict_to_dataset = arviz_base.dict_to_dataset
+    shim.__hlm_shim__ = True
+    sys.modules["arviz"] = shim
+
+
 def _compile(built: BuiltModel, use_cache: bool):
     """nutpie-compiled model and whether it came from a cache."""
+    _light_arviz()
     try:
         from hlm_cli import compile_cache
     except ImportError:  # pragma: no cover - module is part of the package
@@ -82,6 +101,7 @@ def sample(
     cached = False
     t0 = time.perf_counter()
     if spec.sampler == "nutpie":
+        _light_arviz()
         import nutpie
 
         say("compile")

@@ -12,7 +12,7 @@ shape alpha and scale mu / alpha; Beta(mu, kappa) = Beta(mu * kappa, (1 - mu) * 
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from hlm_cli.model.linpred import aux_draws, inverse_link
 
@@ -24,9 +24,12 @@ def logpdf(fam, y: np.ndarray, eta: np.ndarray, aux, *, trials=None, se=None) ->
     if se is not None:
         se = np.asarray(se, dtype=float)[None, :]
         sigma = np.sqrt(se**2 + sigma**2) if sigma is not None else se
+    if fam.name == "gaussian":  # the common case, without importing scipy.stats (0.7 s)
+        z = (y - eta) / sigma
+        return -0.5 * z * z - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+    from scipy import stats
+
     match fam.name:
-        case "gaussian":
-            return stats.norm.logpdf(y, eta, sigma)
         case "t":
             return stats.t.logpdf(y, aux("nu"), eta, sigma)
         case "lognormal":
