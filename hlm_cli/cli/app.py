@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except Exception as err:  # click usage errors and bugs
         kind = type(err).__name__
-        if kind == "Abort":
+        if kind == "Abort":  # Ctrl-C inside click
+            from hlm_cli.cli import render
+
+            render.error("interrupted", "nothing was written for the unfinished run")
             return int(ExitCode.INTERRUPTED)
         if hasattr(err, "show") and hasattr(err, "exit_code"):  # click/typer usage errors
             err.show()

@@ -156,8 +156,23 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
     return priors, used
 
 
+# While a model is being built: registers prior hyperparameters as pm.Data (see _dist).
+_prior_data = None
+
+
+def _prior_arg(name: str, arg: str, value):
+    """A prior's hyperparameter as pm.Data, so that data-scaled default priors (Bambi's
+    auto-scaling) are not compiled into the model as constants: one compiled model then
+    serves every input of the same structure (hlm batch, repeat fits), the values being
+    swapped in with the data."""
+    value = np.asarray(value, dtype=float) if not np.isscalar(value) else np.asarray(float(value))
+    if _prior_data is None:
+        return value
+    return _prior_data(f"_prior[{name}].{arg}", value)
+
+
 def _dist(pm, name: str, prior: Prior, **kw):
-    kwargs = {k: np.asarray(v, dtype=float) if not np.isscalar(v) else float(v) for k, v in prior.args}
+    kwargs = {k: _prior_arg(name, k, v) for k, v in prior.args}
     if prior.dist == "Flat":
         return pm.Flat(name, **kw)
     if prior.dist == "HalfFlat":
@@ -169,7 +184,10 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
     blob = {
         "formula": design.formula.text,
         "family": family.name,
-        "priors": {k: str(v) for k, v in sorted(priors.items())},
+        # prior families and argument shapes only: their values are pm.Data (see _prior_arg),
+        # except LKJ's eta, which is a constant of the graph
+        "priors": {k: (v.dist, [(a, np.shape(x)) for a, x in v.args], v.kwargs.get("eta") if v.dist == "LKJ" else None)
+                   for k, v in sorted(priors.items())},
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
         "n": design.n,
@@ -223,73 +241,18 @@ def build_model(
         coords[g.factor] = g.levels
 
     data_vars: dict[str, np.ndarray] = {}
+    global _prior_data
     with pm.Model(coords=coords) as model:
 
         def data(name: str, value: np.ndarray, dims=None):
             data_vars[name] = value
             return pm.Data(name, value, dims=dims)
 
-        # group-level SDs first: the intercept's prior depends on them when group terms are
-        # sampled as zero-sum offsets (see _intercept_rv)
-        sds = {g.term.label: [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in g.effect_names] for g in design.groups}
-        zerosum = [g for g in design.groups if choices[g.term.label].sums_to_zero]
-
-        # population level: one variable per term, stacked in design order
-        eta = 0.0
-        beta = None
-        if design.X.shape[1]:
-            X = data("_X", design.X)
-            coefs = []
-            for term, sl in design.fixed_slices.items():
-                labels = design.x_labels[sl]
-                if term == "Intercept":
-                    rv = _intercept_rv(pm, pt, priors["Intercept"], zerosum, sds)
-                    coefs.append(pt.atleast_1d(rv))
-                elif len(labels) == 1 and labels[0] == term:
-                    rv = _dist(pm, term, priors[labels[0]])
-                    coefs.append(pt.atleast_1d(rv))
-                else:
-                    pr = [priors[lab] for lab in labels]
-                    if len({p.dist for p in pr}) == 1:
-                        stacked = Prior(pr[0].dist, tuple((k, np.array([dict(p.args)[k] for p in pr])) for k, _ in pr[0].args))
-                        rv = _dist(pm, term, stacked, dims=f"{term}_dim")
-                        coefs.append(rv)
-                    else:  # a user prior for one column of a factor: separate variables
-                        parts = [_dist(pm, lab, p) for lab, p in zip(labels, pr, strict=True)]
-                        coefs.append(pt.stack(parts))
-                        info.population.extend(labels)
-                        continue
-                info.population.append(term)
-            beta = pt.concatenate(coefs)
-            eta = pt.dot(X, beta)
-        if design.offset is not None:
-            eta = eta + data("_offset", design.offset)
-
-        effects: dict[str, object] = {}
-        by_label = {g.term.label: (i, g) for i, g in enumerate(design.groups)}
-        # parents (factors others are nested in) first, so children can be centered on them
-        order = sorted(design.groups, key=lambda g: choices[g.term.label].parent is not None)
-        for g in order:
-            i = by_label[g.term.label][0]
-            idx = data(f"_idx{i}", g.index)
-            Z = data(f"_Z{i}", g.Z)
-            choice = choices[g.term.label]
-            mean = None
-            if choice.on_mean:  # hierarchical centering: effects centered on the population coefficients
-                mean = pt.stack([beta[design.x_labels.index(c)] for c in g.columns])
-            elif choice.parent is not None:  # nested: centered on the parent level's effect
-                parent = by_label[choice.parent][1]
-                pidx = param.parent_index(g, parent)
-                mean = effects[choice.parent][:, 0][pidx][:, None]  # (levels, 1)
-            b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
-            effects[g.term.label] = b
-            eta = eta + (Z * b[idx]).sum(axis=1)
-
-        eta = pt.as_tensor_variable(eta)
-        if eta.ndim == 0:
-            eta = pt.zeros(design.n) + eta
-        y = data("_y", design.y, dims=OBS_DIM)
-        _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info)
+        _prior_data = data
+        try:
+            _build_body(pm, pt, design, family, priors, choices, info, response_name, data)
+        finally:
+            _prior_data = None
 
     return BuiltModel(
         model=model,
@@ -302,6 +265,73 @@ def build_model(
         structure_key=_structure_key(design, family, priors, choices),
         data_vars=data_vars,
     )
+
+
+def _build_body(pm, pt, design, family, priors, choices, info, response_name, data) -> None:
+    """The model graph (called inside the pm.Model context of :func:`build_model`)."""
+
+    # group-level SDs first: the intercept's prior depends on them when group terms are
+    # sampled as zero-sum offsets (see _intercept_rv)
+    sds = {g.term.label: [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in g.effect_names] for g in design.groups}
+    zerosum = [g for g in design.groups if choices[g.term.label].sums_to_zero]
+
+    # population level: one variable per term, stacked in design order
+    eta = 0.0
+    beta = None
+    if design.X.shape[1]:
+        X = data("_X", design.X)
+        coefs = []
+        for term, sl in design.fixed_slices.items():
+            labels = design.x_labels[sl]
+            if term == "Intercept":
+                rv = _intercept_rv(pm, pt, priors["Intercept"], zerosum, sds)
+                coefs.append(pt.atleast_1d(rv))
+            elif len(labels) == 1 and labels[0] == term:
+                rv = _dist(pm, term, priors[labels[0]])
+                coefs.append(pt.atleast_1d(rv))
+            else:
+                pr = [priors[lab] for lab in labels]
+                if len({p.dist for p in pr}) == 1:
+                    stacked = Prior(pr[0].dist, tuple((k, np.array([dict(p.args)[k] for p in pr])) for k, _ in pr[0].args))
+                    rv = _dist(pm, term, stacked, dims=f"{term}_dim")
+                    coefs.append(rv)
+                else:  # a user prior for one column of a factor: separate variables
+                    parts = [_dist(pm, lab, p) for lab, p in zip(labels, pr, strict=True)]
+                    coefs.append(pt.stack(parts))
+                    info.population.extend(labels)
+                    continue
+            info.population.append(term)
+        beta = pt.concatenate(coefs)
+        eta = pt.dot(X, beta)
+    if design.offset is not None:
+        eta = eta + data("_offset", design.offset)
+
+    effects: dict[str, object] = {}
+    by_label = {g.term.label: (i, g) for i, g in enumerate(design.groups)}
+    # parents (factors others are nested in) first, so children can be centered on them
+    order = sorted(design.groups, key=lambda g: choices[g.term.label].parent is not None)
+    for g in order:
+        i = by_label[g.term.label][0]
+        idx = data(f"_idx{i}", g.index)
+        Z = data(f"_Z{i}", g.Z)
+        choice = choices[g.term.label]
+        mean = None
+        if choice.on_mean:  # hierarchical centering: effects centered on the population coefficients
+            mean = pt.stack([beta[design.x_labels.index(c)] for c in g.columns])
+        elif choice.parent is not None:  # nested: centered on the parent level's effect
+            parent = by_label[choice.parent][1]
+            pidx = param.parent_index(g, parent)
+            mean = effects[choice.parent][:, 0][pidx][:, None]  # (levels, 1)
+        b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
+        effects[g.term.label] = b
+        eta = eta + (Z * b[idx]).sum(axis=1)
+
+    eta = pt.as_tensor_variable(eta)
+    if eta.ndim == 0:
+        eta = pt.zeros(design.n) + eta
+    y = data("_y", design.y, dims=OBS_DIM)
+    _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info)
+
 
 
 def _intercept_rv(pm, pt, prior: Prior, zerosum, sds):
@@ -319,7 +349,8 @@ def _intercept_rv(pm, pt, prior: Prior, zerosum, sds):
         return _dist(pm, "Intercept", prior)
     kw = prior.kwargs
     extra = sum(sd**2 / len(g.levels) for g in zerosum for sd in sds[g.term.label][:1])
-    return pm.Normal("Intercept", mu=float(kw["mu"]), sigma=pt.sqrt(float(kw["sigma"]) ** 2 + extra))
+    mu, sigma = _prior_arg("Intercept", "mu", kw["mu"]), _prior_arg("Intercept", "sigma", kw["sigma"])
+    return pm.Normal("Intercept", mu=mu, sigma=pt.sqrt(sigma**2 + extra))
 
 
 def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, mean=None):

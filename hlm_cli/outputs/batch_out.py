@@ -393,12 +393,12 @@ def write_tables(out: Path, status, summary) -> tuple[Path, Path]:
 
 
 def write_compare(path: Path, table) -> None:
-    """Write a LOO comparison table (pandas.DataFrame) atomically."""
+    """Write a LOO comparison table (a pandas.DataFrame, one row per model) atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as fh:
-            table.to_csv(fh, float_format="%.6g")
+            table.to_csv(fh, index=False, float_format="%.6g")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -10,7 +10,6 @@ from hlm_cli.model import likelihood
 from hlm_cli.model.build import build_model
 from hlm_cli.model.families import get_family
 
-
 SLOW = pytest.mark.slow  # each case compiles a PyTensor C function (~8 s)
 
 
