@@ -53,3 +53,6 @@ sample-data: venv
 
 clean:
 	rm -rf $(VENV) results
+
+bench: venv
+	$(PY) benchmarks/bench_vs_brms.py
