@@ -102,7 +102,7 @@ def fit_result(result) -> None:
     tm = result.timings
     cached = " (compiled model from cache)" if result.compile_cached else ""
     _out.print(
-        f"Wrote {result.out}/ (summary.csv, posterior.nc, run.json, plots/, report.html) in {tm.get('total', 0):.1f} s: "
+        f"Wrote {result.out}/ (summary.csv, posterior.nc, run.json{', plots/, report.html' if spec.plots else ''}) in {tm.get('total', 0):.1f} s: "
         f"compile {tm.get('compile', 0):.1f} s{cached}, sampling {tm.get('sample', 0):.1f} s"
     )
 
