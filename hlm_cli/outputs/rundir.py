@@ -22,7 +22,12 @@ def check_out(out: Path, *, force: bool) -> None:
             f"output directory {str(out)!r} exists and is not empty",
             hint="choose another --out, or add --force to replace it",
         )
-    parent = out.resolve().parent
+    ensure_parent_writable(out)
+
+
+def ensure_parent_writable(path: Path) -> None:
+    """The folder that will hold ``path`` must exist (or be creatable) and be writable."""
+    parent = Path(path).resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

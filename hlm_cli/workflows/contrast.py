@@ -140,15 +140,11 @@ def check_spec(spec: ContrastSpec) -> None:
 
 def check_writable(path: Path) -> None:
     """An output file's folder must exist (or be creatable) and be writable."""
+    from hlm_cli.outputs.rundir import ensure_parent_writable
+
     if path.exists() and path.is_dir():
         raise OutputError(f"--out {str(path)!r} is a directory", hint="give a file name, e.g. --out results/contrast.csv")
-    parent = path.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create {str(parent)!r}: {err.strerror}", hint="check the path and permissions") from None
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write in {str(parent)!r}", hint="check the permissions, or choose another --out")
+    ensure_parent_writable(path)
 
 
 def write_csv(df: pd.DataFrame, path: Path, *, float_format: str | None = "%.6g") -> None:
