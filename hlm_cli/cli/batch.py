@@ -167,7 +167,9 @@ def _report(result, quiet: bool) -> None:
     for _, row in failed.iterrows():
         print(f"failed: {row['run_dir']} ({row['input']}): {row['error']}", file=sys.stderr)
     if not quiet:
-        out.print(f"Wrote {result.summary_path} and {result.status_path}")
+        report = result.summary_path.parent / "batch_report.html"
+        extra = f" and {report}" if report.exists() else ""
+        out.print(f"Wrote {result.summary_path}, {result.status_path}{extra}")
     if n and result.succeeded == 0 and len(failed):
         first = failed.iloc[0]
         render.error(f"no input was fitted ({len(failed)} failed); first: {first['error']}",

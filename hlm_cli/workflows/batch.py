@@ -580,6 +580,17 @@ def default_workers() -> int:
 # --------------------------------------------------------------------------
 
 
+def _batch_report(out: Path) -> None:
+    """OUT/batch_report.html: a sortable table of inputs linking each input's report. A page
+    that fails to build never fails the batch (its tables are the record)."""
+    try:
+        from hlm_cli.outputs.report import write_batch_report
+
+        write_batch_report(out)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def run_batch(spec: BatchSpec, *, on_progress: Callable[[BatchProgress], None] | None = None,
               flush_every: float = FLUSH_EVERY_S) -> BatchResult:
     """Fit every input, skipping finished ones, and write the batch tables.
@@ -628,6 +639,7 @@ def run_batch(spec: BatchSpec, *, on_progress: Callable[[BatchProgress], None] |
                 sweep()
             status, summary = batch_out.rebuild(out, the_plan.entries)
             status_path, summary_path = batch_out.write_tables(out, status, summary)
+            _batch_report(out)
     return BatchResult(out, status, status_path, summary_path, n_fits, the_plan.skipped,
                        time.perf_counter() - t0, workers, spec.strict)
 
