@@ -13,7 +13,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -226,13 +225,4 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
 
 
-def cache_dir_for_info() -> Path | None:
-    try:
-        from hlm_cli import compile_cache
-
-        return compile_cache.default_cache_dir()
-    except ImportError:  # pragma: no cover
-        return None
-
-
-__all__ = ["Posterior", "sample", "complete", "sample_prior_predictive", "default_cores", "np"]
+__all__ = ["Posterior", "sample", "complete", "sample_prior_predictive", "default_cores"]

@@ -69,10 +69,6 @@ class BuiltModel:
     data_vars: dict[str, np.ndarray]  # pm.Data names -> arrays (to swap data in)
 
 
-def _sanitize(name: str) -> str:
-    return name
-
-
 def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tuple[dict[str, Prior], dict[str, str]]:
     """Every parameter's prior: defaults scaled as Bambi does, overridden by the user's.
 

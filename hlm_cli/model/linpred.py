@@ -14,7 +14,6 @@ group-level distribution (brms's ``allow_new_levels = TRUE, sample_new_levels =
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,4 +347,4 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     raise AssertionError(fam.name)
 
 
-__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "dataclasses"]
+__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws"]
