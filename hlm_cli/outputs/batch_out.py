@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hlm_cli.errors import OutputError
+from hlm_cli.outputs.rundir import write_atomic
 
 STATE_DIR = ".hlm_batch"
 SUMMARY_FILE = "batch_summary.csv"
@@ -122,18 +123,12 @@ def write_json_atomic(path: Path, obj: dict) -> None:
     """Write JSON to a temporary file beside ``path``, fsync it, and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    def dump(fh) -> None:
+        json.dump(obj, fh, indent=1, default=str)
+        fh.write("\n")
+
+    write_atomic(path, dump)
 
 
 def read_json(path: Path) -> dict | None:
@@ -377,17 +372,7 @@ def write_tables(out: Path, status, summary) -> tuple[Path, Path]:
     paths = []
     for name, frame in ((STATUS_FILE, status), (SUMMARY_FILE, summary)):
         path = Path(out) / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                frame.to_csv(fh, index=False, float_format="%.6g")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, lambda fh, frame=frame: frame.to_csv(fh, index=False, float_format="%.6g"), newline="")
         paths.append(path)
     return paths[0], paths[1]
 

@@ -19,7 +19,6 @@ import dataclasses
 import html
 import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -655,12 +654,11 @@ def render_html(info: dict, summary: pd.DataFrame, figs: list[Figure], *, frame:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    from hlm_cli.outputs.rundir import write_atomic
+
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, lambda fh: fh.write(text))
     except OSError as err:
         raise OutputError(f"cannot write {str(path)!r}: {err.strerror}", hint="check the permissions of the run directory") from None
 

@@ -36,6 +36,23 @@ def ensure_parent_writable(path: Path) -> None:
         raise OutputError(f"cannot write in {str(parent)!r}", hint="check the permissions, or choose another --out")
 
 
+def write_atomic(path: Path, write, *, newline: str | None = None) -> None:
+    """Write one file atomically: ``write(fh)`` fills a temporary file beside ``path``, which is
+    flushed, fsynced and renamed onto ``path``; on any failure the temporary file is removed,
+    so readers see the old file or the complete new one, never half of it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def staged(out: Path, *, force: bool):
     """Yield a temporary directory; on success move it onto ``out`` (replacing it under force)."""

@@ -149,15 +149,9 @@ def check_writable(path: Path) -> None:
 
 def write_csv(df: pd.DataFrame, path: Path, *, float_format: str | None = "%.6g") -> None:
     """Write a CSV atomically: a temporary file beside ``path``, renamed onto it when complete."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False, float_format=float_format)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from hlm_cli.outputs.rundir import write_atomic
+
+    write_atomic(Path(path), lambda fh: df.to_csv(fh, index=False, float_format=float_format), newline="")
 
 
 def safe_name(text: str) -> str:
