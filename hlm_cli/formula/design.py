@@ -193,13 +193,14 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         se = data[resp.se].to_numpy()
 
     common = _design(formula.fixed, data, "population-level design")
-    X_all = np.asarray(common.design_matrix, dtype=float)
+    # "y ~ 0 + (1|g)": no population-level terms at all, and formulae returns no design
+    X_all = np.zeros((len(data), 0)) if common is None else np.asarray(common.design_matrix, dtype=float)
     keep: list[int] = []
     x_labels: list[str] = []
     slices: dict[str, slice] = {}
     kinds: dict[str, str] = {}
     offset = None
-    for name, term in common.terms.items():
+    for name, term in ({} if common is None else common.terms).items():
         sl = common.slices[name]
         kind = getattr(term, "kind", None) or "intercept"
         if kind == "offset":

@@ -59,7 +59,9 @@ class Choice:
             return f"centered on ({self.parent})"
         if self.zero_sum:
             return "noncentered zero-sum"
-        return "centered on the population means" if self.on_mean else self.kind
+        if self.on_mean:
+            return "noncentered around the intercept" if self.kind == "noncentered" else "centered on the population means"
+        return self.kind
 
     @property
     def sums_to_zero(self) -> bool:
@@ -150,9 +152,19 @@ def parent_index(child, parent) -> np.ndarray:
 
 def _center_nested(design, out: dict[str, Choice]) -> None:
     """A centered group intercept nested in another factor (schools in regions, lecturers in
-    departments) is centered on its parent's effect: school_j ~ N(region_k(j), tau), the slides'
-    model. Otherwise the parent's effect and the mean of its children trade off, the same ridge
-    as between the intercept and group means."""
+    departments) is centered on its parent's level mean: school_j ~ N(mu_region(j), tau), the
+    slides' model. Otherwise the parent's effect and the mean of its children trade off, the
+    same ridge as between the intercept and group means.
+
+    The top of each such chain (the region, the department) is then centered on the
+    intercept, ``mu_k = Intercept + b_k`` (Gelfand, Sahu & Carlin 1995), sampled centered or
+    not as its own information ratio says, so that the chain carries the intercept down to
+    the finest level: the intercept is identified through the group means instead of trading
+    off against the mean of thousands of lecturer effects (InstEval: intercept bulk ESS 374
+    in 2 x 1000 draws before, ~600 in 2 x 500 after, at a tenth of the gradient evaluations).
+    This is a shift of variables, so the model, and lme4's meaning of every reported effect,
+    is unchanged; no zero-sum correction is needed for the chain.
+    """
     singles = [g for g in design.groups if g.columns == ["Intercept"]]
     for g in singles:
         c = out[g.term.label]
@@ -163,6 +175,32 @@ def _center_nested(design, out: dict[str, Choice]) -> None:
             continue
         p = max(parents, key=lambda p: len(p.levels))
         out[g.term.label] = Choice("centered", c.info_ratio, c.reason + f"; nested in {p.factor}", parent=p.term.label)
+    if "Intercept" not in design.x_labels or any(c.on_mean and "Intercept" in g.columns for g in design.groups for c in [out[g.term.label]]):
+        return  # no intercept, or a varying-slope term is already centered on it
+    by_label = {g.term.label: g for g in design.groups}
+    tops = {_chain_top(out, lab) for lab, c in out.items() if c.parent is not None}
+    if len(tops) != 1:
+        return  # one intercept can anchor one chain; others keep their zero-sum roots
+    top = tops.pop()
+    c = out[top]
+    if by_label[top].columns != ["Intercept"]:
+        return
+    kind = "noncentered" if c.kind == "noncentered" else "centered"
+    out[top] = Choice(kind, c.info_ratio, c.reason + "; top of a nesting chain: centered on the intercept", on_mean=True)
+
+
+def _chain_top(out: dict[str, Choice], label: str) -> str:
+    while out[label].parent is not None:
+        label = out[label].parent
+    return label
+
+
+def depth(out: dict[str, Choice], label: str) -> int:
+    """How many parents a term is nested in (0 for a root): build order."""
+    n = 0
+    while out[label].parent is not None:
+        label, n = out[label].parent, n + 1
+    return n
 
 
 def _backfit_ratios(design, resid: np.ndarray) -> dict[str, float]:

@@ -129,19 +129,21 @@ def rank(tree, var_names, path: Path, formats=("png",)) -> list[Path]:
 def ppc(tree, path: Path, formats=("png",), *, group="posterior_predictive", discrete=False, num_samples=100, seed=0) -> list[Path]:
     grp = tree[group]
     name = next(iter(grp.data_vars))
-    sim = np.asarray(grp[name], dtype=float)
-    sim = sim.reshape(-1, sim.shape[-1])
+    raw = np.asarray(grp[name])
+    raw = raw.reshape(-1, raw.shape[-1])
     obs = np.asarray(tree["observed_data"][name], dtype=float) if "observed_data" in tree.children and name in tree["observed_data"] else None
     rng = np.random.default_rng(seed)
-    pick = rng.choice(sim.shape[0], size=min(num_samples, sim.shape[0]), replace=False)
+    pick = np.sort(rng.choice(raw.shape[0], size=min(num_samples, raw.shape[0]), replace=False))
+    # only the drawn rows in float64: the full table of a large model is gigabytes (InstEval)
+    sim = raw[pick].astype(float)
     fig = _figure(7, 4)
     ax = fig.subplots()
     what = "prior predictive" if group.startswith("prior") else "posterior predictive"
     if discrete:
-        allv = np.concatenate([sim[pick].ravel(), obs if obs is not None else []])
+        allv = np.concatenate([sim.ravel(), obs if obs is not None else []])
         hi = int(np.nanpercentile(allv, 99.5)) if len(allv) else 1
         edges = np.arange(-0.5, hi + 1.5)
-        counts = np.stack([np.histogram(sim[i], bins=edges)[0] for i in pick])
+        counts = np.stack([np.histogram(row, bins=edges)[0] for row in sim])
         mid = np.arange(0, hi + 1)
         lo_q, hi_q = np.percentile(counts, [5, 95], axis=0)
         ax.bar(mid, np.median(counts, axis=0), color="tab:blue", alpha=0.35, label=f"{what} (median, 90% band)")
@@ -150,12 +152,12 @@ def ppc(tree, path: Path, formats=("png",), *, group="posterior_predictive", dis
             ax.plot(mid, np.histogram(obs, bins=edges)[0], "o", color="k", label="observed")
         ax.set_ylabel("count")
     else:
-        ref = np.concatenate([sim[pick].ravel()] + ([obs] if obs is not None else []))
+        ref = np.concatenate([sim.ravel()] + ([obs] if obs is not None else []))
         lo, hi = np.nanpercentile(ref, [0.5, 99.5])
         pad = 0.1 * (hi - lo + 1e-12)
         grid = np.linspace(lo - pad, hi + pad, 256)
-        for j, i in enumerate(pick):
-            ax.plot(grid, kde_line(sim[i], grid), color="tab:blue", alpha=0.15, lw=0.8, label=f"{what} draws" if j == 0 else None)
+        for j, row in enumerate(sim):
+            ax.plot(grid, kde_line(row, grid), color="tab:blue", alpha=0.15, lw=0.8, label=f"{what} draws" if j == 0 else None)
         if obs is not None:
             ax.plot(grid, kde_line(obs, grid), color="k", lw=2, label="observed")
         ax.set_ylabel("density")

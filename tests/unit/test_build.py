@@ -125,3 +125,64 @@ def test_structure_key_ignores_values_but_not_shapes(tiny_df):
     assert k3 != k1
     # data-scaled default priors are pm.Data, not constants: same structure, same key
     assert k2 == k1
+
+
+def _three_level(seed=0, sd_y=0.1):
+    """students (crossed) + lecturers nested in departments, informative enough to centre."""
+    rng = np.random.default_rng(seed)
+    dept = np.repeat(np.arange(4), 60)
+    lect = np.repeat(np.arange(24), 10)  # 6 lecturers per department, 10 ratings each
+    stud = rng.integers(0, 15, size=240)
+    y = 3 + rng.normal(0, 0.5, 4)[dept] + rng.normal(0, 1.0, 24)[lect] + rng.normal(0, 0.2, 15)[stud] + rng.normal(0, sd_y, 240)
+    return pd.DataFrame({"y": y, "dept": [f"D{i}" for i in dept], "lect": [f"L{i}" for i in lect], "stud": [f"S{i}" for i in stud]})
+
+
+def test_nesting_chain_is_centered_down_from_the_intercept():
+    df = _three_level()
+    ch = parameterization.choose(design(df, "y ~ 1 + (1|stud) + (1|lect) + (1|dept)"), get_family("gaussian"))
+    assert ch["1|lect"].parent == "1|dept"
+    # the top of the chain carries the intercept: not zero-sum, centered on the population mean
+    assert ch["1|dept"].on_mean and not ch["1|dept"].sums_to_zero and ch["1|dept"].identified
+    assert "top of a nesting chain" in ch["1|dept"].reason
+    # a crossed factor keeps its own (zero-sum) form
+    assert ch["1|stud"].parent is None and not ch["1|stud"].on_mean
+    # without an intercept nothing can carry it
+    ch0 = parameterization.choose(design(df, "y ~ 0 + (1|lect) + (1|dept)"), get_family("gaussian"))
+    assert not ch0["1|dept"].on_mean
+
+
+def test_nesting_chain_keeps_lme4_meaning_of_effects():
+    """The chain is a shift of variables: drawn from the prior, the reported effects are
+    mean-zero, independent of the intercept, with the group SD as their spread."""
+    import pymc as pm
+
+    df = _three_level()
+    user = parse_priors(["Intercept=Normal(3, 2)", "1|dept=HalfNormal(0.001)", "1|lect=HalfNormal(0.001)", "1|stud=HalfNormal(0.001)"])
+    b = build_model(design(df, "y ~ 1 + (1|stud) + (1|lect) + (1|dept)"), get_family("gaussian"), user)
+    assert b.parameterization["1|lect"].parent == "1|dept" and b.parameterization["1|dept"].on_mean
+    with b.model:
+        prior = pm.sample_prior_predictive(draws=4000, random_seed=1, var_names=["Intercept", "1|dept", "1|lect", "1|dept_sigma", "1|lect_sigma"])["prior"]
+    icpt = prior["Intercept"].values.ravel()
+    dept = prior["1|dept"].values.reshape(-1, 4)
+    lect = prior["1|lect"].values.reshape(-1, 24)
+    assert abs(np.corrcoef(icpt, dept[:, 0])[0, 1]) < 0.05  # would be ~1 if b0 leaked into the effect
+    assert abs(np.corrcoef(dept[:, 0], lect[:, 0])[0, 1]) < 0.05  # lecturers are deviations from their department
+    sd_d = prior["1|dept_sigma"].values.ravel()
+    assert np.mean(dept[:, 0] / sd_d) == pytest.approx(0, abs=0.05)
+    assert np.std(dept[:, 0] / sd_d) == pytest.approx(1, abs=0.05)
+    assert np.std(lect[:, 3] / prior["1|lect_sigma"].values.ravel()) == pytest.approx(1, abs=0.05)
+    assert np.mean(icpt) == pytest.approx(3, abs=0.1)
+
+
+def test_plain_group_intercepts_are_gathered_without_a_design_column(tiny_df):
+    b = build_model(design(tiny_df, "y ~ x + (1|g) + (0 + x|g)"), get_family("gaussian"))
+    names = set(b.data_vars)
+    assert "_idx0" in names and "_idx1" in names
+    assert "_Z0" not in names and "_Z1" in names  # (1|g): a gather; (0 + x|g): needs x
+
+
+def test_formula_without_population_terms(tiny_df):
+    d = design(tiny_df, "y ~ 0 + (1|g)")
+    assert d.X.shape == (36, 0) and d.x_labels == [] and len(d.groups) == 1
+    b = build_model(d, get_family("gaussian"))
+    assert b.params.population == [] and b.parameterization["1|g"].kind != "zerosum"
