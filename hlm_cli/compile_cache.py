@@ -42,6 +42,7 @@ Entries are pickles, like numba's and PyTensor's own caches: only point
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 __all__ = ["compile_model", "default_cache_dir", "clear_memo", "stats"]
 
 #: Bump when the on-disk entry layout or the reconstruction logic changes.
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3  # 3: nutpie's callbacks with loop copies (_loop_copy_wrappers)
 _MAGIC = b"HLM-NUTPIE-CACHE\x00"
 _DIGEST_SIZE = 32
 _SUBDIR = f"nutpie-v{_FORMAT_VERSION}"
@@ -412,11 +413,115 @@ def _compile_recording(model: pm.Model) -> tuple[Any, list[Any] | None]:
             return cres
 
     try:
-        compiled = nutpie.compile_pymc_model(model, pipeline_class=_RecordingCompiler)
+        with _loop_copy_wrappers():
+            compiled = nutpie.compile_pymc_model(model, pipeline_class=_RecordingCompiler)
     except TypeError:
         # A nutpie version that no longer forwards compiler options.
         return nutpie.compile_pymc_model(model), None
     return compiled, records
+
+
+@contextlib.contextmanager
+def _loop_copy_wrappers():
+    """Compile nutpie's two C callbacks with element loops instead of ``out[...] = grad``.
+
+    numba lowers a slice assignment together with the f-string ``ValueError`` of its
+    shape check (``raise_shape_mismatch_error``), about 3 s of every cold compile, a third
+    of it (benchmarks/compile_cache/FINDINGS.md, t_loopcopy.py: identical posterior). The
+    callbacks below are nutpie 0.16's ``_make_c_logp_func`` / ``_make_c_expand_func`` with
+    only that line changed (a wrong length still returns the same error code). Used only for
+    the nutpie version they were written against; any other keeps nutpie's own.
+    """
+    import nutpie.compile_pymc as ncp
+
+    if not _LOOP_COPY_OK(ncp):
+        yield
+        return
+    saved = ncp._make_c_logp_func, ncp._make_c_expand_func
+    ncp._make_c_logp_func, ncp._make_c_expand_func = _make_c_logp_func, _make_c_expand_func
+    try:
+        yield
+    finally:
+        ncp._make_c_logp_func, ncp._make_c_expand_func = saved
+
+
+def _LOOP_COPY_OK(ncp) -> bool:
+    from importlib.metadata import version
+
+    try:
+        return version("nutpie").startswith("0.16.") and hasattr(ncp, "make_extraction_fn")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
+    import numba
+    from nutpie.compile_pymc import make_extraction_fn
+
+    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+    c_sig = numba.types.int64(
+        numba.types.uint64,
+        numba.types.CPointer(numba.types.double),
+        numba.types.CPointer(numba.types.double),
+        numba.types.CPointer(numba.types.double),
+        numba.types.voidptr,
+    )
+
+    def logp_numba(dim, x_, out_, logp_, user_data_):
+        if dim != n_dim:
+            return -1
+        try:
+            x = numba.carray(x_, (n_dim,))
+            out = numba.carray(out_, (n_dim,))
+            logp = numba.carray(logp_, ())
+            logp_val, grad = extract(x, user_data_)
+            logp[()] = logp_val
+            if grad.shape[0] != n_dim:
+                return 1
+            for i in range(n_dim):
+                out[i] = grad[i]
+            if not np.all(np.isfinite(out)):
+                return 3
+            if not np.isfinite(logp_val):
+                return 4
+        except Exception:  # noqa: BLE001
+            return 1
+        return 0
+
+    return logp_numba, c_sig
+
+
+def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
+    import numba
+    from nutpie.compile_pymc import make_extraction_fn
+
+    extract = make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
+    c_sig = numba.types.int64(
+        numba.types.uint64,
+        numba.types.uint64,
+        numba.types.CPointer(numba.types.double),
+        numba.types.CPointer(numba.types.double),
+        numba.types.voidptr,
+    )
+
+    def expand_numba(dim, expanded, x_, out_, user_data_):
+        if dim != n_dim:
+            return -1
+        if expanded != n_expanded:
+            return -1
+        try:
+            x = numba.carray(x_, (n_dim,))
+            out = numba.carray(out_, (n_expanded,))
+            (values,) = extract(x, user_data_)
+            if values.shape[0] != n_expanded:
+                return -2
+            for i in range(n_expanded):
+                out[i] = values[i]
+        except Exception:  # noqa: BLE001
+            return -2
+        return 0
+
+    return expand_numba, c_sig
 
 
 class _JitteredPoint:

@@ -45,6 +45,7 @@ def _light_arviz() -> None:
 
     if "arviz" in sys.modules:
         return
+    _import_arviz_base()
     import arviz_base
 
     shim = types.ModuleType("arviz")
@@ -52,6 +53,24 @@ def _light_arviz() -> None:
     shim.dict_to_dataset = arviz_base.dict_to_dataset
     shim.__hlm_shim__ = True
     sys.modules["arviz"] = shim
+
+
+def _import_arviz_base() -> None:
+    """Import arviz_base without its 0.3 s detour: arviz_base asks ``lazy_loader.load`` for jax
+    and numpyro, and when they are not installed lazy_loader records where it was called
+    from with ``inspect.stack()``, which reads the source of every frame on the stack (hlm's,
+    typer's, click's). ``inspect.stack(0)`` gives the same frames without the source lines."""
+    import inspect
+    import sys
+
+    if "arviz_base" in sys.modules:
+        return
+    full = inspect.stack
+    inspect.stack = lambda context=1: full(0)
+    try:
+        import arviz_base  # noqa: F401
+    finally:
+        inspect.stack = full
 
 
 def _compile(built: BuiltModel, use_cache: bool):

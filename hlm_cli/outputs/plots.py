@@ -226,13 +226,12 @@ def identifiability(pairs, path: Path, formats=("png",)) -> list[Path]:
     return _save(fig, path, formats)
 
 
-def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True) -> dict[str, str]:
-    """Draw every standard figure; a figure that fails is reported, never fatal."""
+def figure_jobs(tree, built, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True) -> list:
+    """(name, job) for every standard figure; each job returns the paths it wrote."""
     formats = tuple(formats) + (("svg",) if svg and "svg" not in formats else ())
     from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
 
     plot_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, str] = {}
     p = built.params
     jobs = [
         ("trace", lambda: trace(tree, p.top_level, plot_dir / "trace.png", formats)),
@@ -246,10 +245,17 @@ def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=
     bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
     if bad:
         jobs.append(("identifiability", lambda: identifiability(bad, plot_dir / "identifiability.png", formats)))
-    for name, job in jobs:
-        try:
-            paths = job()
-            made[name] = str(paths[0].relative_to(plot_dir.parent))
-        except Exception as err:  # a figure must never sink a fit
-            made[name] = f"failed: {type(err).__name__}: {err}"
+    return jobs
+
+
+def write_all(tree, built, findings, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True) -> dict[str, str]:
+    """Draw every standard figure (on two processes, see :mod:`hlm_cli.outputs.parallel`);
+    a figure that fails is reported, never fatal."""
+    from hlm_cli.outputs import parallel
+
+    named = figure_jobs(tree, built, plot_dir, formats=formats, prior=prior, svg=svg, forest_plot=forest_plot)
+    results = parallel.run_jobs([job for _, job in named])
+    made: dict[str, str] = {}
+    for (name, _), res in zip(named, results, strict=True):
+        made[name] = f"failed: {res}" if isinstance(res, parallel.JobError) else str(res[0].relative_to(plot_dir.parent))
     return made

@@ -103,7 +103,8 @@ def data_columns(run_dir: Path, data: Path | None = None) -> list[str] | None:
         return None
 
 
-def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: str | None = None, svg: bool = False) -> Path:
+def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: str | None = None, svg: bool = False,
+                 parent_first=None, config: dict | None = None) -> Path:
     """Draw the report's figures into ``run_dir/plots`` and write ``run_dir/report.html``.
 
     Parameters
@@ -122,6 +123,12 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
         population-level predictor, else the first grouping factor with at most 12 levels.
     svg : bool
         Also save every figure as SVG beside its PNG.
+    parent_first : callable, optional
+        Work for this process while a forked child starts on the figures (``hlm fit``
+        writes posterior.nc there); see :mod:`hlm_cli.outputs.parallel`. run.json is then
+        read after the figures, which see only ``config`` (run.json's ``config``).
+    config : dict, optional
+        With ``parent_first``: the run's resolved settings.
 
     Returns
     -------
@@ -131,16 +138,19 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    ctx = _context(run_dir, tree, built, table)
-    info = ctx.info
+    # with parent_first, run.json and summary.csv are written meanwhile: read them afterwards
+    ctx = _context(run_dir, tree, built, table, read_info=parent_first is None)
+    if parent_first is not None:
+        ctx = dataclasses.replace(ctx, info={"config": dict(config or {})})
     frame = ctx.prepared.table.frame.reset_index(drop=True)
     check_color_by(frame.columns, color_by)
-    summary = _read_summary(run_dir)
     plot_dir = run_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        figs = _draw_all(ctx, frame, plot_dir, color_by=color_by, svg=svg)
+        figs = _draw_all(ctx, frame, plot_dir, color_by=color_by, svg=svg, parent_first=parent_first)
+    info = ctx.info if parent_first is None else _read_info(run_dir)
+    summary = _read_summary(run_dir)
     page = render_html(info, summary, figs, frame=frame, built=ctx.built, extra=_section_pooling(run_dir))
     out = run_dir / REPORT_NAME
     _write_atomic(out, page)
@@ -152,18 +162,25 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
 # --------------------------------------------------------------------------- loading
 
 
-def _context(run_dir: Path, tree, built, table):
-    from hlm_cli.model.linpred import RunContext, load_run, open_tree
+def _read_info(run_dir: Path) -> dict:
     from hlm_cli.outputs import runinfo
+
+    if not (run_dir / "run.json").exists():
+        raise InputError(f"{str(run_dir)!r} is not an hlm run directory (no run.json)", hint="give the --out directory of an 'hlm fit' run")
+    return runinfo.read(run_dir)
+
+
+def _context(run_dir: Path, tree, built, table, *, read_info: bool = True):
+    from hlm_cli.model.linpred import RunContext, load_run, open_tree
 
     if built is None:
         ctx = load_run(run_dir)
         if tree is not None:
             ctx = dataclasses.replace(ctx, tree=tree)
         return ctx
-    if not (run_dir / "run.json").exists():
-        raise InputError(f"{str(run_dir)!r} is not an hlm run directory (no run.json)", hint="give the --out directory of an 'hlm fit' run")
-    info = runinfo.read(run_dir)
+    if not read_info and (tree is None or table is None):
+        raise ValueError("write_report(parent_first=...) needs the tree and the table")
+    info = _read_info(run_dir) if read_info else {}
     if tree is None:
         tree = open_tree(run_dir)
     if table is None:
@@ -198,33 +215,35 @@ def _read_summary(run_dir: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- figures
 
 
-def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, svg: bool) -> list[Figure]:
-    """Every figure of the page, in page order. A figure that fails is reported, never fatal."""
-    from hlm_cli.outputs import figures as F
+def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, svg: bool,
+              parent_first=None) -> list[Figure]:
+    """Every figure of the page, in page order. A figure that fails is reported, never fatal.
 
-    built, tree, info = ctx.built, ctx.tree, ctx.info
+    The figures are planned here and drawn by :func:`hlm_cli.outputs.parallel.run_jobs` on
+    two processes; ``parent_first`` (e.g. writing posterior.nc) runs meanwhile.
+    """
+    from hlm_cli.outputs import figures as F
+    from hlm_cli.outputs import parallel
+
+    from hlm_cli.diagnostics import identifiability
+
+    built, tree = ctx.built, ctx.tree
     params = built.params
-    findings = info.get("diagnostics", {}).get("findings", [])
+    # the identifiability figures follow the same check as run.json's findings (computed here
+    # because run.json may still be being written, see write_report)
+    findings = [f.to_json() for f in identifiability(tree, built)]
     # draws kept for the figures: at most 500, fewer for big data (an (S, n) array of ~1e7 values)
     small = F.thin(tree, max_draws=int(np.clip(1e7 / max(built.design.n, 1), 100, 500)))
     sctx = dataclasses.replace(ctx, tree=small)
     response = built.design.formula.response.expr  # as written (log(y), incidence), for axis labels
-    figs: list[Figure] = []
+    # the page in order: Figure (a note), ("job", index, key, title, caption) or ("existing", key)
+    plan: list = []
+    jobs: list = _standard_jobs(tree, built, findings, plot_dir, svg=svg)  # results unused
 
     def draw(key: str, job, title: str | None = None, caption: str | None = None) -> None:
-        try:
-            paths = job()
-            path = paths[0] if paths else None
-            figs.append(Figure(key, path, title or TITLES.get(key, key), caption or CAPTIONS.get(key, ""), None if path else "nothing to draw"))
-        except Exception as err:  # a figure must never sink a fit or a report
-            first = str(err).splitlines()[0] if str(err) else ""
-            figs.append(Figure(key, None, title or TITLES.get(key, key), caption or CAPTIONS.get(key, ""), f"{type(err).__name__}: {first}"))
-        finally:
-            import matplotlib.pyplot as plt
+        plan.append(("job", len(jobs), key, title or TITLES.get(key, key), caption or CAPTIONS.get(key, "")))
+        jobs.append(job)
 
-            plt.close("all")
-
-    _ensure_standard(tree, built, findings, plot_dir, svg=svg)
     draw("posteriors", lambda: F.posteriors(small, params, plot_dir / "posteriors.png", svg=svg))
     if params.group_effects:
         draw("forest", lambda: F.forest(small, params, plot_dir / "forest.png", svg=svg))
@@ -236,7 +255,7 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
         for g in _unique_factors(built.design.groups):
             key = f"shrinkage_{F.slug(g.factor)}"
             if failed:
-                figs.append(Figure(key, None, f"Shrinkage: {g.factor}", "", failed))
+                plan.append(Figure(key, None, f"Shrinkage: {g.factor}", "", failed))
                 continue
             draw(key, lambda g=g, key=key: F.shrinkage(_shrinkage_for(g, built, frame, mu, mu_pop), plot_dir / f"{key}.png",
                                                response=response, svg=svg),
@@ -245,7 +264,7 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
         effects = F.conditional_effects(sctx)
     except Exception as err:
         effects = []
-        figs.append(Figure("conditional", None, "Conditional effects", "", f"{type(err).__name__}: {err}"))
+        plan.append(Figure("conditional", None, "Conditional effects", "", f"{type(err).__name__}: {err}"))
     more = max(0, len(effects) - MAX_CONDITIONAL)  # each figure costs ~0.5 s; main effects come first
     for eff in effects[:MAX_CONDITIONAL]:
         held = ", ".join(f"{k} = {F._fmt_value(v)}" for k, v in eff.held.items())
@@ -255,24 +274,40 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
                                                           points=_points(built, frame, eff.x, eff.by), svg=svg),
              f"Conditional effect: {eff.name}", CAPTIONS["conditional"].format(x=eff.x, held=held_txt))
     if more:
-        figs.append(Figure("conditional_more", None, "More conditional effects", "",
+        plan.append(Figure("conditional_more", None, "More conditional effects", "",
                            f"{more} more interaction(s) not drawn; see hlm_cli.outputs.figures.conditional_effects"))
     col = color_by or _default_color(built, frame)
     draw("pred_vs_obs", lambda: F.pred_vs_obs(F.predictions(small, built.response_name), plot_dir / "pred_vs_obs.png", response=response,
                                                color=frame[col] if col else None, color_label=col, svg=svg))
-    figs.append(_existing(plot_dir, "ppc"))
+    plan.append(("existing", "ppc"))
     if built.family.discrete:
         draw("ppc_rootogram", lambda: F.rootogram(small, plot_dir / "ppc_rootogram.png", svg=svg))
     if (plot_dir / "prior_ppc.png").exists() and "prior_predictive" in tree.children:
-        figs.append(_existing(plot_dir, "prior_ppc"))
+        plan.append(("existing", "prior_ppc"))
     if any(f.get("code") == "identifiability" for f in findings):
-        figs.append(_existing(plot_dir, "identifiability"))
+        plan.append(("existing", "identifiability"))
         div = None
         if "sample_stats" in small.children and "diverging" in small["sample_stats"]:
             div = F.stacked(small, "diverging", "sample_stats").astype(bool)
         draw("pairs", lambda: F.pairs(F.ident_series(small, params, findings), plot_dir / "pairs.png", divergent=div, svg=svg))
-    figs.append(_existing(plot_dir, "trace"))
-    figs.append(_existing(plot_dir, "rank"))
+    plan.append(("existing", "trace"))
+    plan.append(("existing", "rank"))
+
+    results = parallel.run_jobs(jobs, parent_first=parent_first)
+    figs: list[Figure] = []
+    for item in plan:
+        if isinstance(item, Figure):
+            figs.append(item)
+        elif item[0] == "existing":
+            figs.append(_existing(plot_dir, item[1]))
+        else:
+            _, i, key, title, caption = item
+            res = results[i]
+            if isinstance(res, parallel.JobError):
+                figs.append(Figure(key, None, title, caption, str(res)))
+            else:
+                path = res[0] if res else None
+                figs.append(Figure(key, path, title, caption, None if path else "nothing to draw"))
     return figs
 
 
@@ -281,40 +316,31 @@ def _existing(plot_dir: Path, key: str) -> Figure:
     return Figure(key, path if path.exists() else None, TITLES[key], CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
 
 
-def _ensure_standard(tree, built, findings: list[dict], plot_dir: Path, *, svg: bool) -> None:
-    """Draw the standard figures of hlm_cli.outputs.plots when missing (--no-plots), and SVGs."""
+def _standard_jobs(tree, built, findings: list[dict], plot_dir: Path, *, svg: bool) -> list:
+    """Jobs drawing the standard figures of hlm_cli.outputs.plots that are missing (all of
+    them during ``hlm fit``, none after a fit with plots), and their SVGs."""
     from hlm_cli.outputs import plots as plots_mod
 
+    jobs = []
     if any(not (plot_dir / f"{k}.png").exists() for k in STANDARD):
-        plots_mod.write_all(tree, built, [], plot_dir, prior="prior_predictive" in tree.children)
+        return [job for _, job in plots_mod.figure_jobs(tree, built, plot_dir, prior="prior_predictive" in tree.children,
+                                                        svg=svg, forest_plot=False)]
     if any(f.get("code") == "identifiability" for f in findings) and not (plot_dir / "identifiability.png").exists():
         from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
 
         bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
         if bad:
-            _quietly(lambda: plots_mod.identifiability(bad, plot_dir / "identifiability.png"))
+            jobs.append(lambda: plots_mod.identifiability(bad, plot_dir / "identifiability.png"))
     if svg:
         p = built.params
-        jobs = [
+        jobs += [
             lambda: plots_mod.trace(tree, p.top_level, plot_dir / "trace.png", ("svg",)),
             lambda: plots_mod.rank(tree, p.top_level, plot_dir / "rank.png", ("svg",)),
             lambda: plots_mod.ppc(tree, plot_dir / "ppc.png", ("svg",), discrete=built.family.discrete),
         ]
         if (plot_dir / "prior_ppc.png").exists() and "prior_predictive" in tree.children:
             jobs.append(lambda: plots_mod.ppc(tree, plot_dir / "prior_ppc.png", ("svg",), group="prior_predictive", discrete=built.family.discrete))
-        for job in jobs:
-            _quietly(job)
-
-
-def _quietly(job) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        job()
-    except Exception:  # an optional extra; the PNG (or its absence) tells the story
-        pass
-    finally:
-        plt.close("all")
+    return jobs
 
 
 def _unique_factors(groups) -> list:

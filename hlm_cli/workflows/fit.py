@@ -181,40 +181,81 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
 
     say("write")
     t_w = time.perf_counter()
-    summ = summary_mod.summarize(tree, built.params)
-    findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
-    plots: dict[str, str] = {}
-    with rundir.staged(spec.out, force=spec.force) as stage:
-        tree.to_netcdf(stage / "posterior.nc", engine="h5netcdf")
-        summary_mod.write(summ, stage / "summary.csv")
-        if spec.plots:
-            from hlm_cli.outputs import plots as plots_mod
+    done: dict[str, object] = {}
 
-            plots = plots_mod.write_all(tree, built, findings, stage / "plots", prior=spec.prior_predictive, svg=spec.svg, forest_plot=False)  # report.html draws forest.png
+    def write_tables(stage: Path) -> None:
+        """summary.csv, posterior.nc and run.json: this process's share while a forked child
+        starts drawing the figures (hlm_cli.outputs.parallel)."""
+        summ = summary_mod.summarize(tree, built.params)
+        findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
+        summary_mod.write(summ, stage / "summary.csv")
+        tree.to_netcdf(stage / "posterior.nc", engine="h5netcdf")
         timings["write"] = time.perf_counter() - t_w
         timings["total"] = time.perf_counter() - t_start
-        _write_runinfo(stage / "run.json", spec, prep, posterior, findings, plots, timings)
+        _write_runinfo(stage / "run.json", spec, prep, posterior, findings, {}, timings)
+        done.update(summ=summ, findings=findings)
+
+    plots: dict[str, str] = {}
+    with rundir.staged(spec.out, force=spec.force) as stage:
         if spec.plots:
             say("report")
-            _write_report(stage, tree, built, prep.table, spec)
-    return FitResult(spec, Path(spec.out), summ, findings, built, timings, prep.table, plots, posterior.compile_cached)
+            why = _write_report(stage, tree, built, prep.table, spec, parent_first=lambda: write_tables(stage))
+            if not done:  # the report failed before its figures started
+                write_tables(stage)
+            if why:
+                _record_report_failure(stage, why)
+            plots = _plots_of(stage)
+        else:
+            write_tables(stage)
+    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_cached)
 
 
-def _write_report(stage: Path, tree, built, table, spec: FitSpec) -> None:
-    """report.html; a failure here is recorded in run.json, never loses the finished fit."""
+def _plots_of(stage: Path) -> dict[str, str]:
+    import json
+
+    try:
+        return dict(json.loads((stage / "run.json").read_text()).get("plots") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_report(stage: Path, tree, built, table, spec: FitSpec, parent_first) -> str | None:
+    """report.html, with ``parent_first`` (the tables) run while its figures are drawn.
+
+    Returns None, or why the page failed: a failure of the page is recorded in run.json and
+    never loses the finished fit, while a failure of ``parent_first`` (e.g. a full disk
+    while writing posterior.nc) propagates as it would without the report.
+    """
     from hlm_cli.errors import HlmError
     from hlm_cli.outputs import report as report_mod
 
+    failed: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            parent_first()
+        except BaseException as err:
+            failed.append(err)
+            raise
+
     try:
-        report_mod.write_report(stage, tree=tree, built=built, table=table, color_by=spec.color_by, svg=spec.svg)
+        report_mod.write_report(stage, tree=tree, built=built, table=table, color_by=spec.color_by, svg=spec.svg,
+                                parent_first=first, config=spec.model_dump(mode="json"))
     except HlmError:
         raise
     except Exception as err:  # noqa: BLE001 - the posterior is more valuable than the page
-        import json
+        if failed:
+            raise failed[0] from None
+        return f"failed: {type(err).__name__}: {err}"
+    return None
 
-        info = json.loads((stage / "run.json").read_text())
-        info["report"] = f"failed: {type(err).__name__}: {err}"
-        (stage / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+def _record_report_failure(stage: Path, why: str) -> None:
+    import json
+
+    info = json.loads((stage / "run.json").read_text())
+    info["report"] = why
+    (stage / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:
