@@ -28,6 +28,7 @@ from hlm_cli.model.families import Family
 from hlm_cli.model.priors import AUX_DEFAULTS, Prior, Scale, check_positive_target
 
 OBS_DIM = "__obs__"
+PRIORS_DATA = "_priors"  # pm.Data vector of every prior hyperparameter
 
 
 @dataclass
@@ -157,14 +158,16 @@ _prior_data = None
 
 
 def _prior_arg(name: str, arg: str, value):
-    """A prior's hyperparameter as pm.Data, so that data-scaled default priors (Bambi's
-    auto-scaling) are not compiled into the model as constants: one compiled model then
-    serves every input of the same structure (hlm batch, repeat fits), the values being
-    swapped in with the data."""
+    """A prior's hyperparameter as an element (or slice) of the ``_priors`` pm.Data vector, so
+    that data-scaled default priors (Bambi's auto-scaling) are not compiled into the model as
+    constants: one compiled model then serves every input of the same structure (hlm batch,
+    repeat fits), the values being swapped in with the data. One vector rather than one
+    pm.Data per hyperparameter: nutpie's compiled callback unrolls a loop over the shared
+    variables, and each one costs about 0.4 s of numba compilation on a cold start."""
     value = np.asarray(value, dtype=float) if not np.isscalar(value) else np.asarray(float(value))
     if _prior_data is None:
         return value
-    return _prior_data(f"_prior[{name}].{arg}", value)
+    return _prior_data(value)
 
 
 def _dist(pm, name: str, prior: Prior, **kw):
@@ -244,11 +247,26 @@ def build_model(
             data_vars[name] = value
             return pm.Data(name, value, dims=dims)
 
-        _prior_data = data
+        # every prior hyperparameter in one vector (see _prior_arg); its values are set once
+        # the graph is built, the placeholder only fixes its rank (length 2: not broadcastable)
+        hyper: list[float] = []
+        hvec = pm.Data(PRIORS_DATA, np.zeros(2))
+
+        def prior_data(value: np.ndarray):
+            flat = np.atleast_1d(value).ravel()
+            start = len(hyper)
+            hyper.extend(float(v) for v in flat)
+            part = hvec[start : start + flat.size]
+            return part[0] if value.ndim == 0 else part.reshape(value.shape)
+
+        _prior_data = prior_data
         try:
             _build_body(pm, pt, design, family, priors, choices, info, response_name, data)
         finally:
             _prior_data = None
+        values = np.array(hyper, dtype=float) if hyper else np.zeros(2)
+        model.set_data(PRIORS_DATA, values)
+        data_vars[PRIORS_DATA] = values
 
     return BuiltModel(
         model=model,
