@@ -25,6 +25,9 @@ The ``auto`` rule, per group-level term, from a pilot computed before any sampli
    back after sampling: :mod:`hlm_cli.model.reparam`); a centered term with slopes whose
    columns are population-level columns too is centered on those coefficients
    (hierarchical centering), which removes the same intercept/group-mean ridge.
+5. A centered group intercept nested in another factor is centered on its parent level's
+   mean, and the top of such a chain on the intercept (``_center_nested``): lecturers on
+   their department's mean, departments on the intercept (InstEval).
 
 Non-identity links have no cheap pilot on the response scale; there the rule uses the
 observations per level alone (centered when the median level has >= 30 observations).
