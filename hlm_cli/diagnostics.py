@@ -179,9 +179,10 @@ def ident_pairs(tree, built) -> list[tuple[str, str, np.ndarray, np.ndarray, flo
     return pairs
 
 
-def identifiability(tree, built) -> list[Finding]:
+def identifiability(tree, built, pairs=None) -> list[Finding]:
+    """Findings for the confounded pairs among ``pairs`` (default: :func:`ident_pairs`)."""
     out = []
-    for a, b, _, _, r in ident_pairs(tree, built):
+    for a, b, _, _, r in ident_pairs(tree, built) if pairs is None else pairs:
         if abs(r) >= IDENT_CORR:
             out.append(Finding(
                 "identifiability",

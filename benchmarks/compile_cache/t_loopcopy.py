@@ -7,56 +7,8 @@ import nutpie.compile_pymc as ncp
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data, build
 
-def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
-    import numba
-    extract = ncp.make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
-    c_sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-                              numba.types.voidptr)
-    def logp_numba(dim, x_, out_, logp_, user_data_):
-        if dim != n_dim:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_dim,))
-            logp = numba.carray(logp_, ())
-            logp_val, grad = extract(x, user_data_)
-            logp[()] = logp_val
-            if grad.shape[0] != n_dim:
-                return 2
-            for i in range(n_dim):
-                out[i] = grad[i]
-            if not np.all(np.isfinite(out)):
-                return 3
-            if not np.isfinite(logp_val):
-                return 4
-        except Exception:  # noqa: BLE001
-            return 1
-        return 0
-    return logp_numba, c_sig
-
-def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
-    import numba
-    extract = ncp.make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
-    c_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-                              numba.types.CPointer(numba.types.double), numba.types.voidptr)
-    def expand_numba(dim, expanded, x_, out_, user_data_):
-        if dim != n_dim:
-            return -1
-        if expanded != n_expanded:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_expanded,))
-            (values,) = extract(x, user_data_)
-            if values.shape[0] != n_expanded:
-                return -2
-            for i in range(n_expanded):
-                out[i] = values[i]
-        except Exception:  # noqa: BLE001
-            return -2
-        return 0
-    return expand_numba, c_sig
+# the patched callbacks are the ones hlm compiles with (hlm_cli.compile_cache._loop_copy_wrappers)
+from hlm_cli.compile_cache import _make_c_expand_func, _make_c_logp_func
 
 if sys.argv[1:] == ["patched"]:
     ncp._make_c_logp_func = _make_c_logp_func

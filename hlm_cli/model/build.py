@@ -320,7 +320,6 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
     if design.offset is not None:
         eta = eta + data("_offset", design.offset)
 
-    effects: dict[str, object] = {}
     located: dict[str, object] = {}  # each term's level means: effect + what it is centered on
     by_label = {g.term.label: (i, g) for i, g in enumerate(design.groups)}
     # parents (factors others are nested in) first, so children can be centered on them
@@ -339,7 +338,6 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
             pidx = param.parent_index(g, parent)
             mean = located[choice.parent][:, 0][pidx][:, None]  # (levels, 1)
         b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
-        effects[g.term.label] = b
         located[g.term.label] = b if mean is None else b + (mean[None, :] if mean.ndim == 1 else mean)
         # a plain group intercept is a 1-D gather (its gradient a 1-D scatter-add): several
         # times cheaper per gradient than the general (rows, K) product on large data

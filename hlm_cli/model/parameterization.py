@@ -181,7 +181,7 @@ def _center_nested(design, out: dict[str, Choice]) -> None:
     if "Intercept" not in design.x_labels or any(c.on_mean and "Intercept" in g.columns for g in design.groups for c in [out[g.term.label]]):
         return  # no intercept, or a varying-slope term is already centered on it
     by_label = {g.term.label: g for g in design.groups}
-    tops = {_chain_top(out, lab) for lab, c in out.items() if c.parent is not None}
+    tops = {_chain(out, lab)[-1] for lab, c in out.items() if c.parent is not None}
     if len(tops) != 1:
         return  # one intercept can anchor one chain; others keep their zero-sum roots
     top = tops.pop()
@@ -192,18 +192,17 @@ def _center_nested(design, out: dict[str, Choice]) -> None:
     out[top] = Choice(kind, c.info_ratio, c.reason + "; top of a nesting chain: centered on the intercept", on_mean=True)
 
 
-def _chain_top(out: dict[str, Choice], label: str) -> str:
-    while out[label].parent is not None:
-        label = out[label].parent
-    return label
+def _chain(out: dict[str, Choice], label: str) -> list[str]:
+    """The term and the terms it is nested in, innermost first."""
+    labels = [label]
+    while out[labels[-1]].parent is not None:
+        labels.append(out[labels[-1]].parent)
+    return labels
 
 
 def depth(out: dict[str, Choice], label: str) -> int:
     """How many parents a term is nested in (0 for a root): build order."""
-    n = 0
-    while out[label].parent is not None:
-        label, n = out[label].parent, n + 1
-    return n
+    return len(_chain(out, label)) - 1
 
 
 def _backfit_ratios(design, resid: np.ndarray) -> dict[str, float]:

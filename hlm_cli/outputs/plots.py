@@ -226,8 +226,9 @@ def identifiability(pairs, path: Path, formats=("png",)) -> list[Path]:
     return _save(fig, path, formats)
 
 
-def figure_jobs(tree, built, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True) -> list:
-    """(name, job) for every standard figure; each job returns the paths it wrote."""
+def figure_jobs(tree, built, plot_dir: Path, *, formats=("png",), prior=False, svg=False, forest_plot=True, bad=None) -> list:
+    """(name, job) for every standard figure; each job returns the paths it wrote. ``bad``:
+    the confounded pairs of :func:`hlm_cli.diagnostics.ident_pairs`, when already known."""
     formats = tuple(formats) + (("svg",) if svg and "svg" not in formats else ())
     from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
 
@@ -242,7 +243,8 @@ def figure_jobs(tree, built, plot_dir: Path, *, formats=("png",), prior=False, s
         jobs.append(("forest", lambda: forest(tree, built, plot_dir / "forest.png", formats)))
     if prior and "prior_predictive" in tree.children:
         jobs.append(("prior_ppc", lambda: ppc(tree, plot_dir / "prior_ppc.png", formats, group="prior_predictive", discrete=built.family.discrete)))
-    bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
+    if bad is None:
+        bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
     if bad:
         jobs.append(("identifiability", lambda: identifiability(bad, plot_dir / "identifiability.png", formats)))
     return jobs

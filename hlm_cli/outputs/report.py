@@ -222,23 +222,24 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
     The figures are planned here and drawn by :func:`hlm_cli.outputs.parallel.run_jobs` on
     two processes; ``parent_first`` (e.g. writing posterior.nc) runs meanwhile.
     """
+    from hlm_cli.diagnostics import IDENT_CORR, ident_pairs, identifiability
     from hlm_cli.outputs import figures as F
     from hlm_cli.outputs import parallel
-
-    from hlm_cli.diagnostics import identifiability
 
     built, tree = ctx.built, ctx.tree
     params = built.params
     # the identifiability figures follow the same check as run.json's findings (computed here
     # because run.json may still be being written, see write_report)
-    findings = [f.to_json() for f in identifiability(tree, built)]
+    pairs = ident_pairs(tree, built)
+    findings = [f.to_json() for f in identifiability(tree, built, pairs)]
+    bad = [x for x in pairs if abs(x[4]) >= IDENT_CORR]
     # draws kept for the figures: at most 500, fewer for big data (an (S, n) array of ~1e7 values)
     small = F.thin(tree, max_draws=int(np.clip(1e7 / max(built.design.n, 1), 100, 500)))
     sctx = dataclasses.replace(ctx, tree=small)
     response = built.design.formula.response.expr  # as written (log(y), incidence), for axis labels
     # the page in order: Figure (a note), ("job", index, key, title, caption) or ("existing", key)
     plan: list = []
-    jobs: list = _standard_jobs(tree, built, findings, plot_dir, svg=svg)  # results unused
+    jobs: list = _standard_jobs(tree, built, bad, plot_dir, svg=svg)  # results unused
 
     def draw(key: str, job, title: str | None = None, caption: str | None = None) -> None:
         plan.append(("job", len(jobs), key, title or TITLES.get(key, key), caption or CAPTIONS.get(key, "")))
@@ -316,21 +317,18 @@ def _existing(plot_dir: Path, key: str) -> Figure:
     return Figure(key, path if path.exists() else None, TITLES[key], CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
 
 
-def _standard_jobs(tree, built, findings: list[dict], plot_dir: Path, *, svg: bool) -> list:
+def _standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool) -> list:
     """Jobs drawing the standard figures of hlm_cli.outputs.plots that are missing (all of
-    them during ``hlm fit``, none after a fit with plots), and their SVGs."""
+    them during ``hlm fit``, none after a fit with plots), and their SVGs. ``bad``: the
+    confounded pairs (hlm_cli.diagnostics.ident_pairs beyond IDENT_CORR)."""
     from hlm_cli.outputs import plots as plots_mod
 
     jobs = []
     if any(not (plot_dir / f"{k}.png").exists() for k in STANDARD):
         return [job for _, job in plots_mod.figure_jobs(tree, built, plot_dir, prior="prior_predictive" in tree.children,
-                                                        svg=svg, forest_plot=False)]
-    if any(f.get("code") == "identifiability" for f in findings) and not (plot_dir / "identifiability.png").exists():
-        from hlm_cli.diagnostics import IDENT_CORR, ident_pairs
-
-        bad = [x for x in ident_pairs(tree, built) if abs(x[4]) >= IDENT_CORR]
-        if bad:
-            jobs.append(lambda: plots_mod.identifiability(bad, plot_dir / "identifiability.png"))
+                                                        svg=svg, forest_plot=False, bad=bad)]
+    if bad and not (plot_dir / "identifiability.png").exists():
+        jobs.append(lambda: plots_mod.identifiability(bad, plot_dir / "identifiability.png"))
     if svg:
         p = built.params
         jobs += [
