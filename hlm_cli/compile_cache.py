@@ -82,7 +82,7 @@ _log = logging.getLogger(__name__)
 
 _MEMO: OrderedDict[str, _MemoEntry] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
-_STATS = {"memo_hits": 0, "disk_hits": 0, "compiles": 0, "disk_writes": 0}
+_STATS = {"memo_hits": 0, "disk_hits": 0, "compiles": 0, "disk_writes": 0, "quick": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +164,7 @@ def compile_model(
     *,
     structure_key: str,
     cache_dir: Path | None,
+    quick: bool = False,
 ) -> nutpie.CompiledModel:
     """Compile `model` with nutpie, reusing an on-disk cache keyed by `structure_key`.
 
@@ -195,6 +196,11 @@ def compile_model(
         A ``nutpie.compile_pymc.CompiledPyMCModel`` bound to `model`'s current
         ``pm.Data`` values and coordinate labels, ready for ``nutpie.sample``
         or ``.with_data(...)``.
+    quick : bool
+        On a miss, return a model that needs no C callbacks
+        (:func:`hlm_cli.compile_quick.compile_quick`) when the model is small enough, and
+        schedule the normal compile into `cache_dir` for when the command ends. Sample such a
+        model with one core (:func:`hlm_cli.compile_quick.is_quick`).
 
     Notes
     -----
@@ -234,6 +240,10 @@ def compile_model(
             _log.debug(
                 "compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path
             )
+    if compiled is None and quick:
+        fast = _safe(_quick, model, structure_key, cache_dir, path)
+        if fast is not None:
+            return fast
     if compiled is None:
         compiled, records = _compile_recording(model)
         _count("compiles")
@@ -246,6 +256,18 @@ def compile_model(
         fixed_point = isinstance(compiled.initial_point_func, _JitteredPoint)
 
     _safe(_memoise, memo_key, compiled, fixed_point)
+    return compiled
+
+
+def _quick(model: pm.Model, structure_key: str, cache_dir: Path | None, path: Path | None) -> Any | None:
+    from hlm_cli import compile_quick
+
+    if not compile_quick.quick_ok(model):
+        return None
+    compiled = compile_quick.compile_quick(model, _pymc_point_fn(model))
+    _count("quick")
+    if cache_dir is not None and path is not None:
+        compile_quick.schedule_fill(model, structure_key, Path(cache_dir), path)
     return compiled
 
 
@@ -878,17 +900,24 @@ def _pymc_initial_point_fn(
     model: pm.Model, *, names: list[str], shapes: list[tuple[int, ...]]
 ) -> Any:
     """PyMC's seeded initial-point function, wrapped exactly as nutpie does."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
+
+    return _rv_dict_to_flat_array_wrapper(_pymc_point_fn(model), names=names, shapes=shapes)
+
+
+def _pymc_point_fn(model: pm.Model) -> Any:
+    """PyMC's initial-point function with nutpie.compile_pymc_model's defaults (jittered
+    support point, returning a dict of transformed values), behind nutpie's lock."""
+    from nutpie.compile_pymc import _wrap_with_lock
     from pymc.initial_point import make_initial_point_fn
 
-    # Same defaults as nutpie.compile_pymc_model.
     point_fn = make_initial_point_fn(
         model=model,
         default_strategy="support_point",
         jitter_rvs=set(model.free_RVs),
         return_transformed=True,
     )
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(point_fn), names=names, shapes=shapes)
+    return _wrap_with_lock(point_fn)
 
 
 def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: Any) -> Any:

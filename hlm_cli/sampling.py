@@ -30,6 +30,9 @@ class Posterior:
     seed: int = 0
     sampler: str = "nutpie"
     compile_cached: bool = False
+    #: How the model was made ready: "cache" (memo or disk), "compiled", "quick"
+    #: (no C callbacks, see hlm_cli.compile_quick) or "" for the PyMC/JAX samplers.
+    compile_mode: str = ""
 
 
 def default_cores() -> int:
@@ -73,22 +76,18 @@ def _import_arviz_base() -> None:
         inspect.stack = full
 
 
-def _compile(built: BuiltModel, use_cache: bool):
-    """nutpie-compiled model and whether it came from a cache."""
+def _compile(built: BuiltModel, use_cache: bool, quick: bool = False):
+    """nutpie-ready model and how it was made: "cache", "compiled" or "quick"."""
     _light_arviz()
-    try:
-        from hlm_cli import compile_cache
-    except ImportError:  # pragma: no cover - module is part of the package
-        compile_cache = None
-    if compile_cache is not None:
-        cache_dir = compile_cache.default_cache_dir() if use_cache else None
-        before = getattr(compile_cache, "stats", lambda: {})()
-        compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=cache_dir)
-        after = getattr(compile_cache, "stats", lambda: {})()
-        return compiled, before != after and bool(after.get("hits", 0) - before.get("hits", 0))
-    import nutpie
+    from hlm_cli import compile_cache, compile_quick
 
-    return nutpie.compile_pymc_model(built.model), False
+    cache_dir = compile_cache.default_cache_dir() if use_cache else None
+    before = compile_cache.stats()
+    compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=cache_dir, quick=quick)
+    after = compile_cache.stats()
+    if compile_quick.is_quick(compiled):
+        return compiled, "quick"
+    return compiled, "cache" if after["hits"] > before["hits"] else "compiled"
 
 
 def sample(
@@ -96,6 +95,7 @@ def sample(
     spec: SamplerSpec,
     *,
     use_cache: bool = True,
+    quick: bool = False,
     on_progress: Callable[[str], None] | None = None,
 ) -> Posterior:
     """Sample the posterior of ``built`` and add log-likelihood and predictive draws.
@@ -106,6 +106,11 @@ def sample(
     spec : SamplerSpec
     use_cache : bool
         Reuse compiled models across runs (nutpie only).
+    quick : bool
+        For a small model not yet in the cache, sample without compiling nutpie's C
+        callbacks and compile them for the cache when the command ends
+        (:mod:`hlm_cli.compile_quick`). Best for one fit; a process that fits the same
+        structure many times (batch, refits) leaves it off and compiles once.
     on_progress : callable, optional
         Receives short stage names ("compile", "sample", "predict").
 
@@ -116,15 +121,18 @@ def sample(
     say = on_progress or (lambda stage: None)
     timings: dict[str, float] = {}
     cores = spec.cores or default_cores()
-    cached = False
+    mode = ""
     t0 = time.perf_counter()
     if spec.sampler == "nutpie":
         _light_arviz()
         import nutpie
 
         say("compile")
-        compiled, cached = _compile(built, use_cache)
-        compiled = compiled.with_data(**built.data_vars) if _needs_data_swap(compiled, built) else compiled
+        compiled, mode = _compile(built, use_cache, quick)
+        if mode == "quick":
+            cores = 1  # every gradient is a Python call that needs the GIL: one thread is fastest
+        elif _needs_data_swap(compiled, built):
+            compiled = compiled.with_data(**built.data_vars)
         timings["compile"] = time.perf_counter() - t0
         say("sample")
         t1 = time.perf_counter()
@@ -155,7 +163,7 @@ def sample(
     tree = to_user_scale(tree, built, seed=spec.seed)
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
-    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_cached=cached)
+    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_cached=mode == "cache", compile_mode=mode)
 
 
 def _needs_data_swap(compiled, built: BuiltModel) -> bool:

@@ -15,6 +15,11 @@ SAMPLE = ROOT / "sample_data"
 
 # keep compiled-model caches of the test run away from the user's ~/.cache/hlm
 os.environ.setdefault("HLM_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache"))
+# The suite fits the same few structures many times in one process: compile each once and
+# reuse it (the in-process memo) instead of quick first fits, and start no detached background
+# compiles. tests/unit/test_compile_cache.py turns both on where it tests them.
+os.environ.setdefault("HLM_QUICK_COMPILE", "0")
+os.environ.setdefault("HLM_BACKGROUND_COMPILE", "0")
 
 
 def pytest_addoption(parser):

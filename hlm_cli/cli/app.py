@@ -111,4 +111,10 @@ def run() -> None:  # console-script entry point
 
     sys.stdout.flush()
     sys.stderr.flush()
+    quick = sys.modules.get("hlm_cli.compile_quick")
+    if quick is not None and quick.pending():
+        try:  # compile what the quick first fits skipped, for the next fit (detached)
+            quick.start_background_fills()
+        except Exception:  # noqa: BLE001 - never let the cache turn a finished run into an error
+            pass
     os._exit(code)

@@ -361,7 +361,7 @@ def fit_one(fit: Fit) -> dict:
     t0 = time.perf_counter()
     try:
         spec = FitSpec.model_validate(fit.spec)
-        result = run_fit(spec, on_progress=lambda stage: marks.append((stage, time.perf_counter())))
+        result = run_fit(spec, on_progress=lambda stage: marks.append((stage, time.perf_counter())), quick=False)
     except HlmError as err:
         rec.update(error=str(err), hint=err.hint or "")
     except Exception as err:  # a bug, or the sampler crashing on this input: isolate it

@@ -44,6 +44,7 @@ class FitResult:
     table: object
     plots: dict[str, str] = field(default_factory=dict)
     compile_cached: bool = False
+    compile_mode: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -133,7 +134,7 @@ def _check_response_column(formula, frame: pd.DataFrame, family, lines) -> None:
             )
 
 
-def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, table=None) -> FitResult:
+def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, table=None, quick: bool = True) -> FitResult:
     """Run one fit end to end and write the run directory.
 
     Parameters
@@ -143,6 +144,9 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
         Receives stage names: load, build, compile, sample, predict, write.
     table : hlm_cli.data.Table, optional
         Already-read data (batch reuses this).
+    quick : bool
+        Allow the quick first fit of a small, not yet cached model
+        (:mod:`hlm_cli.compile_quick`). Batch turns it off: it fits one structure many times.
 
     Returns
     -------
@@ -171,7 +175,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
         t = time.perf_counter()
         prior_tree = sampling.sample_prior_predictive(built, draws=500, seed=spec.sampler.seed)
         timings["prior_predictive"] = time.perf_counter() - t
-    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, on_progress=say)
+    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say)
     timings.update(posterior.timings)
     tree = posterior.tree
     if prior_tree is not None:
@@ -207,7 +211,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
             plots = _plots_of(stage)
         else:
             write_tables(stage)
-    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_cached)
+    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_cached, posterior.compile_mode)
 
 
 def _plots_of(stage: Path) -> dict[str, str]:
@@ -283,7 +287,7 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
             "groups": {g.factor: {"levels": len(g.levels), "min_per_level": int(g.n_obs_per_level.min()), "max_per_level": int(g.n_obs_per_level.max())} for g in design.groups},
             "categorical": list(spec.categorical),
         },
-        "sampler": {**spec.sampler.model_dump(mode="json"), "compile_cached": posterior.compile_cached, "structure_key": built.structure_key},
+        "sampler": {**spec.sampler.model_dump(mode="json"), "compile_cached": posterior.compile_cached, "compile_mode": posterior.compile_mode, "structure_key": built.structure_key},
         "seed": posterior.seed,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "diagnostics": {"ok": not any(f.severity == "warning" for f in findings), "findings": [f.to_json() for f in findings]},

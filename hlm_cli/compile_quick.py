@@ -1,0 +1,232 @@
+"""Quick first fits: sample without compiling nutpie's C callbacks, fill the cache afterwards.
+
+A cold ``nutpie.compile_pymc_model`` spends about 5 s (cell-line model) to 13 s (an LKJ
+model) in numba compiling two C callbacks around PyTensor's log-density function; PyTensor's
+own numba kernels come from PyTensor's disk cache in about 1 s. For a small model sampling
+takes a fraction of a second, so the first fit of a new model structure is almost all
+compilation (benchmarks/compile_cache/FINDINGS.md).
+
+For small models this module skips the callbacks on the first fit: nutpie samples through its
+Python-function interface (``nutpie.compiled_pyfunc.from_pyfunc``) and calls PyTensor's
+numba-compiled function directly, about 15-25 microseconds per gradient instead of well under
+one. Chains then run one after another (every call needs the GIL; two threads are slower than
+one). With the same seed the draws are bit-identical to the compiled path: the log density,
+its gradient and the initial points are the same functions (tests/unit/test_compile_quick.py).
+
+The C callbacks are still wanted for the next fit of the same structure. After the command has
+written everything, :func:`start_background_fills` forks one detached process per pending
+model that compiles it the normal way into the on-disk cache (:mod:`hlm_cli.compile_cache`),
+so a repeat fit loads it in 0.1 s. A lock file next to the entry keeps two runs from compiling
+the same model at once. ``HLM_BACKGROUND_COMPILE=0`` turns the background compile off (the test
+suite does), and only Linux forks; elsewhere the next fit compiles in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Largest data array (rows) for which a quick first fit pays off.
+#: The Python call costs ~15-25 us per gradient on one core; the C callbacks cost ~5-13 s of
+#: compiling once and then run chains on all cores. With ~60k gradients per default fit the
+#: quick path wins while a gradient costs less than ~100 us (a few thousand rows).
+QUICK_MAX_ROWS = 5000
+#: A lock older than this is left over from a killed process and is ignored.
+_STALE_LOCK_S = 900
+
+_log = logging.getLogger(__name__)
+_PENDING: list[tuple[Any, str, Path, Path]] = []
+
+
+def quick_ok(model) -> bool:
+    """Whether ``model`` is small enough for a quick first fit (``HLM_QUICK_COMPILE=0``: never)."""
+    if os.environ.get("HLM_QUICK_COMPILE", "1").strip() == "0":
+        return False
+    return _rows(model) <= QUICK_MAX_ROWS
+
+
+def _rows(model) -> int:
+    """Size of the largest data array (pm.Data, observed values or observed variables with a
+    static shape): bounds the number of parameters too, since every group level has at least
+    one row."""
+    sizes = [0]
+    for var in [*model.data_vars, *model.observed_RVs, *(model.rvs_to_values[rv] for rv in model.observed_RVs)]:
+        if hasattr(var, "get_value"):
+            sizes.append(int(np.size(var.get_value())))
+        elif getattr(var, "data", None) is not None:
+            sizes.append(int(np.size(var.data)))
+        elif all(isinstance(n, int) for n in var.type.shape):
+            sizes.append(int(np.prod(var.type.shape)))
+    return max(sizes)
+
+
+def compile_quick(model, initial_point_fn) -> Any:
+    """A nutpie model that calls PyTensor's numba function from Python (no C callbacks).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    initial_point_fn : callable
+        PyMC's seeded initial-point function as nutpie wraps it (jittered support point);
+        the same function gives the same initial points as ``nutpie.compile_pymc_model``.
+
+    Returns
+    -------
+    nutpie.compiled_pyfunc.PyFuncModel
+    """
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    n_dim, _, logp_pt, expand_pt, point_fn, shape_info, reparameterized = _make_functions(
+        model,
+        mode="NUMBA",
+        compute_grad=True,
+        join_expanded=False,
+        pymc_initial_point_fn=initial_point_fn,
+        var_names=None,
+    )
+    logp_jit = logp_pt.vm.jit_fn
+    expand_jit = expand_pt.vm.jit_fn
+    logp_args = tuple(np.asarray(v.get_value()) for v in logp_pt.get_shared())
+    expand_args = tuple(np.asarray(v.get_value()) for v in expand_pt.get_shared())
+    names, _, shapes = shape_info
+
+    def make_logp():
+        def logp(x):
+            value, grad = logp_jit(x, *logp_args)
+            return float(value), grad
+
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x):
+            values = expand_jit(x, *expand_args)
+            return {n: np.asarray(v, dtype="float64", order="C").reshape(s) for n, v, s in zip(names, values, shapes, strict=True)}
+
+        return expand
+
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    compiled = from_pyfunc(
+        ndim=n_dim,
+        make_logp_fn=make_logp,
+        make_expand_fn=make_expand,
+        make_initial_point_fn=point_fn,
+        expanded_dtypes=[np.dtype("float64")] * len(names),
+        expanded_shapes=shapes,
+        expanded_names=names,
+        dims=dims,
+        coords=coords,
+        reparameterized_names=reparameterized,
+    )
+    return compiled
+
+
+def is_quick(compiled) -> bool:
+    """Whether ``compiled`` came from :func:`compile_quick` (sample it with one core)."""
+    return type(compiled).__name__ == "PyFuncModel"
+
+
+# --------------------------------------------------------------------------
+# filling the disk cache after the command
+# --------------------------------------------------------------------------
+
+
+def schedule_fill(model, structure_key: str, cache_dir: Path, entry: Path) -> None:
+    """Remember to compile ``model`` into ``cache_dir`` when the command ends."""
+    _PENDING.append((model, structure_key, Path(cache_dir), Path(entry)))
+
+
+def pending() -> int:
+    return len(_PENDING)
+
+
+def lock_path(entry: Path) -> Path:
+    return entry.with_name(entry.name + ".filling")
+
+
+def start_background_fills() -> int:
+    """Fork one detached process per pending model to compile it into the disk cache.
+
+    Called by the CLI after everything is written. Returns the number of processes started
+    (0 when turned off, not on Linux, or another process is already compiling the model).
+    """
+    jobs, _PENDING[:] = list(_PENDING), []
+    if not jobs or os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() == "0" or sys.platform != "linux":
+        return 0
+    started = 0
+    for model, key, cache_dir, entry in jobs:
+        if entry.exists() or not _take_lock(lock_path(entry)):
+            continue
+        try:
+            _fork_detached(model, key, cache_dir, lock_path(entry))
+            started += 1
+        except OSError as err:  # cannot fork: the next fit compiles in the foreground
+            _log.debug("background compile not started: %s", err)
+            _release(lock_path(entry))
+    return started
+
+
+def _take_lock(lock: Path) -> bool:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime < _STALE_LOCK_S:
+                    return False
+                lock.unlink()
+            except OSError:
+                return False
+            continue
+        except OSError:
+            return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def _release(lock: Path) -> None:
+    try:
+        lock.unlink()
+    except OSError:
+        pass
+
+
+def _fork_detached(model, key: str, cache_dir: Path, lock: Path) -> None:
+    """Double fork: the grandchild belongs to no terminal and holds none of our pipes, so
+    the caller (a shell, ``subprocess.run``) sees this process end at once."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:  # first child
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 1 << 16)
+        try:
+            os.nice(10)
+        except OSError:
+            pass
+        from hlm_cli import compile_cache
+
+        compile_cache.compile_model(model, structure_key=key, cache_dir=cache_dir)
+    except BaseException:  # noqa: BLE001 - a failed fill only means the next fit compiles
+        pass
+    finally:
+        _release(lock)
+        os._exit(0)
+
+
+__all__ = ["compile_quick", "is_quick", "quick_ok", "schedule_fill", "start_background_fills", "pending", "lock_path"]

@@ -1,0 +1,186 @@
+"""The compiled-model cache (hlm_cli.compile_cache) and quick first fits (hlm_cli.compile_quick).
+
+Every test compiles real models: a cold compile of these small models takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hlm_cli import compile_cache, compile_quick
+from hlm_cli.spec import FitSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+CELL = ROOT / "sample_data" / "cell_lines.csv"
+CELL_FORMULA = "logfc ~ 1 + (1|gene) + (1|cell_line)"
+
+
+def _built(data: Path, formula: str, family: str = "gaussian"):
+    from hlm_cli.workflows.fit import prepare
+
+    return prepare(FitSpec(data=data, formula=formula, out=Path("unused"), family=family)).built
+
+
+def _draws(compiled, cores: int, seed: int = 3) -> dict[str, np.ndarray]:
+    import nutpie
+
+    from hlm_cli.sampling import _light_arviz
+
+    _light_arviz()
+    tree = nutpie.sample(compiled, draws=60, tune=60, chains=2, cores=cores, seed=seed, progress_bar=False)
+    post = tree["posterior"]
+    return {name: np.asarray(post[name].values) for name in post.data_vars}
+
+
+@pytest.fixture
+def quick_on(monkeypatch):
+    monkeypatch.setenv("HLM_QUICK_COMPILE", "1")
+    monkeypatch.setenv("HLM_BACKGROUND_COMPILE", "0")
+    compile_quick._PENDING.clear()
+    yield
+    compile_quick._PENDING.clear()
+
+
+def _cfunc_logp(compiled):
+    """Call a compiled model's C log-density callback as nutpie does."""
+    import ctypes
+
+    proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    fn = proto(compiled.compiled_logp_func.address)
+
+    def logp(x):
+        grad, value = np.zeros(compiled.n_dim), np.zeros(1)
+        assert fn(compiled.n_dim, x.ctypes.data, grad.ctypes.data, value.ctypes.data, compiled.user_data.ctypes.data) == 0
+        return value[0], grad
+
+    return logp
+
+
+@pytest.mark.parametrize(
+    ("data", "formula", "family"),
+    [
+        (CELL, CELL_FORMULA, "gaussian"),
+        (ROOT / "sample_data" / "sleepstudy.csv", "Reaction ~ Days + (Days | Subject)", "gaussian"),
+        (ROOT / "sample_data" / "cbpp.csv", "cbind(incidence, size - incidence) ~ period + (1|herd)", "binomial"),
+    ],
+    ids=["crossed-intercepts", "correlated-slopes", "binomial"],
+)
+def test_quick_model_is_the_compiled_model(quick_on, data, formula, family):
+    """Same log density, gradient and initial points; same posterior. Draws are identical for
+    a given seed only up to floating-point rounding: the C callback inlines PyTensor's function
+    and LLVM may reassociate its sums (observed: bit-identical draws for the cell-line model,
+    gradients equal to 1e-15 relative and diverging chains for the LKJ model)."""
+    built = _built(data, formula, family)
+    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    assert compile_quick.is_quick(quick)
+    compile_cache.clear_memo()
+    full = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None)
+    assert not compile_quick.is_quick(full) and quick.n_dim == full.n_dim
+    quick_logp, full_logp = quick._make_logp_func(), _cfunc_logp(full)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.normal(scale=0.5, size=full.n_dim)
+        (v1, g1), (v2, g2) = quick_logp(x), full_logp(x)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12)
+        np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-9 * np.abs(g2).max())
+    for seed in (1, 7):
+        np.testing.assert_array_equal(quick._make_initial_points(seed), full.initial_point_func(seed))
+    a, b = _draws(quick, cores=1), _draws(full, cores=2)
+    assert a.keys() == b.keys() and len(a) >= 3
+    for name in a:
+        assert a[name].shape == b[name].shape, name
+        diff = a[name].mean(axis=(0, 1)) - b[name].mean(axis=(0, 1))
+        se = np.sqrt(a[name].var(axis=(0, 1)) / 30 + b[name].var(axis=(0, 1)) / 30)  # ESS >= 30 of 120
+        assert np.all(np.abs(diff) <= 5 * se + 1e-12), name
+    again = _draws(quick, cores=1)
+    for name in a:
+        np.testing.assert_array_equal(a[name], again[name], err_msg=f"quick path not reproducible: {name}")
+
+
+def test_disk_entry_gives_the_same_draws_in_a_new_memo(tmp_path):
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    before = compile_cache.stats()
+    cold = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    assert compile_cache.stats()["disk_writes"] == before["disk_writes"] + 1
+    entries = list(tmp_path.rglob("*.entry"))
+    assert len(entries) == 1
+    compile_cache.clear_memo()
+    warm = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    assert compile_cache.stats()["disk_hits"] == before["disk_hits"] + 1
+    a, b = _draws(cold, cores=2), _draws(warm, cores=2)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_corrupt_entry_is_ignored_and_rewritten(tmp_path):
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    (entry,) = tmp_path.rglob("*.entry")
+    entry.write_bytes(entry.read_bytes()[:-100] + b"x" * 100)
+    compile_cache.clear_memo()
+    before = compile_cache.stats()
+    compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    after = compile_cache.stats()
+    assert after["disk_hits"] == before["disk_hits"] and after["compiles"] == before["compiles"] + 1
+    assert np.isfinite(_draws(compiled, cores=2)["Intercept"]).all()
+
+
+def test_quick_path_is_only_for_small_data(quick_on, monkeypatch):
+    built = _built(CELL, CELL_FORMULA)
+    assert compile_quick.quick_ok(built.model)
+    monkeypatch.setattr(compile_quick, "QUICK_MAX_ROWS", 50)  # the cell-line data have 90 rows
+    assert not compile_quick.quick_ok(built.model)
+    monkeypatch.setattr(compile_quick, "QUICK_MAX_ROWS", 5000)
+    monkeypatch.setenv("HLM_QUICK_COMPILE", "0")
+    assert not compile_quick.quick_ok(built.model)
+
+
+def test_quick_fit_schedules_the_cache_fill_only_with_a_cache(quick_on, tmp_path):
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    assert compile_quick.pending() == 0
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)
+    assert compile_quick.pending() == 1
+    assert compile_quick.start_background_fills() == 0  # HLM_BACKGROUND_COMPILE=0
+    assert compile_quick.pending() == 0 and not list(tmp_path.rglob("*.entry"))
+
+
+def test_lock_keeps_a_second_process_from_compiling_the_same_model(tmp_path):
+    lock = tmp_path / "x.entry.filling"
+    assert compile_quick._take_lock(lock)
+    assert not compile_quick._take_lock(lock)
+    old = time.time() - compile_quick._STALE_LOCK_S - 5
+    os.utime(lock, (old, old))  # left over from a killed process
+    assert compile_quick._take_lock(lock)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the background compile forks (Linux only)")
+def test_cli_quick_first_fit_then_cache_hit(tmp_path):
+    """`hlm fit` of a new model: quick first fit, compiled entry written after the command
+    returned, the repeat fit loads it and gives the same summary."""
+    env = {**os.environ, "HLM_CACHE_DIR": str(tmp_path / "cache"), "HLM_QUICK_COMPILE": "1", "HLM_BACKGROUND_COMPILE": "1"}
+    hlm = [sys.executable, "-c", "from hlm_cli.cli.app import run; run()"]
+    args = ["fit", str(CELL), "--formula", CELL_FORMULA, "--draws", "200", "--tune", "200", "--seed", "2", "--no-plots", "--quiet"]
+    first = subprocess.run([*hlm, *args, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["sampler"]["compile_mode"] == "quick"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not list(tmp_path.rglob("*.entry")) or list(tmp_path.rglob("*.filling"))):
+        time.sleep(0.5)
+    assert list(tmp_path.rglob("*.entry")), "the background compile wrote no cache entry"
+    assert not list(tmp_path.rglob("*.filling"))
+    second = subprocess.run([*hlm, *args, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["sampler"]["compile_mode"] == "cache"
+    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
