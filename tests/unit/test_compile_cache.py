@@ -79,6 +79,7 @@ def test_quick_model_is_the_compiled_model(quick_on, data, formula, family):
     and LLVM may reassociate its sums (observed: bit-identical draws for the cell-line model,
     gradients equal to 1e-15 relative and diverging chains for the LKJ model)."""
     built = _built(data, formula, family)
+    compile_cache.clear_memo()  # earlier tests may have compiled the same structure
     quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
     assert compile_quick.is_quick(quick)
     compile_cache.clear_memo()
@@ -136,6 +137,7 @@ def test_corrupt_entry_is_ignored_and_rewritten(tmp_path):
 
 
 def test_quick_path_is_only_for_small_data(quick_on, monkeypatch):
+    compile_cache.clear_memo()
     built = _built(CELL, CELL_FORMULA)
     assert compile_quick.quick_ok(built.model)
     monkeypatch.setattr(compile_quick, "QUICK_MAX_ROWS", 50)  # the cell-line data have 90 rows

@@ -117,7 +117,7 @@ def make_run(root: Path, frame: pd.DataFrame, formula: str, *, family: str = "ga
     for name in ("trace", "rank", "ppc"):
         _png(run / "plots" / f"{name}.png")
         plots[name] = f"plots/{name}.png"
-    _write_runinfo(run / "run.json", spec, prep, SimpleNamespace(seed=1, compile_cached=False), findings, plots, {"total": 1.0})
+    _write_runinfo(run / "run.json", spec, prep, SimpleNamespace(seed=1, compile_cached=False, compile_mode="compiled"), findings, plots, {"total": 1.0})
     return run
 
 
