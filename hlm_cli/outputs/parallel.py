@@ -14,6 +14,16 @@ again in the parent, so a failure of the child costs time, never a figure.
 Jobs return something picklable (paths); an exception in a job becomes its result as
 ``JobError`` rather than propagating, as a failed figure must never sink a fit.
 
+A child forked after sampling still has to import matplotlib and lay out its first text (about
+0.5 s) before it draws, and that is the time the fit ends later. :func:`start_helper` forks the
+child earlier instead, before compiling and sampling, which keep only one core busy for most of
+their time: the helper imports the figure stack meanwhile and then waits. ``run_jobs(...,
+helper=, payload=)`` hands it the posterior (pickled through a pipe, so only for small fits) and
+the helper calls the ``plan`` function it was forked with to rebuild the very job list the
+parent built (checked by the jobs' keys). The helper then draws every figure, sharing them with a
+child forked from it (already warm, so nothing is imported twice), while the parent writes its
+tables; the parent draws only what the helper did not report.
+
 The fork is skipped (everything runs here, in order) where it is unsafe or useless: no
 ``os.fork`` (Windows) or macOS (frameworks that are not fork-safe), one CPU, a single job,
 a large process (the copy-on-write child could double the memory of a big fit), or
@@ -34,6 +44,7 @@ from pathlib import Path
 
 MAX_FORK_RSS = 1.5e9  # bytes; above this the figures are drawn in this process only
 _INDEX = struct.Struct("<H")  # job numbers in the pipe: 2 bytes, far below PIPE_BUF (atomic)
+_LENGTH = struct.Struct("<Q")  # size of the helper's early result
 
 
 @dataclass(frozen=True)
@@ -91,8 +102,197 @@ def warm_matplotlib() -> None:
     fig.canvas.draw()
 
 
+def warm_figures() -> None:
+    """What a helper imports while the parent compiles and samples: matplotlib with its fonts,
+    pyplot (hlm_cli.outputs.figures) and arviz_stats (the densities' HDIs)."""
+    warm_matplotlib()
+    import arviz_stats  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+
+
+class Helper:
+    """A child forked by :func:`start_helper`, waiting for :func:`run_jobs` to hand it work."""
+
+    def __init__(self, pid: int, msg_w: int, early_r: int, result_path: str) -> None:
+        self.pid, self.msg_w, self.early_r, self.result_path = pid, msg_w, early_r, result_path
+        self.open = True
+        self.handed = False  # the payload went out: an early result may come back
+
+    def early_result(self) -> object | None:
+        """What the plan's ``early`` callable returned in the helper, once it is there; None
+        when the helper was not handed work or did not deliver (compute it yourself then)."""
+        if not self.handed or self.early_r < 0:
+            return None
+        try:
+            head = _read_exactly(self.early_r, _LENGTH.size)
+            blob = _read_exactly(self.early_r, _LENGTH.unpack(head)[0]) if len(head) == _LENGTH.size else b""
+        finally:
+            os.close(self.early_r)
+            self.early_r = -1
+        try:
+            return pickle.loads(blob) if blob else None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+
+    def close(self) -> None:
+        """Stop the helper if no :func:`run_jobs` used it (it has written nothing)."""
+        if not self.open:
+            return
+        self.open = False
+        import signal
+
+        for fd in (self.msg_w, self.early_r):
+            try:
+                os.close(fd) if fd >= 0 else None
+            except OSError:
+                pass
+        self.early_r = -1
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        Path(self.result_path).unlink(missing_ok=True)
+
+
+def start_helper(plan: Callable[[object], tuple], *, warm: Callable[[], object] = warm_figures) -> Helper | None:
+    """Fork a figure helper now (None where :func:`can_fork` says no).
+
+    Parameters
+    ----------
+    plan : callable
+        Called in the helper with the ``payload`` the parent later gives :func:`run_jobs`;
+        returns ``(keys, jobs, early)``: the job list, one key per job, which must equal the
+        parent's (``payload["keys"]``) or the helper draws nothing, and a callable (or None)
+        whose result the helper sends back first (:meth:`Helper.early_result`), e.g. a table
+        the parent would otherwise need a slow import for.
+    warm : callable
+        Run in the helper right away (default: import the figure stack).
+    """
+    if not can_fork():
+        return None
+    msg_r, msg_w = os.pipe()
+    early_r, early_w = os.pipe()
+    fd, result_path = tempfile.mkstemp(prefix="hlm-figures-", suffix=".pkl")
+    os.close(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # helper: warm up, wait for the posterior, draw, report, leave
+        code = 0
+        try:
+            os.close(msg_w)
+            os.close(early_r)
+            try:
+                warm()
+            except Exception:  # noqa: BLE001 - only a warm-up
+                pass
+            blob = _read_to_end(msg_r)
+            if blob:  # empty: the parent closed without work
+                payload = pickle.loads(blob)
+                keys, jobs, early = plan(payload)
+
+                def send_early() -> None:
+                    # length-prefixed: the child forked below holds the pipe open, so the parent
+                    # cannot wait for end of file; length 0 means "compute it yourself"
+                    blob = b""
+                    try:
+                        if early is not None:
+                            blob = pickle.dumps(early(), protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception:  # noqa: BLE001 - the parent computes it itself
+                        blob = b""
+                    _write_all(early_w, _LENGTH.pack(len(blob)) + blob)
+
+                done = {}
+                if list(keys) == list(payload["keys"]):
+                    # shared with a child of this warm process (nothing is imported twice), which
+                    # starts drawing while this one computes the early result
+                    done = dict(enumerate(run_jobs(jobs, before_fork=None, parent_first=send_early)))
+                else:
+                    send_early()
+                with open(result_path, "wb") as fh:
+                    pickle.dump(done, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 - the parent redoes whatever is missing
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(msg_r)
+    os.close(early_w)
+    return Helper(pid, msg_w, early_r, result_path)
+
+
+def _write_all(fd: int, blob: bytes) -> None:
+    view = memoryview(blob)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """``n`` bytes, or fewer if the other side closed first."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _with_helper(helper: Helper, jobs: list, parent_first, payload: dict) -> list[object] | None:
+    """run_jobs through a started helper; None when it cannot take the work (then the caller
+    goes on as without one)."""
+    try:
+        _write_all(helper.msg_w, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        os.close(helper.msg_w)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):  # helper gone, or payload unpicklable
+        helper.close()
+        return None
+    helper.open = False
+    helper.handed = True
+    results: dict[int, object] = {}
+    try:
+        if parent_first is not None:
+            parent_first()
+        # the helper (and a child of its own) draws; this process redoes below only what it
+        # did not report (it crashed or could not plan the same jobs)
+        _, status = os.waitpid(helper.pid, 0)
+        try:
+            if os.waitstatus_to_exitcode(status) == 0:
+                with open(helper.result_path, "rb") as fh:
+                    results.update(pickle.load(fh))
+        except (OSError, EOFError, pickle.UnpicklingError):
+            pass
+    except BaseException:
+        import signal
+
+        try:
+            os.kill(helper.pid, signal.SIGKILL)
+            os.waitpid(helper.pid, 0)
+        except (OSError, ChildProcessError):
+            pass
+        raise
+    finally:
+        Path(helper.result_path).unlink(missing_ok=True)
+        if helper.early_r >= 0:
+            os.close(helper.early_r)
+            helper.early_r = -1
+    return [results[i] if i in results else _call(job) for i, job in enumerate(jobs)]
+
+
 def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], object] | None = None,
-             before_fork: Callable[[], object] | None = warm_matplotlib) -> list[object]:
+             before_fork: Callable[[], object] | None = warm_matplotlib, helper: Helper | None = None,
+             payload: dict | None = None) -> list[object]:
     """Run ``jobs`` (callables without arguments) on up to two processes.
 
     Parameters
@@ -103,6 +303,11 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
         Run in this process before it starts taking jobs (its exceptions propagate).
     before_fork : callable, optional
         Run once before forking, for state both processes need (default: load matplotlib).
+    helper : Helper, optional
+        A child from :func:`start_helper`: it draws the jobs (this process does
+        ``parent_first`` meanwhile) instead of a child forked now.
+    payload : dict, optional
+        With ``helper``: what its ``plan`` needs, with ``"keys"``, one key per job.
 
     Returns
     -------
@@ -110,6 +315,12 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
         One result per job, in the order of ``jobs``; a job that raised gives a
         :class:`JobError`.
     """
+    if helper is not None:
+        if helper.open and 0 < len(jobs) < 2**16 and payload is not None:
+            done = _with_helper(helper, jobs, parent_first, payload)
+            if done is not None:
+                return done
+        helper.close()
     if len(jobs) < 2 or len(jobs) >= 2**16 or not can_fork():
         if parent_first is not None:
             parent_first()

@@ -36,6 +36,7 @@ STANDARD = ("trace", "rank", "ppc")  # drawn by hlm_cli.outputs.plots during `hl
 MAX_EFFECT_ROWS = 300  # group-level effect rows listed in the page (the CSV has them all)
 DEFAULT_COLOR_LEVELS = 12
 MAX_CONDITIONAL = 16  # conditional-effect figures per report
+HELPER_MAX_VALUES = 2_000_000  # rows x draws above which the posterior is not piped to a helper (~32 MB)
 
 CAPTIONS = {
     "posteriors": "Posterior density of each population-level effect (blue), group-level standard deviation (orange) and family parameter (green): the shaded band is the 94% highest-density interval, the solid line the mean and the dashed line zero.",
@@ -104,7 +105,7 @@ def data_columns(run_dir: Path, data: Path | None = None) -> list[str] | None:
 
 
 def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: str | None = None, svg: bool = False,
-                 parent_first=None, config: dict | None = None) -> Path:
+                 parent_first=None, config: dict | None = None, helper=None) -> Path:
     """Draw the report's figures into ``run_dir/plots`` and write ``run_dir/report.html``.
 
     Parameters
@@ -129,6 +130,10 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
         read after the figures, which see only ``config`` (run.json's ``config``).
     config : dict, optional
         With ``parent_first``: the run's resolved settings.
+    helper : hlm_cli.outputs.parallel.Helper, optional
+        A figure process started before sampling by :func:`start_helper` (``hlm fit``). With
+        ``parent_first`` it also computes summary.csv's table: ``parent_first`` can take it
+        from ``helper.early_result()``.
 
     Returns
     -------
@@ -148,7 +153,8 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
     plot_dir.mkdir(exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        figs = _draw_all(ctx, frame, plot_dir, color_by=color_by, svg=svg, parent_first=parent_first)
+        figs = _draw_all(ctx, frame, plot_dir, color_by=color_by, svg=svg, parent_first=parent_first, helper=helper,
+                         summarize=parent_first is not None)
     info = ctx.info if parent_first is None else _read_info(run_dir)
     summary = _read_summary(run_dir)
     page = render_html(info, summary, figs, frame=frame, built=ctx.built, extra=_section_pooling(run_dir))
@@ -215,16 +221,15 @@ def _read_summary(run_dir: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- figures
 
 
-def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, svg: bool,
-              parent_first=None) -> list[Figure]:
-    """Every figure of the page, in page order. A figure that fails is reported, never fatal.
+def _plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, svg: bool, standard: bool):
+    """The page's figures in order, the jobs that draw them and one key per job.
 
-    The figures are planned here and drawn by :func:`hlm_cli.outputs.parallel.run_jobs` on
-    two processes; ``parent_first`` (e.g. writing posterior.nc) runs meanwhile.
+    A pure function of its arguments: a helper process (:func:`start_helper`) calls it with the
+    same arguments to rebuild the same jobs. ``standard``: also draw the figures of
+    :mod:`hlm_cli.outputs.plots` (trace, rank, ppc, ...).
     """
     from hlm_cli.diagnostics import IDENT_CORR, ident_pairs, identifiability
     from hlm_cli.outputs import figures as F
-    from hlm_cli.outputs import parallel
 
     built, tree = ctx.built, ctx.tree
     params = built.params
@@ -239,11 +244,13 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
     response = built.design.formula.response.expr  # as written (log(y), incidence), for axis labels
     # the page in order: Figure (a note), ("job", index, key, title, caption) or ("existing", key)
     plan: list = []
-    jobs: list = _standard_jobs(tree, built, bad, plot_dir, svg=svg)  # results unused
+    jobs: list = _standard_jobs(tree, built, bad, plot_dir, svg=svg, missing=standard)  # results unused
+    keys: list[str] = [f"standard_{i}" for i in range(len(jobs))]
 
     def draw(key: str, job, title: str | None = None, caption: str | None = None) -> None:
         plan.append(("job", len(jobs), key, title or TITLES.get(key, key), caption or CAPTIONS.get(key, "")))
         jobs.append(job)
+        keys.append(key)
 
     draw("posteriors", lambda: F.posteriors(small, params, plot_dir / "posteriors.png", svg=svg))
     if params.group_effects:
@@ -283,7 +290,7 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
     plan.append(("existing", "ppc"))
     if built.family.discrete:
         draw("ppc_rootogram", lambda: F.rootogram(small, plot_dir / "ppc_rootogram.png", svg=svg))
-    if (plot_dir / "prior_ppc.png").exists() and "prior_predictive" in tree.children:
+    if (standard or (plot_dir / "prior_ppc.png").exists()) and "prior_predictive" in tree.children:
         plan.append(("existing", "prior_ppc"))
     if any(f.get("code") == "identifiability" for f in findings):
         plan.append(("existing", "identifiability"))
@@ -293,8 +300,70 @@ def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None,
         draw("pairs", lambda: F.pairs(F.ident_series(small, params, findings), plot_dir / "pairs.png", divergent=div, svg=svg))
     plan.append(("existing", "trace"))
     plan.append(("existing", "rank"))
+    return plan, jobs, keys
 
-    results = parallel.run_jobs(jobs, parent_first=parent_first)
+
+def start_helper(*, color_by: str | None, svg: bool):
+    """Fork the process that will draw this fit's figures, before the data are even read
+    (:func:`hlm_cli.outputs.parallel.start_helper`): it imports the figure stack while this
+    process loads, builds, compiles and samples. None where forking is not possible."""
+    from hlm_cli.outputs import parallel
+
+    def plan(payload: dict):
+        built, table = payload["built"], payload["table"]
+        ctx = _context(Path(payload["run_dir"]), payload["tree"], built, table, read_info=False)
+        ctx = dataclasses.replace(ctx, info={"config": dict(payload.get("config") or {})})
+        frame = ctx.prepared.table.frame.reset_index(drop=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, jobs, keys = _plan_figures(ctx, frame, Path(payload["run_dir"]) / "plots", color_by=color_by, svg=svg,
+                                          standard=payload["standard"])
+        early = None
+        if payload.get("summarize"):  # the parameter table, so that the parent never imports arviz_stats
+            from hlm_cli.outputs import summary as summary_mod
+
+            early = lambda: summary_mod.summarize(ctx.tree, built.params)  # noqa: E731
+        return keys, jobs, early
+
+    return parallel.start_helper(plan, warm=_warm_helper)
+
+
+def _warm_helper() -> None:
+    """Everything a figure job imports, loaded while the parent is busy on one core."""
+    import importlib
+
+    from hlm_cli.outputs import parallel
+
+    for name in ("pandas", "xarray", "hlm_cli.model.linpred", "hlm_cli.outputs.figures", "hlm_cli.diagnostics"):
+        importlib.import_module(name)
+    parallel.warm_figures()
+
+
+def _helper_payload(ctx, plot_dir: Path, standard: bool, keys: list, summarize: bool) -> dict | None:
+    """What the helper needs to rebuild the jobs; None for a posterior too big for a pipe."""
+    built = ctx.built
+    tree = ctx.tree
+    post = tree["posterior"]
+    if built.design.n * post.sizes.get("chain", 1) * post.sizes.get("draw", 1) > HELPER_MAX_VALUES:
+        return None
+    return {"run_dir": str(plot_dir.parent), "tree": tree, "config": ctx.info.get("config"), "standard": standard,
+            "keys": keys, "built": dataclasses.replace(built, model=None), "table": ctx.prepared.table,
+            "summarize": summarize}
+
+
+def _draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, svg: bool,
+              parent_first=None, helper=None, summarize: bool = False) -> list[Figure]:
+    """Every figure of the page, in page order. A figure that fails is reported, never fatal.
+
+    The figures are planned here and drawn by :func:`hlm_cli.outputs.parallel.run_jobs` on
+    two processes; ``parent_first`` (e.g. writing posterior.nc) runs meanwhile.
+    """
+    from hlm_cli.outputs import parallel
+
+    standard = _standard_missing(plot_dir)
+    plan, jobs, keys = _plan_figures(ctx, frame, plot_dir, color_by=color_by, svg=svg, standard=standard)
+    payload = _helper_payload(ctx, plot_dir, standard, keys, summarize) if helper is not None else None
+    results = parallel.run_jobs(jobs, parent_first=parent_first, helper=helper, payload=payload)
     figs: list[Figure] = []
     for item in plan:
         if isinstance(item, Figure):
@@ -317,14 +386,18 @@ def _existing(plot_dir: Path, key: str) -> Figure:
     return Figure(key, path if path.exists() else None, TITLES[key], CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
 
 
-def _standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool) -> list:
-    """Jobs drawing the standard figures of hlm_cli.outputs.plots that are missing (all of
-    them during ``hlm fit``, none after a fit with plots), and their SVGs. ``bad``: the
+def _standard_missing(plot_dir: Path) -> bool:
+    return any(not (plot_dir / f"{k}.png").exists() for k in STANDARD)
+
+
+def _standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool, missing: bool) -> list:
+    """Jobs drawing the standard figures of hlm_cli.outputs.plots when they are ``missing``
+    (during ``hlm fit``; not after a fit with plots), and their SVGs. ``bad``: the
     confounded pairs (hlm_cli.diagnostics.ident_pairs beyond IDENT_CORR)."""
     from hlm_cli.outputs import plots as plots_mod
 
     jobs = []
-    if any(not (plot_dir / f"{k}.png").exists() for k in STANDARD):
+    if missing:
         return [job for _, job in plots_mod.figure_jobs(tree, built, plot_dir, prior="prior_predictive" in tree.children,
                                                         svg=svg, forest_plot=False, bad=bad)]
     if bad and not (plot_dir / "identifiability.png").exists():

@@ -157,24 +157,41 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     say = on_progress or (lambda s: None)
     t_start = time.perf_counter()
     rundir.check_out(spec.out, force=spec.force)
-    say("load")
-    prep = prepare(spec, table=table)
-    built = prep.built
-    if spec.plots and spec.color_by:
-        from hlm_cli.outputs.report import check_color_by
+    helper = None
+    if spec.plots:  # the figure process: imports matplotlib while this one reads, builds and samples
+        from hlm_cli.outputs import report as report_mod
 
-        check_color_by(prep.table.frame.columns, spec.color_by)
-    timings = dict(prep.timings)
+        helper = report_mod.start_helper(color_by=spec.color_by, svg=spec.svg)
+    try:
+        say("load")
+        prep = prepare(spec, table=table)
+        built = prep.built
+        if spec.plots and spec.color_by:
+            from hlm_cli.outputs.report import check_color_by
 
+            check_color_by(prep.table.frame.columns, spec.color_by)
+        timings = dict(prep.timings)
+
+        from hlm_cli import sampling
+
+        prior_tree = None
+        if spec.prior_predictive:
+            say("prior")
+            t = time.perf_counter()
+            prior_tree = sampling.sample_prior_predictive(built, draws=500, seed=spec.sampler.seed)
+            timings["prior_predictive"] = time.perf_counter() - t
+        return _sample_and_write(spec, prep, timings, prior_tree, helper, quick, say, t_start)
+    finally:
+        if helper is not None:
+            helper.close()
+
+
+def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, quick: bool, say, t_start: float) -> FitResult:
     from hlm_cli import diagnostics, sampling
+    from hlm_cli.outputs import rundir
     from hlm_cli.outputs import summary as summary_mod
 
-    prior_tree = None
-    if spec.prior_predictive:
-        say("prior")
-        t = time.perf_counter()
-        prior_tree = sampling.sample_prior_predictive(built, draws=500, seed=spec.sampler.seed)
-        timings["prior_predictive"] = time.perf_counter() - t
+    built = prep.built
     posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say)
     timings.update(posterior.timings)
     tree = posterior.tree
@@ -190,10 +207,13 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     def write_tables(stage: Path) -> None:
         """summary.csv, posterior.nc and run.json: this process's share while a forked child
         starts drawing the figures (hlm_cli.outputs.parallel)."""
-        summ = summary_mod.summarize(tree, built.params)
+        summary_mod.write_posterior(tree, stage / "posterior.nc")
+        # the figure helper computes the table meanwhile (it has arviz_stats loaded already)
+        summ = helper.early_result() if helper is not None else None
+        if summ is None:
+            summ = summary_mod.summarize(tree, built.params)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
         summary_mod.write(summ, stage / "summary.csv")
-        tree.to_netcdf(stage / "posterior.nc", engine="h5netcdf")
         timings["write"] = time.perf_counter() - t_w
         timings["total"] = time.perf_counter() - t_start
         _write_runinfo(stage / "run.json", spec, prep, posterior, findings, {}, timings)
@@ -203,7 +223,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     with rundir.staged(spec.out, force=spec.force) as stage:
         if spec.plots:
             say("report")
-            why = _write_report(stage, tree, built, prep.table, spec, parent_first=lambda: write_tables(stage))
+            why = _write_report(stage, tree, built, prep.table, spec, parent_first=lambda: write_tables(stage), helper=helper)
             if not done:  # the report failed before its figures started
                 write_tables(stage)
             if why:
@@ -223,7 +243,7 @@ def _plots_of(stage: Path) -> dict[str, str]:
         return {}
 
 
-def _write_report(stage: Path, tree, built, table, spec: FitSpec, parent_first) -> str | None:
+def _write_report(stage: Path, tree, built, table, spec: FitSpec, parent_first, helper=None) -> str | None:
     """report.html, with ``parent_first`` (the tables) run while its figures are drawn.
 
     Returns None, or why the page failed: a failure of the page is recorded in run.json and
@@ -244,7 +264,7 @@ def _write_report(stage: Path, tree, built, table, spec: FitSpec, parent_first) 
 
     try:
         report_mod.write_report(stage, tree=tree, built=built, table=table, color_by=spec.color_by, svg=spec.svg,
-                                parent_first=first, config=spec.model_dump(mode="json"))
+                                parent_first=first, config=spec.model_dump(mode="json"), helper=helper)
     except HlmError:
         raise
     except Exception as err:  # noqa: BLE001 - the posterior is more valuable than the page

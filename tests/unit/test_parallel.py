@@ -71,3 +71,81 @@ def test_serial_when_asked(monkeypatch):
     order = []
     results = parallel.run_jobs([_job(i) for i in range(3)], parent_first=lambda: order.append("first"), before_fork=None)
     assert order == ["first"] and {r[1] for r in results} == {os.getpid()}
+
+
+# -- the helper forked before sampling (start_helper) ---------------------------------------
+
+
+def _plan(payload):
+    """Rebuilds the same job list from the payload, as report.start_helper's plan does."""
+    n = payload["n"]
+    return [f"job{i}" for i in range(n)], [_job(i) for i in range(n)], (lambda: {"table": payload["n"] * 10})
+
+
+@needs_fork
+def test_helper_draws_every_job_and_sends_the_early_result_first():
+    helper = parallel.start_helper(_plan, warm=lambda: None)
+    assert helper is not None
+    seen = []
+    results = parallel.run_jobs([_job(i) for i in range(6)], helper=helper, payload={"n": 6, "keys": [f"job{i}" for i in range(6)]},
+                                parent_first=lambda: seen.append(helper.early_result()))
+    assert seen == [{"table": 60}]
+    assert [r[0] for r in results] == list(range(6))
+    assert os.getpid() not in {r[1] for r in results}  # all drawn by the helper and its child
+    assert not os.path.exists(helper.result_path)
+
+
+@needs_fork
+def test_helper_with_other_keys_draws_nothing_and_the_parent_does_it_all():
+    helper = parallel.start_helper(_plan, warm=lambda: None)
+    results = parallel.run_jobs([_job(i) for i in range(4)], helper=helper, payload={"n": 4, "keys": ["other"] * 4})
+    assert results == [(i, os.getpid()) for i in range(4)]
+
+
+@needs_fork
+def test_jobs_of_a_crashed_helper_are_redone_here():
+    def plan(payload):
+        os._exit(5)
+
+    helper = parallel.start_helper(plan, warm=lambda: None)
+    early = []
+    results = parallel.run_jobs([_job(i) for i in range(3)], helper=helper, payload={"n": 3, "keys": []},
+                                parent_first=lambda: early.append(helper.early_result()))
+    assert early == [None]  # nothing came: compute it here
+    assert results == [(i, os.getpid()) for i in range(3)]
+
+
+@needs_fork
+def test_unused_helper_is_stopped_at_once():
+    helper = parallel.start_helper(_plan, warm=lambda: time.sleep(30))
+    t = time.perf_counter()
+    helper.close()
+    assert time.perf_counter() - t < 5
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)  # reaped
+    assert helper.early_result() is None
+
+
+@needs_fork
+def test_unpicklable_payload_falls_back_to_drawing_here():
+    helper = parallel.start_helper(_plan, warm=lambda: None)
+    results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": [], "bad": lambda: 0})
+    assert [r[0] for r in results] == [0, 1]
+
+
+@needs_fork
+def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
+    """`hlm fit` lets its figure helper compute summary.csv's table: it must be the table."""
+    import pandas as pd
+    import xarray as xr
+
+    from hlm_cli.model.linpred import load_run
+    from hlm_cli.outputs import summary as summary_mod
+
+    ctx = load_run(fitted_run)
+    tree = xr.open_datatree(fitted_run / "posterior.nc", engine="h5netcdf").load()
+    here = summary_mod.summarize(tree, ctx.built.params).reset_index()
+    written = pd.read_csv(fitted_run / "summary.csv", keep_default_na=False, na_values=[""])
+    assert list(written["parameter"]) == list(here["parameter"])
+    for col in ("mean", "sd", "hdi94_lb", "ess_bulk", "r_hat"):
+        assert (written[col] - here[col]).abs().max() < 1e-4 * (1 + here[col].abs().max()), col
