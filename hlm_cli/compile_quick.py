@@ -9,9 +9,11 @@ compilation (benchmarks/compile_cache/FINDINGS.md).
 For small models this module skips the callbacks on the first fit: nutpie samples through its
 Python-function interface (``nutpie.compiled_pyfunc.from_pyfunc``) and calls PyTensor's
 numba-compiled function directly, about 15-25 microseconds per gradient instead of well under
-one. Chains then run one after another (every call needs the GIL; two threads are slower than
-one). With the same seed the draws are bit-identical to the compiled path: the log density,
-its gradient and the initial points are the same functions (tests/unit/test_compile_quick.py).
+one. Every gradient then needs the GIL, so threads cannot run chains in parallel: :func:`sample`
+splits the chains over forked processes, one per core, each with a seed derived from the
+fit's. The log density, its gradient and the initial points are the compiled model's
+(tests/e2e/test_compile_cache_e2e.py); with one process and the same seed even the draws are
+the same, with several they differ from the compiled model's by Monte Carlo error only.
 
 The C callbacks are still wanted for the next fit of the same structure. After the command has
 written everything, :func:`start_background_fills` forks one detached process per pending
@@ -130,6 +132,114 @@ def compile_quick(model, initial_point_fn) -> Any:
 def is_quick(compiled) -> bool:
     """Whether ``compiled`` came from :func:`compile_quick` (sample it with one core)."""
     return type(compiled).__name__ == "PyFuncModel"
+
+
+# --------------------------------------------------------------------------
+# sampling a quick model on several cores
+# --------------------------------------------------------------------------
+
+
+def chain_groups(chains: int, cores: int) -> list[int]:
+    """Chains per process: as even as possible over ``min(cores, chains)`` processes."""
+    n = max(1, min(cores, chains))
+    return [chains // n + (1 if i < chains % n else 0) for i in range(n)]
+
+
+def group_seeds(seed: int, groups: int) -> list[int]:
+    """One seed per process. A single process keeps ``seed`` itself, so that its draws are
+    those of the compiled model with the same seed."""
+    if groups == 1:
+        return [int(seed)]
+    return [int(s.generate_state(1, dtype=np.uint32)[0]) for s in np.random.SeedSequence([int(seed), 0x484C4D]).spawn(groups)]
+
+
+def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
+    """``nutpie.sample`` of a quick model with its chains spread over processes.
+
+    Every gradient of a quick model is a Python call that holds the GIL, so threads do not run
+    chains in parallel; processes do. With more than one core the chains are split into groups
+    (:func:`chain_groups`), each with its own seed (:func:`group_seeds`), and the groups past the
+    first are sampled by forked children that send their draws back pickled; the result is one
+    tree with chains numbered 0..chains-1. A child that fails has its chains sampled here.
+    With one core (or no fork) this is ``nutpie.sample`` with ``cores=1``.
+    """
+    import nutpie
+
+    sizes = chain_groups(chains, cores if hasattr(os, "fork") and sys.platform == "linux" else 1)
+    seeds = group_seeds(seed, len(sizes))
+    if len(sizes) == 1:
+        return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
+    children = [_fork_group(compiled, n, s, kwargs) for n, s in zip(sizes[1:], seeds[1:], strict=True)]
+    try:
+        trees = [nutpie.sample(compiled, chains=sizes[0], cores=1, seed=seeds[0], **kwargs)]
+    finally:
+        results = [_collect(pid, path) for pid, path in children]
+    for (n, s), res in zip(zip(sizes[1:], seeds[1:], strict=True), results, strict=True):
+        if isinstance(res, BaseException):
+            raise res
+        trees.append(res if res is not None else nutpie.sample(compiled, chains=n, cores=1, seed=s, **kwargs))
+    return _concat_chains(trees)
+
+
+def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> tuple[int, str]:
+    import pickle
+    import tempfile
+
+    import nutpie
+
+    fd, path = tempfile.mkstemp(prefix="hlm-chains-", suffix=".pkl")
+    os.close(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            try:
+                out = nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
+            except RuntimeError as err:  # the sampler's own failure: the parent reports it
+                out = RuntimeError(str(err))
+            with open(path, "wb") as fh:
+                pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 - the parent samples these chains itself
+            code = 1
+        finally:
+            os._exit(code)
+    return pid, path
+
+
+def _collect(pid: int, path: str):
+    """The child's tree, its sampler error, or None (it died: sample its chains here)."""
+    import pickle
+
+    try:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def _concat_chains(trees):
+    """One DataTree from several, chains renumbered 0..n-1 in every group that has them."""
+    import xarray as xr
+
+    first = trees[0]
+    out = {}
+    for name in first.children:
+        parts = [t[name].to_dataset() for t in trees]
+        if "chain" not in parts[0].dims:
+            out[name] = parts[0]
+            continue
+        merged = xr.concat(parts, dim="chain", data_vars="all", coords="minimal", compat="override", join="outer")
+        out[name] = merged.assign_coords(chain=np.arange(merged.sizes["chain"]))
+    tree = xr.DataTree.from_dict(out)
+    tree.attrs.update(first.attrs)
+    return tree
 
 
 # --------------------------------------------------------------------------

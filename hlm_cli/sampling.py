@@ -129,27 +129,20 @@ def sample(
 
         say("compile")
         compiled, mode = _compile(built, use_cache, quick)
-        if mode == "quick":
-            cores = 1  # every gradient is a Python call that needs the GIL: one thread is fastest
-        elif _needs_data_swap(compiled, built):
+        if mode != "quick" and _needs_data_swap(compiled, built):
             compiled = compiled.with_data(**built.data_vars)
         timings["compile"] = time.perf_counter() - t0
         say("sample")
         t1 = time.perf_counter()
+        settings = dict(draws=spec.draws, tune=spec.tune, save_warmup=False, progress_bar=False,
+                        target_accept=spec.target_accept, maxdepth=spec.max_treedepth, adaptation=spec.adaptation)
         try:
-            tree = nutpie.sample(
-                compiled,
-                draws=spec.draws,
-                tune=spec.tune,
-                chains=spec.chains,
-                cores=min(cores, spec.chains),
-                seed=spec.seed,
-                save_warmup=False,
-                progress_bar=False,
-                target_accept=spec.target_accept,
-                maxdepth=spec.max_treedepth,
-                adaptation=spec.adaptation,
-            )
+            if mode == "quick":
+                from hlm_cli import compile_quick
+
+                tree = compile_quick.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
+            else:
+                tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings)
         except RuntimeError as err:
             raise SamplingError(f"the sampler failed: {str(err).splitlines()[0]}", hint="check the priors and the data's scale") from None
         timings["sample"] = time.perf_counter() - t1

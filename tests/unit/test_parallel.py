@@ -132,20 +132,3 @@ def test_unpicklable_payload_falls_back_to_drawing_here():
     results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": [], "bad": lambda: 0})
     assert [r[0] for r in results] == [0, 1]
 
-
-@needs_fork
-def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
-    """`hlm fit` lets its figure helper compute summary.csv's table: it must be the table."""
-    import pandas as pd
-    import xarray as xr
-
-    from hlm_cli.model.linpred import load_run
-    from hlm_cli.outputs import summary as summary_mod
-
-    ctx = load_run(fitted_run)
-    tree = xr.open_datatree(fitted_run / "posterior.nc", engine="h5netcdf").load()
-    here = summary_mod.summarize(tree, ctx.built.params).reset_index()
-    written = pd.read_csv(fitted_run / "summary.csv", keep_default_na=False, na_values=[""])
-    assert list(written["parameter"]) == list(here["parameter"])
-    for col in ("mean", "sd", "hdi94_lb", "ess_bulk", "r_hat"):
-        assert (written[col] - here[col]).abs().max() < 1e-4 * (1 + here[col].abs().max()), col

@@ -1,4 +1,5 @@
-"""The compiled-model cache (hlm_cli.compile_cache) and quick first fits (hlm_cli.compile_quick).
+"""The compiled-model cache (hlm_cli.compile_cache), quick first fits (hlm_cli.compile_quick) and
+the figure helper of `hlm fit` (hlm_cli.outputs.parallel.start_helper).
 
 Every test compiles real models: a cold compile of these small models takes a few seconds.
 """
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from hlm_cli import compile_cache, compile_quick
+from hlm_cli.outputs import parallel
 from hlm_cli.spec import FitSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +108,32 @@ def test_quick_model_is_the_compiled_model(quick_on, data, formula, family):
         np.testing.assert_array_equal(a[name], again[name], err_msg=f"quick path not reproducible: {name}")
 
 
+def test_quick_chains_on_two_processes(quick_on):
+    """compile_quick.sample: one tree with chains 0..3, reproducible for a seed, each chain its
+    own; with one core it is nutpie.sample itself."""
+    import nutpie
+
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    assert compile_quick.chain_groups(4, 2) == [2, 2] and compile_quick.chain_groups(3, 8) == [1, 1, 1]
+    assert compile_quick.chain_groups(5, 1) == [5]
+    assert compile_quick.group_seeds(9, 1) == [9] and len(set(compile_quick.group_seeds(9, 3))) == 3
+    kw = dict(draws=60, tune=60, progress_bar=False)
+    one = compile_quick.sample(quick, chains=4, cores=2, seed=5, **kw)
+    two = compile_quick.sample(quick, chains=4, cores=2, seed=5, **kw)
+    post = one["posterior"]
+    assert list(post["chain"].values) == [0, 1, 2, 3] and post.sizes["draw"] == 60
+    assert one["sample_stats"].sizes["chain"] == 4
+    for name in post.data_vars:
+        np.testing.assert_array_equal(post[name].values, two["posterior"][name].values)
+    icpt = post["Intercept"].values
+    assert len({tuple(np.round(icpt[c, :5], 12)) for c in range(4)}) == 4  # four different chains
+    single = compile_quick.sample(quick, chains=2, cores=1, seed=5, **kw)
+    direct = nutpie.sample(quick, chains=2, cores=1, seed=5, **kw)
+    np.testing.assert_array_equal(single["posterior"]["Intercept"].values, direct["posterior"]["Intercept"].values)
+
+
 def test_disk_entry_gives_the_same_draws_in_a_new_memo(tmp_path):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
@@ -185,4 +213,29 @@ def test_cli_quick_first_fit_then_cache_hit(tmp_path):
     second = subprocess.run([*hlm, *args, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert json.loads((tmp_path / "b" / "run.json").read_text())["sampler"]["compile_mode"] == "cache"
-    assert (tmp_path / "a" / "summary.csv").read_text() == (tmp_path / "b" / "summary.csv").read_text()
+    # the quick fit sampled its chains in two processes with seeds derived from --seed, so the
+    # draws differ from the compiled model's; the posterior must not
+    import pandas as pd
+
+    a, b = (pd.read_csv(tmp_path / d / "summary.csv").set_index("parameter") for d in "ab")
+    assert list(a.index) == list(b.index)
+    mcse = np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
+    assert ((a["mean"] - b["mean"]).abs() <= 5 * mcse + 1e-9).all()
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="no fork here (platform, one CPU or HLM_SERIAL_FIGURES)")
+def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
+    """`hlm fit` lets its figure helper compute summary.csv's table: it must be the table."""
+    import pandas as pd
+    import xarray as xr
+
+    from hlm_cli.model.linpred import load_run
+    from hlm_cli.outputs import summary as summary_mod
+
+    ctx = load_run(fitted_run)
+    tree = xr.open_datatree(fitted_run / "posterior.nc", engine="h5netcdf").load()
+    here = summary_mod.summarize(tree, ctx.built.params).reset_index()
+    written = pd.read_csv(fitted_run / "summary.csv", keep_default_na=False, na_values=[""])
+    assert list(written["parameter"]) == list(here["parameter"])
+    for col in ("mean", "sd", "hdi94_lb", "ess_bulk", "r_hat"):
+        assert (written[col] - here[col]).abs().max() < 1e-4 * (1 + here[col].abs().max()), col
