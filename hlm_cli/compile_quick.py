@@ -182,7 +182,6 @@ def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
 
 
 def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> tuple[int, str]:
-    import pickle
     import tempfile
 
     import nutpie
@@ -193,18 +192,15 @@ def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> tuple[int, st
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        code = 0
-        try:
+        from hlm_cli.outputs.parallel import finish_child
+
+        def chains_here():
             try:
-                out = nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
+                return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
             except RuntimeError as err:  # the sampler's own failure: the parent reports it
-                out = RuntimeError(str(err))
-            with open(path, "wb") as fh:
-                pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent samples these chains itself
-            code = 1
-        finally:
-            os._exit(code)
+                return RuntimeError(str(err))
+
+        finish_child(path, chains_here)
     return pid, path
 
 

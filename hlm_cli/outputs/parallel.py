@@ -41,6 +41,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 MAX_FORK_RSS = 1.5e9  # bytes; above this the figures are drawn in this process only
 _INDEX = struct.Struct("<H")  # job numbers in the pipe: 2 bytes, far below PIPE_BUF (atomic)
@@ -67,6 +68,21 @@ def _call(job: Callable[[], object]) -> object:
     finally:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
+
+
+def finish_child(result_path: str, work: Callable[[], object]) -> NoReturn:
+    """In a forked child: pickle what ``work`` returns to ``result_path`` and leave at once
+    (exit code 0; 1 when ``work`` raised or the file could not be written, and the parent
+    then redoes the work). No cleanup runs: the parent owns every shared resource."""
+    code = 0
+    try:
+        out = work()
+        with open(result_path, "wb") as fh:
+            pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # noqa: BLE001 - reported by the exit code
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _rss_bytes() -> float:
@@ -182,43 +198,41 @@ def start_helper(plan: Callable[[object], tuple], *, warm: Callable[[], object] 
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # helper: warm up, wait for the posterior, draw, report, leave
-        code = 0
-        try:
-            os.close(msg_w)
-            os.close(early_r)
+        os.close(msg_w)
+        os.close(early_r)
+
+        def serve() -> dict:
             try:
                 warm()
             except Exception:  # noqa: BLE001 - only a warm-up
                 pass
             blob = _read_to_end(msg_r)
-            if blob:  # empty: the parent closed without work
-                payload = pickle.loads(blob)
-                keys, jobs, early = plan(payload)
+            if not blob:  # the parent closed without work
+                return {}
+            payload = pickle.loads(blob)
+            keys, jobs, early = plan(payload)
 
-                def send_early() -> None:
-                    # length-prefixed: the child forked below holds the pipe open, so the parent
-                    # cannot wait for end of file; length 0 means "compute it yourself"
+            def send_early() -> None:
+                # length-prefixed: the child forked below holds the pipe open, so the parent
+                # cannot wait for end of file; length 0 means "compute it yourself"
+                blob = b""
+                try:
+                    if early is not None:
+                        blob = pickle.dumps(early(), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:  # noqa: BLE001 - the parent computes it itself
                     blob = b""
-                    try:
-                        if early is not None:
-                            blob = pickle.dumps(early(), protocol=pickle.HIGHEST_PROTOCOL)
-                    except Exception:  # noqa: BLE001 - the parent computes it itself
-                        blob = b""
-                    _write_all(early_w, _LENGTH.pack(len(blob)) + blob)
+                _write_all(early_w, _LENGTH.pack(len(blob)) + blob)
 
-                done = {}
-                if list(keys) == list(payload["keys"]):
-                    # shared with a child of this warm process (nothing is imported twice), which
-                    # starts drawing while this one computes the early result
-                    done = dict(enumerate(run_jobs(jobs, before_fork=None, parent_first=send_early)))
-                else:
-                    send_early()
-                with open(result_path, "wb") as fh:
-                    pickle.dump(done, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent redoes whatever is missing
-            code = 1
-        finally:
-            os._exit(code)
+            done = {}
+            if list(keys) == list(payload["keys"]):
+                # shared with a child of this warm process (nothing is imported twice), which
+                # starts drawing while this one computes the early result
+                done = dict(enumerate(run_jobs(jobs, before_fork=None, parent_first=send_early)))
+            else:
+                send_early()
+            return done
+
+        finish_child(result_path, serve)
     os.close(msg_r)
     os.close(early_w)
     return Helper(pid, msg_w, early_r, result_path)
@@ -344,15 +358,7 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
     gc.freeze()
     pid = os.fork()
     if pid == 0:  # child: take jobs until none are left, report, leave without cleanup
-        code = 0
-        try:
-            done = _take_all(read_fd, jobs)
-            with open(result_path, "wb") as fh:
-                pickle.dump(done, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent redoes whatever is missing
-            code = 1
-        finally:
-            os._exit(code)
+        finish_child(result_path, lambda: _take_all(read_fd, jobs))
 
     results: dict[int, object] = {}
     try:
