@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_vs_brms.py [--only cell_lines,sleepstudy] [--no-brms]
 
-For each model: hlm fit cold (empty compile cache, new process: the quick first fit, see
+Each hlm variant runs REPEATS (3) times and the run with the median wall time is reported
+(with all wall times). For each model: hlm fit cold (empty compile cache, new process: the quick first fit, see
 hlm_cli/compile_quick.py), the same with HLM_QUICK_COMPILE=0 (cold, compiling nutpie's C
 callbacks first), hlm fit warm (cache filled by the cold run's background compile, which the
 script waits for and times; new process), warm with --no-plots, and brms (new Rscript process:
@@ -59,6 +60,28 @@ def hlm_fit(data: str, formula: str, draws: int, chains: int, cache: Path, extra
     return res
 
 
+REPEATS = 3  # runs per variant; the median by wall time is reported, with every wall time
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time, plus every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    out = dict(ordered[len(ordered) // 2])
+    out["wall_s_all"] = [r["wall_s"] for r in runs]
+    return out
+
+
+def cold_fit(data: str, formula: str, draws: int, chains: int, quick: bool) -> dict:
+    cache = Path(tempfile.mkdtemp(prefix="hlm-bench-cache-"))
+    try:
+        run = hlm_fit(data, formula, draws, chains, cache, quick=quick)
+        if quick:
+            run["background_compile_s_after_exit"] = wait_for_fill(cache)
+        return run
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def wait_for_fill(cache: Path, timeout: float = 300) -> float:
     """Seconds until the background compile of a quick first fit has written its entry."""
     t0 = time.perf_counter()
@@ -95,13 +118,18 @@ def main() -> None:
     for name in args.only.split(","):
         data, formula, draws, chains = MODELS[name]
         cache = Path(tempfile.mkdtemp(prefix="hlm-bench-cache-"))
-        cache_full = Path(tempfile.mkdtemp(prefix="hlm-bench-cache-"))
-        cold_full = hlm_fit(data, formula, draws, chains, cache_full, quick=False)
-        shutil.rmtree(cache_full, ignore_errors=True)
-        cold = hlm_fit(data, formula, draws, chains, cache)
-        cold["background_compile_s_after_exit"] = wait_for_fill(cache)
-        warm = hlm_fit(data, formula, draws, chains, cache)
-        warm_noplots = hlm_fit(data, formula, draws, chains, cache, ["--no-plots"])
+        cold_full = median_run([cold_fit(data, formula, draws, chains, quick=False) for _ in range(REPEATS)])
+        colds = []
+        for i in range(REPEATS):  # each in an empty cache; the last one's cache serves the warm runs
+            if i:
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.mkdir()
+            run = hlm_fit(data, formula, draws, chains, cache)
+            run["background_compile_s_after_exit"] = wait_for_fill(cache)
+            colds.append(run)
+        cold = median_run(colds)
+        warm = median_run([hlm_fit(data, formula, draws, chains, cache) for _ in range(REPEATS)])
+        warm_noplots = median_run([hlm_fit(data, formula, draws, chains, cache, ["--no-plots"]) for _ in range(REPEATS)])
         brms = None if args.no_brms else brms_fit(data, formula, draws, chains)
         row = {"model": name, "formula": formula, "draws": draws, "chains": chains, "machine": f"{platform.node()} {os.cpu_count()} cores",
                "load_avg_1min_at_start": round(load, 2), "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -110,6 +138,7 @@ def main() -> None:
             row["ratio_wall_brms_over_hlm_cold"] = round(brms["process_wall_s"] / cold["wall_s"], 2)
             row["ratio_wall_brms_over_hlm_warm"] = round(brms["process_wall_s"] / warm["wall_s"], 2)
             row["ratio_ess_per_s_hlm_over_brms"] = round(cold["ess_per_s"] / brms["ess_per_s"], 2)
+            row["ratio_ess_per_s_hlm_warm_over_brms"] = round(warm["ess_per_s"] / brms["ess_per_s"], 2)
         print(json.dumps(row, indent=2))
         with open(ROOT / "benchmarks" / "results.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")

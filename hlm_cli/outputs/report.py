@@ -36,7 +36,8 @@ STANDARD = ("trace", "rank", "ppc")  # drawn by hlm_cli.outputs.plots during `hl
 MAX_EFFECT_ROWS = 300  # group-level effect rows listed in the page (the CSV has them all)
 DEFAULT_COLOR_LEVELS = 12
 MAX_CONDITIONAL = 16  # conditional-effect figures per report
-HELPER_MAX_VALUES = 2_000_000  # rows x draws above which the posterior is not piped to a helper (~32 MB)
+HELPER_MAX_VALUES = 5_000_000  # rows x draws above which the posterior is not piped to a helper (~80 MB)
+HELPER_MAX_CSV_BYTES = 5_000_000  # a bigger data file will not fit that: no helper is started
 
 CAPTIONS = {
     "posteriors": "Posterior density of each population-level effect (blue), group-level standard deviation (orange) and family parameter (green): the shaded band is the 94% highest-density interval, the solid line the mean and the dashed line zero.",
@@ -303,11 +304,19 @@ def _plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | N
     return plan, jobs, keys
 
 
-def start_helper(*, color_by: str | None, svg: bool):
+def start_helper(data: Path | None = None, *, draws: int = 4000, color_by: str | None, svg: bool):
     """Fork the process that will draw this fit's figures, before the data are even read
     (:func:`hlm_cli.outputs.parallel.start_helper`): it imports the figure stack while this
-    process loads, builds, compiles and samples. None where forking is not possible."""
+    process loads, builds, compiles and samples. None where forking is not possible or the
+    data file is too big for the posterior to go through a pipe afterwards."""
     from hlm_cli.outputs import parallel
+
+    try:  # rows x draws (chains x draws per chain) of the posterior's pointwise groups, roughly
+        if data is not None and (Path(data).stat().st_size > HELPER_MAX_CSV_BYTES
+                                 or Path(data).read_bytes().count(b"\n") * draws > HELPER_MAX_VALUES):
+            return None
+    except OSError:
+        pass  # a missing file is reported by the fit itself
 
     def plan(payload: dict):
         built, table = payload["built"], payload["table"]

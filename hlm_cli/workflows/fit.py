@@ -161,7 +161,8 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     if spec.plots:  # the figure process: imports matplotlib while this one reads, builds and samples
         from hlm_cli.outputs import report as report_mod
 
-        helper = report_mod.start_helper(color_by=spec.color_by, svg=spec.svg)
+        helper = report_mod.start_helper(spec.data if table is None else None, draws=spec.sampler.chains * spec.sampler.draws,
+                                         color_by=spec.color_by, svg=spec.svg)
     try:
         say("load")
         prep = prepare(spec, table=table)
