@@ -43,7 +43,12 @@ QUICK_MAX_ROWS = 5000
 _STALE_LOCK_S = 900
 
 _log = logging.getLogger(__name__)
-_PENDING: list[tuple[Any, str, Path, Path]] = []
+#: Models whose C callbacks are still to be compiled into the cache, by cache entry (the newest
+#: _MAX_PENDING are kept: a library caller that never ends through the CLI must not pile up models).
+_PENDING: dict[Path, tuple[Any, str, Path]] = {}
+_MAX_PENDING = 8
+#: Structures (memo keys) already fitted quick in this process: the next fit compiles them.
+_SEEN: set[str] = set()
 
 
 def quick_ok(model) -> bool:
@@ -245,7 +250,20 @@ def _concat_chains(trees):
 
 def schedule_fill(model, structure_key: str, cache_dir: Path, entry: Path) -> None:
     """Remember to compile ``model`` into ``cache_dir`` when the command ends."""
-    _PENDING.append((model, structure_key, Path(cache_dir), Path(entry)))
+    _PENDING.pop(Path(entry), None)
+    _PENDING[Path(entry)] = (model, structure_key, Path(cache_dir))
+    while len(_PENDING) > _MAX_PENDING:
+        _PENDING.pop(next(iter(_PENDING)))
+
+
+def first_time(memo_key: str) -> bool:
+    """True the first time a structure is fitted quick in this process, False after: a process
+    that fits one structure again (``hlm fit`` with several data sets through the Python API,
+    a notebook) is better served by compiling it once and reusing it from the memo."""
+    if memo_key in _SEEN:
+        return False
+    _SEEN.add(memo_key)
+    return True
 
 
 def pending() -> int:
@@ -262,7 +280,8 @@ def start_background_fills() -> int:
     Called by the CLI after everything is written. Returns the number of processes started
     (0 when turned off, not on Linux, or another process is already compiling the model).
     """
-    jobs, _PENDING[:] = list(_PENDING), []
+    jobs = [(model, key, cache_dir, entry) for entry, (model, key, cache_dir) in _PENDING.items()]
+    _PENDING.clear()
     if not jobs or os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() == "0" or sys.platform != "linux":
         return 0
     started = 0

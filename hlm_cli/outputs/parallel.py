@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import NoReturn
 
 MAX_FORK_RSS = 1.5e9  # bytes; above this the figures are drawn in this process only
+HELPER_TIMEOUT_S = 600  # a helper still drawing after this is killed and its figures redone here
 _INDEX = struct.Struct("<H")  # job numbers in the pipe: 2 bytes, far below PIPE_BUF (atomic)
 _LENGTH = struct.Struct("<Q")  # size of the helper's early result
 
@@ -244,6 +245,26 @@ def _write_all(fd: int, blob: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _wait(pid: int, timeout: float) -> int | None:
+    """waitpid with a deadline: the exit status, or None after killing a child that overran
+    it (a hung figure process must not hang the fit)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(delay)
+        delay = min(0.02, delay * 1.5)
+
+
 def _read_exactly(fd: int, n: int) -> bytes:
     """``n`` bytes, or fewer if the other side closed first."""
     chunks, got = [], 0
@@ -279,10 +300,10 @@ def _with_helper(helper: Helper, jobs: list, parent_first, payload: dict) -> lis
         if parent_first is not None:
             parent_first()
         # the helper (and a child of its own) draws; this process redoes below only what it
-        # did not report (it crashed or could not plan the same jobs)
-        _, status = os.waitpid(helper.pid, 0)
+        # did not report (it crashed, hung, or could not plan the same jobs)
+        status = _wait(helper.pid, HELPER_TIMEOUT_S)
         try:
-            if os.waitstatus_to_exitcode(status) == 0:
+            if status is not None and os.waitstatus_to_exitcode(status) == 0:
                 with open(helper.result_path, "rb") as fh:
                     results.update(pickle.load(fh))
         except (OSError, EOFError, pickle.UnpicklingError):

@@ -145,8 +145,10 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     table : hlm_cli.data.Table, optional
         Already-read data (batch reuses this).
     quick : bool
-        Allow the quick first fit of a small, not yet cached model
-        (:mod:`hlm_cli.compile_quick`). Batch turns it off: it fits one structure many times.
+        Optimise for a single fit: the quick first fit of a small model not yet in the cache
+        (:mod:`hlm_cli.compile_quick`) and a figure helper forked at the start
+        (:func:`hlm_cli.outputs.report.start_helper`). Batch turns both off: it fits one
+        structure many times, in worker processes that may run threads of their own.
 
     Returns
     -------
@@ -158,7 +160,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
     t_start = time.perf_counter()
     rundir.check_out(spec.out, force=spec.force)
     helper = None
-    if spec.plots:  # the figure process: imports matplotlib while this one reads, builds and samples
+    if spec.plots and quick:  # the figure process: imports matplotlib while this one reads, builds and samples
         from hlm_cli.outputs import report as report_mod
 
         helper = report_mod.start_helper(spec.data if table is None else None, draws=spec.sampler.chains * spec.sampler.draws,

@@ -47,8 +47,10 @@ def quick_on(monkeypatch):
     monkeypatch.setenv("HLM_QUICK_COMPILE", "1")
     monkeypatch.setenv("HLM_BACKGROUND_COMPILE", "0")
     compile_quick._PENDING.clear()
+    compile_quick._SEEN.clear()
     yield
     compile_quick._PENDING.clear()
+    compile_quick._SEEN.clear()
 
 
 def _cfunc_logp(compiled):
@@ -180,10 +182,23 @@ def test_quick_fit_schedules_the_cache_fill_only_with_a_cache(quick_on, tmp_path
     compile_cache.clear_memo()
     compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
     assert compile_quick.pending() == 0
+    compile_quick._SEEN.clear()  # as in a new process
     compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)
     assert compile_quick.pending() == 1
     assert compile_quick.start_background_fills() == 0  # HLM_BACKGROUND_COMPILE=0
     assert compile_quick.pending() == 0 and not list(tmp_path.rglob("*.entry"))
+
+
+def test_second_quick_fit_of_a_structure_in_one_process_compiles_it(quick_on):
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    first = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    second = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    third = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    assert compile_quick.is_quick(first) and not compile_quick.is_quick(second) and not compile_quick.is_quick(third)
+    before = compile_cache.stats()["memo_hits"]
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    assert compile_cache.stats()["memo_hits"] == before + 1
 
 
 def test_lock_keeps_a_second_process_from_compiling_the_same_model(tmp_path):

@@ -132,3 +132,16 @@ def test_unpicklable_payload_falls_back_to_drawing_here():
     results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": [], "bad": lambda: 0})
     assert [r[0] for r in results] == [0, 1]
 
+
+
+@needs_fork
+def test_a_hung_helper_is_killed_and_its_jobs_redone_here(monkeypatch):
+    def plan(payload):
+        time.sleep(60)
+
+    monkeypatch.setattr(parallel, "HELPER_TIMEOUT_S", 1.0)
+    helper = parallel.start_helper(plan, warm=lambda: None)
+    t = time.perf_counter()
+    results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": []})
+    assert time.perf_counter() - t < 20
+    assert results == [(i, os.getpid()) for i in range(2)]
