@@ -40,7 +40,7 @@ def fit(
     color_by: Annotated[str | None, typer.Option("--color-by", help="column that colours plots/pred_vs_obs.png, e.g. --color-by Treatment [default: the first predictor]", rich_help_panel=OUTPUT, show_default=False)] = None,
     svg: Annotated[bool | None, typer.Option("--svg", help="also save every figure as SVG beside its PNG", rich_help_panel=OUTPUT, show_default=False)] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the figures under plots/ and report.html (fastest)", rich_help_panel=OUTPUT)] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse or store compiled models (~/.cache/hlm)", rich_help_panel=OUTPUT)] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse or store compiled models (~/.cache/hlm, or $HLM_CACHE_DIR)", rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Fit a Bayesian mixed model to DATA and write summary.csv, posterior.nc, plots/ and run.json to --out.
 
