@@ -12,8 +12,10 @@ numba-compiled function directly, about 15-25 microseconds per gradient instead 
 one. Every gradient then needs the GIL, so threads cannot run chains in parallel: :func:`sample`
 splits the chains over forked processes, one per core, each with a seed derived from the
 fit's. The log density, its gradient and the initial points are the compiled model's
-(tests/e2e/test_compile_cache_e2e.py); with one process and the same seed even the draws are
-the same, with several they differ from the compiled model's by Monte Carlo error only.
+(tests/e2e/test_compile_cache_e2e.py). With one process and the same seed the draws are the
+compiled model's up to floating-point rounding (bit for bit for the cell-line model; the C
+callback lets LLVM reorder some sums of the LKJ model); with several processes they differ from
+the compiled model's by Monte Carlo error only.
 
 The C callbacks are still wanted for the next fit of the same structure. After the command has
 written everything, :func:`start_background_fills` forks one detached process per pending
@@ -35,8 +37,8 @@ from typing import Any
 import numpy as np
 
 #: Largest data array (rows) for which a quick first fit pays off.
-#: The Python call costs ~15-25 us per gradient on one core; the C callbacks cost ~5-13 s of
-#: compiling once and then run chains on all cores. With ~60k gradients per default fit the
+#: The Python call costs ~15-25 us per gradient; the C callbacks cost ~5-15 s of compiling
+#: once and then well under 1 us of overhead. With ~60k-200k gradients per default fit the
 #: quick path wins while a gradient costs less than ~100 us (a few thousand rows).
 QUICK_MAX_ROWS = 5000
 #: A lock older than this is left over from a killed process and is ignored.
