@@ -216,12 +216,18 @@ class Check:
 
 def check_fixed(fit: Fit, param: str, est: float, se: float, tol: float) -> Check:
     """Population-level effect: |posterior mean - estimate| / reference SE <= tol."""
+    return _check_location(fit, param, est, se, tol, scale_name="SE", sd_ratio=False)
+
+
+def _check_location(fit: Fit, param: str, ref: float, scale: float, tol: float, *, scale_name: str, sd_ratio: bool) -> Check:
+    """|posterior mean - ref| / scale <= tol; ``sd_ratio`` also shows posterior sd / scale."""
     r = fit.row(param)
     if r is None:
-        return Check(param, "fixed", est, se, metric="missing in summary.csv", criterion=f"<= {tol:g} SE", passed=False)
-    z = abs(r["mean"] - est) / se
-    return Check(param, "fixed", est, se, r["mean"], r["sd"], fit.median.get(param),
-                 metric=f"|diff|/SE = {z:.3f}", criterion=f"<= {tol:g}", passed=z <= tol)
+        return Check(param, "fixed", ref, scale, metric="missing in summary.csv", criterion=f"<= {tol:g} {scale_name}", passed=False)
+    z = abs(r["mean"] - ref) / scale
+    metric = f"|diff|/{scale_name} = {z:.3f}" + (f"; sd ratio {r['sd'] / scale:.2f}" if sd_ratio else "")
+    return Check(param, "fixed", ref, scale, r["mean"], r["sd"], fit.median.get(param),
+                 metric=metric, criterion=f"<= {tol:g}", passed=z <= tol)
 
 
 def check_sd(fit: Fit, param: str, est: float, tol: float, kind: str = "sd", scored: bool = True) -> Check:
@@ -255,12 +261,7 @@ def check_no_kind(fit: Fit, kind: str) -> Check:
 
 def check_location_vs_posterior(fit: Fit, param: str, ref_mean: float, ref_sd: float, tol: float) -> Check:
     """Bayesian vs Bayesian: |mean - ref mean| <= tol * ref posterior sd."""
-    r = fit.row(param)
-    if r is None:
-        return Check(param, "fixed", ref_mean, ref_sd, metric="missing in summary.csv", criterion=f"<= {tol:g} ref sd", passed=False)
-    z = abs(r["mean"] - ref_mean) / ref_sd
-    return Check(param, "fixed", ref_mean, ref_sd, r["mean"], r["sd"], fit.median.get(param),
-                 metric=f"|diff|/ref sd = {z:.3f}; sd ratio {r['sd'] / ref_sd:.2f}", criterion=f"<= {tol:g}", passed=z <= tol)
+    return _check_location(fit, param, ref_mean, ref_sd, tol, scale_name="ref sd", sd_ratio=True)
 
 
 def check_scale_vs_posterior(fit: Fit, param: str, ref_mean: float, ref_sd: float, tol: float, kind: str = "sd") -> Check:
@@ -315,6 +316,38 @@ def diagnostics_line(fit: Fit) -> str:
 def verdict(checks: list[Check]) -> str:
     scored = [c for c in checks if c.passed is not None]
     return "PASS" if all(c.passed for c in scored) else "FAIL"
+
+
+def parse_args(doc: str, models: dict, investigate_help: str, argv: list[str] | None):
+    """The options both validation scripts take."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 chains x 300 draws: checks the script, not hlm")
+    ap.add_argument("--only", action="append", choices=sorted(models), help="fit only these models (repeatable)")
+    ap.add_argument("--no-investigate", action="store_true", help=investigate_help)
+    return ap.parse_args(argv)
+
+
+def fit_section(heading: str, fit: Fit, checks: list[Check], ref_label: str, ref_se_label: str, *,
+                before: list[str] = (), diagnostics_prefix: str = "", after: list[str] = ()) -> list[str]:
+    """Markdown lines of one fit: heading, ``before``, the command, the table, the diagnostics, ``after``."""
+    return [f"### {heading}", "", *before, f"`{fit.command}`", "", markdown_table(checks, ref_label, ref_se_label), "",
+            diagnostics_prefix + diagnostics_line(fit), "", *after]
+
+
+def fit_record(fit: Fit, checks: list[Check], **extra) -> dict:
+    """results.json's entry for one fit; ``extra`` keys come after the command, as written before."""
+    return {"command": fit.command, **extra, "checks": [c.to_json() for c in checks],
+            "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
+
+
+def summary_lines(verdicts: dict[str, str], titles: dict[str, str]) -> tuple[str, str]:
+    """The overall verdict and the markdown table of one line per model."""
+    overall = "PASS" if all(v == "PASS" for v in verdicts.values()) else "FAIL"
+    table = ("| model | result |\n|---|---|\n" + "\n".join(f"| {cell(titles[k])} | **{v}** |" for k, v in verdicts.items())
+             + f"\n\nOverall: **{overall}**\n")
+    return overall, table
 
 
 def write_outputs(stem: str, payload: dict, markdown: str) -> None:

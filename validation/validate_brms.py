@@ -33,7 +33,6 @@ when every check passes, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -123,11 +122,7 @@ def compare(fit: C.Fit, ref: dict, spec: dict) -> list[C.Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 chains x 300 draws: checks the script, not hlm")
-    ap.add_argument("--only", action="append", choices=sorted(MODELS), help="fit only these models (repeatable)")
-    ap.add_argument("--no-investigate", action="store_true", help="skip the default-prior refit")
-    args = ap.parse_args(argv)
+    args = C.parse_args(__doc__, MODELS, "skip the default-prior refit", argv)
 
     sampler = C.QUICK if args.quick else C.FULL
     suffix = "_quick" if args.quick else ""  # quick runs never overwrite the acceptance runs
@@ -152,25 +147,18 @@ def main(argv: list[str] | None = None) -> int:
         checks = compare(fit, ref, spec)
         verdicts[key] = C.verdict(checks)
         brms_diag = ref["diagnostics"]
-        out_md += [
-            f"### {spec['title']}: {verdicts[key]}",
-            "",
-            "brms priors: " + "; ".join(f"{r['class']} `{r['prior']}`" for r in ref["prior_summary"] if r["prior"] and not r["coef"] and not r["group"]) + ".",
-            "",
-            f"`{fit.command}`",
-            "",
-            C.markdown_table(checks, "brms mean", "brms sd"),
-            "",
-            "hlm: " + C.diagnostics_line(fit),
-            "",
-            f"brms: divergences {brms_diag['divergences']}, min bulk ESS {brms_diag['min_ess_bulk']:.0f} "
-            f"(`{brms_diag['min_ess_bulk_variable']}`), max R-hat {brms_diag['max_rhat']:.3f}; compile {ref['timing']['compile_s']:.0f} s + "
-            f"sampling {ref['timing']['sampling_s']:.0f} s under load {ref['timing']['loadavg_1_5_15min_before'][0]:.1f} "
-            "(see validation/reference/README.md for the timing caveat).",
-            "",
-        ]
-        payload["models"][key] = {"command": fit.command, "hlm_priors": prior_flags, "verdict": verdicts[key],
-                                  "checks": [c.to_json() for c in checks], "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
+        out_md += C.fit_section(
+            f"{spec['title']}: {verdicts[key]}", fit, checks, "brms mean", "brms sd", diagnostics_prefix="hlm: ",
+            before=["brms priors: " + "; ".join(f"{r['class']} `{r['prior']}`" for r in ref["prior_summary"]
+                                                if r["prior"] and not r["coef"] and not r["group"]) + ".", ""],
+            after=[
+                f"brms: divergences {brms_diag['divergences']}, min bulk ESS {brms_diag['min_ess_bulk']:.0f} "
+                f"(`{brms_diag['min_ess_bulk_variable']}`), max R-hat {brms_diag['max_rhat']:.3f}; compile {ref['timing']['compile_s']:.0f} s + "
+                f"sampling {ref['timing']['sampling_s']:.0f} s under load {ref['timing']['loadavg_1_5_15min_before'][0]:.1f} "
+                "(see validation/reference/README.md for the timing caveat).",
+                "",
+            ])
+        payload["models"][key] = C.fit_record(fit, checks, hlm_priors=prior_flags, verdict=verdicts[key])
 
     if not args.no_investigate:
         for inv_key, inv in INVESTIGATIONS.items():
@@ -180,23 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             ref = brms["models"][inv["model"]]
             fit = C.hlm_fit(f"brms_{inv_key}{suffix}", spec["data"], spec["formula"], *spec["extra"], sampler=sampler, seed=SEED)
             checks = compare(fit, ref, spec)
-            out_md += [
-                f"### Investigation `{inv_key}` (not an acceptance run): {C.verdict(checks)}",
-                "",
-                inv["why"] + ". hlm priors used: " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + ".",
-                "",
-                f"`{fit.command}`",
-                "",
-                C.markdown_table(checks, "brms mean", "brms sd"),
-                "",
-                "hlm: " + C.diagnostics_line(fit),
-                "",
-            ]
-            payload["investigations"][inv_key] = {"command": fit.command, "why": inv["why"], "verdict": C.verdict(checks),
-                                                  "checks": [c.to_json() for c in checks], "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
+            out_md += C.fit_section(
+                f"Investigation `{inv_key}` (not an acceptance run): {C.verdict(checks)}", fit, checks, "brms mean", "brms sd",
+                diagnostics_prefix="hlm: ",
+                before=[inv["why"] + ". hlm priors used: " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + ".", ""])
+            payload["investigations"][inv_key] = C.fit_record(fit, checks, why=inv["why"], verdict=C.verdict(checks))
 
-    overall = "PASS" if all(v == "PASS" for v in verdicts.values()) else "FAIL"
-    out_md.insert(2, "| model | result |\n|---|---|\n" + "\n".join(f"| {C.cell(MODELS[k]['title'])} | **{v}** |" for k, v in verdicts.items()) + f"\n\nOverall: **{overall}**\n")
+    overall, table = C.summary_lines(verdicts, {k: m["title"] for k, m in MODELS.items()})
+    out_md.insert(2, table)
     payload["overall"] = overall
     payload["machine"]["loadavg_end"] = C.loadavg()
     text = "\n".join(out_md)

@@ -28,7 +28,6 @@ do not count towards the exit code.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -168,12 +167,12 @@ def compare(key: str, fit: C.Fit, ref: dict, spec: dict) -> list[C.Check]:
     return checks
 
 
+def _priors_line(label: str, fit: C.Fit) -> str:
+    return label + ": " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + "."
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 chains x 300 draws: checks the script, not hlm")
-    ap.add_argument("--only", action="append", choices=sorted(MODELS), help="fit only these models (repeatable)")
-    ap.add_argument("--no-investigate", action="store_true", help="skip the investigation refits")
-    args = ap.parse_args(argv)
+    args = C.parse_args(__doc__, MODELS, "skip the investigation refits", argv)
 
     sampler = C.QUICK if args.quick else C.FULL
     suffix = "_quick" if args.quick else ""  # quick runs never overwrite the acceptance runs
@@ -196,20 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         fits[key] = fit
         checks = compare(key, fit, ref, spec)
         verdicts[key] = C.verdict(checks)
-        out_md += [
-            f"### {spec['title']}: {verdicts[key]}",
-            "",
-            f"`{fit.command}`",
-            "",
-            C.markdown_table(checks, f"lme4 ({ref['method']})", "lme4 SE"),
-            "",
-            C.diagnostics_line(fit),
-            "",
-            "hlm priors (defaults): " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + ".",
-            "",
-        ]
-        payload["models"][key] = {"command": fit.command, "verdict": verdicts[key], "checks": [c.to_json() for c in checks],
-                                  "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
+        out_md += C.fit_section(f"{spec['title']}: {verdicts[key]}", fit, checks, f"lme4 ({ref['method']})", "lme4 SE",
+                                after=[_priors_line("hlm priors (defaults)", fit), ""])
+        payload["models"][key] = C.fit_record(fit, checks, verdict=verdicts[key])
 
     if not args.no_investigate:
         for inv_key, inv in INVESTIGATIONS.items():
@@ -220,25 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             extra = inv["extra"]() if callable(inv["extra"]) else inv["extra"]
             fit = C.hlm_fit(f"lme4_{inv_key}{suffix}", spec["data"], spec["formula"], *spec["extra"], *extra, sampler=sampler, seed=SEED)
             checks = compare(inv["model"], fit, ref, spec)
-            out_md += [
-                f"### Investigation `{inv_key}` (not an acceptance run): {C.verdict(checks)}",
-                "",
-                inv["why"] + ".",
-                "",
-                f"`{fit.command}`",
-                "",
-                C.markdown_table(checks, f"lme4 ({ref['method']})", "lme4 SE"),
-                "",
-                C.diagnostics_line(fit),
-                "",
-                "hlm priors: " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + ".",
-                "",
-            ]
-            payload["investigations"][inv_key] = {"command": fit.command, "why": inv["why"], "verdict": C.verdict(checks),
-                                                  "checks": [c.to_json() for c in checks], "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
+            out_md += C.fit_section(f"Investigation `{inv_key}` (not an acceptance run): {C.verdict(checks)}", fit, checks,
+                                    f"lme4 ({ref['method']})", "lme4 SE", before=[inv["why"] + ".", ""],
+                                    after=[_priors_line("hlm priors", fit), ""])
+            payload["investigations"][inv_key] = C.fit_record(fit, checks, why=inv["why"], verdict=C.verdict(checks))
 
-    overall = "PASS" if all(v == "PASS" for v in verdicts.values()) else "FAIL"
-    out_md.insert(2, "| model | result |\n|---|---|\n" + "\n".join(f"| {C.cell(MODELS[k]['title'])} | **{v}** |" for k, v in verdicts.items()) + f"\n\nOverall: **{overall}**\n")
+    overall, table = C.summary_lines(verdicts, {k: m["title"] for k, m in MODELS.items()})
+    out_md.insert(2, table)
     payload["overall"] = overall
     payload["machine"]["loadavg_end"] = C.loadavg()
     text = "\n".join(out_md)
