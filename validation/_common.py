@@ -319,14 +319,17 @@ def verdict(checks: list[Check]) -> str:
 
 
 def parse_args(doc: str, models: dict, investigate_help: str, argv: list[str] | None):
-    """The options both validation scripts take."""
+    """The options both validation scripts take; ``args.sampler`` and ``args.suffix`` follow --quick."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 chains x 300 draws: checks the script, not hlm")
     ap.add_argument("--only", action="append", choices=sorted(models), help="fit only these models (repeatable)")
     ap.add_argument("--no-investigate", action="store_true", help=investigate_help)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.sampler = QUICK if args.quick else FULL
+    args.suffix = "_quick" if args.quick else ""  # quick runs never overwrite the acceptance runs
+    return args
 
 
 def fit_section(heading: str, fit: Fit, checks: list[Check], ref_label: str, ref_se_label: str, *,
@@ -342,12 +345,24 @@ def fit_record(fit: Fit, checks: list[Check], **extra) -> dict:
             "diagnostics": fit.diagnostics_json(), "priors": fit.priors}
 
 
-def summary_lines(verdicts: dict[str, str], titles: dict[str, str]) -> tuple[str, str]:
-    """The overall verdict and the markdown table of one line per model."""
+def new_payload(name: str, env: dict, sampler: dict, seed: int) -> dict:
+    """results.json before any fit: the machine, the sampler settings and the reference used."""
+    return {"machine": env, "sampler": sampler, "seed": seed, "reference": f"validation/reference/{name}.json",
+            "models": {}, "investigations": {}}
+
+
+def finish(name: str, args, verdicts: dict[str, str], titles: dict[str, str], payload: dict, out_md: list[str]) -> int:
+    """Insert the one-line-per-model table, write results.json and the report, print it, and
+    return the exit code (0 when every model passed)."""
     overall = "PASS" if all(v == "PASS" for v in verdicts.values()) else "FAIL"
-    table = ("| model | result |\n|---|---|\n" + "\n".join(f"| {cell(titles[k])} | **{v}** |" for k, v in verdicts.items())
-             + f"\n\nOverall: **{overall}**\n")
-    return overall, table
+    out_md.insert(2, "| model | result |\n|---|---|\n" + "\n".join(f"| {cell(titles[k])} | **{v}** |" for k, v in verdicts.items())
+                  + f"\n\nOverall: **{overall}**\n")
+    payload["overall"] = overall
+    payload["machine"]["loadavg_end"] = loadavg()
+    text = "\n".join(out_md)
+    write_outputs(name + args.suffix, payload, text)
+    print(text)
+    return 0 if overall == "PASS" else 1
 
 
 def write_outputs(stem: str, payload: dict, markdown: str) -> None:

@@ -124,8 +124,7 @@ def compare(fit: C.Fit, ref: dict, spec: dict) -> list[C.Check]:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, MODELS, "skip the default-prior refit", argv)
 
-    sampler = C.QUICK if args.quick else C.FULL
-    suffix = "_quick" if args.quick else ""  # quick runs never overwrite the acceptance runs
+    sampler, suffix = args.sampler, args.suffix
     brms = C.reference("brms")
     env = C.machine()
     keys = args.only or list(MODELS)
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{env['date_utc']}, {env['nproc']} CPUs ({env['cpu']}), load average at start {env['loadavg_start']}.",
         "",
     ]
-    payload: dict = {"machine": env, "sampler": sampler, "seed": SEED, "reference": "validation/reference/brms.json", "models": {}, "investigations": {}}
+    payload = C.new_payload("brms", env, sampler, SEED)
     verdicts: dict[str, str] = {}
     for key in keys:
         spec = MODELS[key]
@@ -174,14 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 before=[inv["why"] + ". hlm priors used: " + "; ".join(f"`{k}` {v}" for k, v in fit.priors.items()) + ".", ""])
             payload["investigations"][inv_key] = C.fit_record(fit, checks, why=inv["why"], verdict=C.verdict(checks))
 
-    overall, table = C.summary_lines(verdicts, {k: m["title"] for k, m in MODELS.items()})
-    out_md.insert(2, table)
-    payload["overall"] = overall
-    payload["machine"]["loadavg_end"] = C.loadavg()
-    text = "\n".join(out_md)
-    C.write_outputs("brms_quick" if args.quick else "brms", payload, text)
-    print(text)
-    return 0 if overall == "PASS" else 1
+    return C.finish("brms", args, verdicts, {k: m["title"] for k, m in MODELS.items()}, payload, out_md)
 
 
 if __name__ == "__main__":

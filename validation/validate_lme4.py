@@ -174,8 +174,7 @@ def _priors_line(label: str, fit: C.Fit) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = C.parse_args(__doc__, MODELS, "skip the investigation refits", argv)
 
-    sampler = C.QUICK if args.quick else C.FULL
-    suffix = "_quick" if args.quick else ""  # quick runs never overwrite the acceptance runs
+    sampler, suffix = args.sampler, args.suffix
     lme4 = C.reference("lme4")
     env = C.machine()
     keys = args.only or list(MODELS)
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({env['cpu']}), load average at start {env['loadavg_start']}.",
         "",
     ]
-    payload: dict = {"machine": env, "sampler": sampler, "seed": SEED, "reference": "validation/reference/lme4.json", "models": {}, "investigations": {}}
+    payload = C.new_payload("lme4", env, sampler, SEED)
     verdicts: dict[str, str] = {}
     fits: dict[str, C.Fit] = {}
     for key in keys:
@@ -213,14 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                                     after=[_priors_line("hlm priors", fit), ""])
             payload["investigations"][inv_key] = C.fit_record(fit, checks, why=inv["why"], verdict=C.verdict(checks))
 
-    overall, table = C.summary_lines(verdicts, {k: m["title"] for k, m in MODELS.items()})
-    out_md.insert(2, table)
-    payload["overall"] = overall
-    payload["machine"]["loadavg_end"] = C.loadavg()
-    text = "\n".join(out_md)
-    C.write_outputs("lme4_quick" if args.quick else "lme4", payload, text)
-    print(text)
-    return 0 if overall == "PASS" else 1
+    return C.finish("lme4", args, verdicts, {k: m["title"] for k, m in MODELS.items()}, payload, out_md)
 
 
 if __name__ == "__main__":
