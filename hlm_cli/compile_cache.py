@@ -240,8 +240,10 @@ def compile_model(
             _log.debug(
                 "compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path
             )
-    if compiled is None and quick and compile_quick_first_time(memo_key):
-        fast = _safe(_quick, model, structure_key, cache_dir, path)
+    if compiled is None and quick:
+        from hlm_cli import compile_quick
+
+        fast = _safe(_quick, model, structure_key, cache_dir, path) if compile_quick.first_time(memo_key) else None
         if fast is not None:
             return fast
     if compiled is None:
@@ -257,12 +259,6 @@ def compile_model(
 
     _safe(_memoise, memo_key, compiled, fixed_point)
     return compiled
-
-
-def compile_quick_first_time(memo_key: str) -> bool:
-    from hlm_cli import compile_quick
-
-    return compile_quick.first_time(memo_key)
 
 
 def _quick(model: pm.Model, structure_key: str, cache_dir: Path | None, path: Path | None) -> Any | None:

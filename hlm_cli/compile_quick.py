@@ -53,6 +53,16 @@ _MAX_PENDING = 8
 _SEEN: set[str] = set()
 
 
+def _forks() -> bool:
+    """Whether this module forks processes here (Linux: fork after threads is unsafe on macOS)."""
+    return hasattr(os, "fork") and sys.platform == "linux"
+
+
+def background_enabled() -> bool:
+    """Whether :func:`start_background_fills` starts anything (Linux, ``HLM_BACKGROUND_COMPILE`` not 0)."""
+    return _forks() and os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() != "0"
+
+
 def quick_ok(model) -> bool:
     """Whether ``model`` is small enough for a quick first fit (``HLM_QUICK_COMPILE=0``: never)."""
     if os.environ.get("HLM_QUICK_COMPILE", "1").strip() == "0":
@@ -172,7 +182,7 @@ def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
     """
     import nutpie
 
-    sizes = chain_groups(chains, cores if hasattr(os, "fork") and sys.platform == "linux" else 1)
+    sizes = chain_groups(chains, cores if _forks() else 1)
     seeds = group_seeds(seed, len(sizes))
     if len(sizes) == 1:
         return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
@@ -284,7 +294,7 @@ def start_background_fills() -> int:
     """
     jobs = [(model, key, cache_dir, entry) for entry, (model, key, cache_dir) in _PENDING.items()]
     _PENDING.clear()
-    if not jobs or os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() == "0" or sys.platform != "linux":
+    if not jobs or not background_enabled():
         return 0
     started = 0
     for model, key, cache_dir, entry in jobs:

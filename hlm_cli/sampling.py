@@ -29,10 +29,13 @@ class Posterior:
     timings: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     sampler: str = "nutpie"
-    compile_cached: bool = False
     #: How the model was made ready: "cache" (memo or disk), "compiled", "quick"
     #: (no C callbacks, see hlm_cli.compile_quick) or "" for the PyMC/JAX samplers.
     compile_mode: str = ""
+
+    @property
+    def compile_cached(self) -> bool:
+        return self.compile_mode == "cache"
 
 
 def default_cores() -> int:
@@ -156,7 +159,7 @@ def sample(
     tree = to_user_scale(tree, built, seed=spec.seed)
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
-    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_cached=mode == "cache", compile_mode=mode)
+    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode)
 
 
 def _needs_data_swap(compiled, built: BuiltModel) -> bool:

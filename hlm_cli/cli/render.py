@@ -103,7 +103,7 @@ def fit_result(result) -> None:
     cached = {
         "cache": " (compiled model from cache)",
         "quick": _quick_note(),
-    }.get(getattr(result, "compile_mode", ""), " (compiled model from cache)" if result.compile_cached else "")
+    }.get(result.compile_mode, "")
     _out.print(
         f"Wrote {result.out}/ (summary.csv, posterior.nc, run.json{', plots/, report.html' if spec.plots else ''}) in {tm.get('total', 0):.1f} s: "
         f"compile {tm.get('compile', 0):.1f} s{cached}, sampling {tm.get('sample', 0):.1f} s"
@@ -111,11 +111,10 @@ def fit_result(result) -> None:
 
 
 def _quick_note() -> str:
-    import os
     import sys
 
     quick = sys.modules.get("hlm_cli.compile_quick")
-    if quick is not None and quick.pending() and os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() != "0" and sys.platform == "linux":
+    if quick is not None and quick.pending() and quick.background_enabled():
         return " (quick first fit of this model; it is compiled for the cache in the background)"
     return " (quick first fit of this model, not compiled)"
 

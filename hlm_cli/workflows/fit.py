@@ -43,13 +43,16 @@ class FitResult:
     timings: dict[str, float]
     table: object
     plots: dict[str, str] = field(default_factory=dict)
-    compile_cached: bool = False
-    compile_mode: str = ""
+    compile_mode: str = ""  # see hlm_cli.sampling.Posterior
 
     @property
     def exit_code(self) -> int:
         failed = any(f.severity == "warning" for f in self.findings)
         return int(ExitCode.DIAGNOSTICS) if (self.spec.strict and failed) else int(ExitCode.OK)
+
+    @property
+    def compile_cached(self) -> bool:
+        return self.compile_mode == "cache"
 
 
 def prepare(spec: FitSpec, *, table=None) -> Prepared:
@@ -234,7 +237,7 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             plots = _plots_of(stage)
         else:
             write_tables(stage)
-    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_cached, posterior.compile_mode)
+    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode)
 
 
 def _plots_of(stage: Path) -> dict[str, str]:
