@@ -1,20 +1,61 @@
-"""Reading the CSV and checking it against the formula before any modelling."""
+"""Reading the data table and checking it against the formula before any modelling.
+
+:func:`load_table` reads every input format (delimited text, optionally compressed, and
+parquet/feather) into a :class:`Table`; every reading problem becomes an InputError that
+names the file and, where it can, the line. The check functions below it refuse values
+that would otherwise be modelled silently wrong.
+"""
 
 from __future__ import annotations
 
+import bz2
+import csv
+import dataclasses
+import difflib
+import gzip
 import hashlib
+import io
+import lzma
+import unicodedata
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from hlm_cli.errors import InputError, closest_match
+from hlm_cli.errors import ConfigError, InputError, closest_match
+
+# Values of this size overflow float64 when squared (sums of squares, prior scales).
+HUGE = 1e150
+
+_SEPARATORS = (",", "\t", ";", "|")
+_SEP_NAMES = {",": "','", "\t": "tab", ";": "';'", "|": "'|'"}
+_SEP_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_DEFAULT_SEP = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
+_OPENERS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+_ARROW = {".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather"}
+_EXCEL = (".xlsx", ".xlsm", ".xls", ".ods")
+# Magic numbers of files that are not text, whatever they are named.
+_MAGIC = {
+    b"PAR1": "a parquet file: name it .parquet",
+    b"ARROW1": "an Arrow/feather file: name it .feather",
+    b"PK\x03\x04": "a zip archive or an Excel workbook: export the sheet as CSV (UTF-8)",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook: export the sheet as CSV (UTF-8)",
+    b"%PDF": "a PDF document",
+}
 
 
 @dataclass
 class Table:
-    """A CSV as read: the frame, where it came from, and what was dropped."""
+    """A data file as read: the frame, where it came from, and what was dropped.
+
+    ``frame.index`` holds each row's CSV line minus 2 (header = line 1), so
+    :func:`csv_lines` names the right line even after blank lines or quoted newlines.
+    ``sep`` is the separator used (None for parquet/feather) and ``decimal`` the decimal
+    mark (',' when a ';'- or tab-separated file wrote decimals with commas).
+    """
 
     frame: pd.DataFrame
     source: Path
@@ -22,6 +63,8 @@ class Table:
     rows_read: int
     dropped: int = 0
     dropped_by_column: dict[str, int] = field(default_factory=dict)
+    sep: str | None = ","
+    decimal: str = "."
 
     @property
     def rows_used(self) -> int:
@@ -36,8 +79,42 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_csv(path: Path) -> Table:
-    """Read a CSV file into a :class:`Table`, turning every reading problem into an InputError."""
+def read_csv(path: Path, sep: str | None = None) -> Table:
+    """Read a data file into a :class:`Table` (the historical name of :func:`load_table`)."""
+    return load_table(path, sep=sep)
+
+
+def load_table(path: Path, sep: str | None = None) -> Table:
+    """Read a data file into a :class:`Table`, turning every reading problem into an InputError.
+
+    Parameters
+    ----------
+    path : Path
+        ``.csv``, ``.tsv``/``.tab``/``.txt`` (tab by default), any of those compressed
+        (``.gz``, ``.bz2``, ``.xz``), or ``.parquet``/``.feather`` (needs pyarrow). Other
+        names are read as delimited text.
+    sep : str, optional
+        The field separator (``','``, ``';'``, ``'\\t'`` or ``'tab'``, ``'|'``). None detects
+        it from the header line: the extension's separator (',' for .csv), unless the header
+        holds none of it but does hold ';', tab or '|', then that one (``Table.sep`` records it).
+
+    Returns
+    -------
+    Table
+        ``sha256`` covers the file as given (compressed bytes for .gz).
+
+    Notes
+    -----
+    Text must be UTF-8 (a byte-order mark is dropped) or UTF-16 with a byte-order mark.
+    Latin-1/Windows-1252 files are refused, naming the first non-UTF-8 byte and its line,
+    rather than guessed at: a wrong guess silently changes names and factor levels, and
+    re-saving as UTF-8 takes one step. Column names keep their exact characters (spaces,
+    non-ASCII letters); only surrounding whitespace is removed. An empty column name (as R's
+    ``write.csv`` writes for row names) becomes ``Unnamed: N``; duplicate names, rows with
+    more non-empty fields than the header, and a first line that looks like data are refused.
+    With a ';' or tab separator, a column whose every value is a number with a decimal comma
+    ('1,5') is read as numbers (``Table.decimal`` = ',').
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"data file {str(path)!r} does not exist", hint="check the path")
@@ -45,19 +122,244 @@ def read_csv(path: Path) -> Table:
         raise InputError(f"{str(path)!r} is a directory, not a CSV file", hint="give the path of a .csv file")
     try:
         digest = file_sha256(path)
+        raw = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read {str(path)!r}: {err.strerror}", hint="check the file's permissions") from None
-    try:
-        frame = pd.read_csv(path, sep=None, engine="python") if path.suffix in (".tsv", ".txt") else pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path.name} is empty", hint="the file has no header and no rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path.name} is not a readable CSV file: {first}", hint="check the delimiter and quoting") from None
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in _OPENERS else None
+    ext = suffixes[-1] if suffixes else ""
+    if ext in _EXCEL:
+        raise InputError(f"{path.name} is a spreadsheet workbook, which hlm does not read",
+                         hint="export the sheet as CSV (UTF-8) and give that file")
+    if ext in _ARROW and compression is None:
+        frame, used_sep, decimal = _read_arrow(path, _ARROW[ext]), None, "."
+    else:
+        if compression is None and raw[:2] == b"\x1f\x8b":
+            compression = ".gz"  # a gzipped file named .csv: read it as what it is
+        if compression is not None:
+            raw = _decompress(raw, compression, path.name)
+        text = _decode(raw, path.name)
+        frame, used_sep, decimal = _read_text(text, path.name, sep, _DEFAULT_SEP.get(ext, ","))
     if frame.empty:
         raise InputError(f"{path.name} has a header but no data rows", hint="the model needs at least a few rows")
+    return Table(frame=frame, source=path, sha256=digest, rows_read=len(frame), sep=used_sep, decimal=decimal)
+
+
+def parse_sep(sep: str) -> str:
+    """The one-character separator that ``--sep`` names ('tab' and a typed '\\t' mean a tab)."""
+    value = _SEP_ALIASES.get(sep.lower() if len(sep) > 1 else sep, sep)
+    if len(value) != 1 or value in "\"\r\n" or value.isalnum():
+        raise ConfigError(f"--sep must be one separator character such as ',' ';' or tab (got {sep!r})",
+                          hint="e.g. --sep ';' or --sep tab")
+    return value
+
+
+def _decompress(raw: bytes, compression: str, name: str) -> bytes:
+    try:
+        return _OPENERS[compression](raw)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, gzip.BadGzipFile) as err:
+        raise InputError(f"{name} is not a readable {compression} file: {err}",
+                         hint="check the file, or decompress it and give the plain CSV") from None
+
+
+def _read_arrow(path: Path, kind: str) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError(f"reading {path.suffix} files needs pyarrow, which is not installed",
+                         hint="pip install pyarrow (or save the table as .csv)") from None
+    try:
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_feather(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path.name} is not a readable {kind} file: {first}",
+                         hint="check the file, or save the table as .csv") from None
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+        frame = frame.reset_index(drop=all(n is None for n in frame.index.names))
+    frame = frame.reset_index(drop=True)
+    _check_names([str(c) for c in frame.columns], path.name)
     frame.columns = [str(c).strip() for c in frame.columns]
-    return Table(frame=frame, source=path, sha256=digest, rows_read=len(frame))
+    for col in frame.columns:  # nullable/arrow dtypes -> numpy, as the CSV reader gives
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_numeric_dtype(dtype) \
+                and not pd.api.types.is_bool_dtype(dtype):
+            frame[col] = frame[col].to_numpy(dtype=float, na_value=np.nan)
+    return frame
+
+
+def _decode(raw: bytes, name: str) -> str:
+    """UTF-8 (with or without BOM) or BOM-marked UTF-16/32 text; anything else refused."""
+    for magic, what in _MAGIC.items():
+        if raw.startswith(magic):
+            raise InputError(f"{name} is not a text file: it looks like {what.split(':')[0]}",
+                             hint=what.split(": ", 1)[1] if ": " in what else "give a CSV file")
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                raise InputError(f"{name} starts with a {codec.upper()} byte-order mark but is not {codec.upper()} text",
+                                 hint="re-save it as CSV UTF-8") from None
+            break
+    else:
+        if b"\x00" in raw[:65536]:
+            raise InputError(f"{name} does not look like a text file (it contains NUL bytes)",
+                             hint="give a CSV file saved as UTF-8 text")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            line = raw.count(b"\n", 0, err.start) + 1
+            byte = raw[err.start]
+            if _control_share(raw[:65536].decode("latin-1")) > 0.01:
+                raise InputError(f"{name} does not look like a text file (byte 0x{byte:02x} on line {line})",
+                                 hint="give a CSV file saved as UTF-8 text") from None
+            raise InputError(
+                f"{name} is not UTF-8 text: byte 0x{byte:02x} on line {line} (Latin-1 or Windows-1252?)",
+                hint="re-save it as UTF-8 (Excel: 'CSV UTF-8'; or iconv -f cp1252 -t utf-8 IN > OUT)",
+            ) from None
+    if "\x00" in text[:65536] or _control_share(text[:65536]) > 0.01:
+        raise InputError(f"{name} does not look like a text file (it contains control characters)",
+                         hint="give a CSV file saved as UTF-8 text")
+    return text.lstrip("\ufeff").rstrip("\x1a")  # a DOS end-of-file mark is not a row
+
+
+def _control_share(text: str) -> float:
+    if not text:
+        return 0.0
+    n = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\x1a\x0c")
+    return n / len(text)
+
+
+def _first_line(text: str) -> str:
+    for line in io.StringIO(text, newline=None):
+        if line.strip():
+            return line.rstrip("\r\n")
+    return ""
+
+
+def _fields(line: str, sep: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=sep), [])
+    except csv.Error:
+        return [line]
+
+
+def _choose_sep(header: str, sep: str | None, default: str) -> str:
+    if sep is not None:
+        return parse_sep(sep)
+    if len(_fields(header, default)) > 1:
+        return default
+    counts = {c: len(_fields(header, c)) for c in _SEPARATORS}
+    best = max(_SEPARATORS, key=lambda c: counts[c])
+    return best if counts[best] > 1 else default
+
+
+def _read_text(text: str, name: str, sep: str | None, default: str) -> tuple[pd.DataFrame, str, str]:
+    header_line = _first_line(text)
+    if not header_line:
+        raise InputError(f"{name} is empty", hint="the file has no header and no rows")
+    sep = _choose_sep(header_line, sep, default)
+    header, starts = _scan(text, name, sep)
+    if header is None:
+        header = _fields(header_line, sep)
+    _check_names(header, name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name} is empty", hint="the file has no header and no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, csv.Error) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{name} is not a readable CSV file: {first}",
+                         hint=f"check the quoting (the separator used was {_SEP_NAMES.get(sep, repr(sep))})") from None
+    frame.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(frame.columns)]
+    if starts is not None and len(starts) == len(frame) and not np.array_equal(starts, np.arange(2, len(frame) + 2)):
+        frame.index = pd.Index(np.asarray(starts) - 2)
+    decimal = "."
+    if sep != ",":
+        frame, decimal = _decimal_commas(frame)
+    return frame, sep, decimal
+
+
+def _scan(text: str, name: str, sep: str) -> tuple[list[str] | None, list[int] | None]:
+    """The header's fields and each record's first CSV line, as pandas reads them.
+
+    Refuses a row with more non-empty fields than the header (pandas would silently take
+    the first column as the row index, or drop the extra values). Blank lines are skipped,
+    as pandas does. Returns (None, None) where the csv module cannot follow the file.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header: list[str] | None = None
+    starts: list[int] = []
+    prev = 0
+    try:
+        for rec in reader:
+            start, prev = prev + 1, reader.line_num
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if header is None:
+                header = rec
+                continue
+            if len(rec) > len(header) and any(f.strip() for f in rec[len(header):]):
+                raise InputError(
+                    f"{name}: CSV line {start} has {len(rec)} fields but the header has {len(header)}",
+                    hint=f"a value may contain the separator {_SEP_NAMES.get(sep, repr(sep))} (quote it), "
+                         "or the header is missing a column name",
+                )
+            starts.append(start)
+    except csv.Error:
+        return None, None
+    return header, starts
+
+
+def _check_names(header: list[str], name: str) -> None:
+    names = [h.strip() for h in header]
+    seen: set[str] = set()
+    for n in names:
+        if n and n in seen:
+            raise InputError(f"{name} has two columns named {n!r}",
+                             hint="rename one of them in the header line (pandas would have renamed it silently)")
+        seen.add(n)
+    if names and all(_is_number(n) for n in names):
+        raise InputError(f"the first line of {name} looks like data, not column names: {', '.join(names[:5])}",
+                         hint="add a header line naming the columns (e.g. y,x,group)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+_DECIMAL_COMMA = r"[-+]?(\d+,\d*|,\d+)([eE][-+]?\d+)?"
+
+
+def _decimal_commas(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Text columns whose every value is a number with a decimal comma, as numbers."""
+    converted = False
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+            continue
+        text = s.dropna().astype(str).str.strip()
+        text = text[text != ""]
+        if text.empty:
+            continue
+        comma = text.str.fullmatch(_DECIMAL_COMMA)
+        plain = pd.to_numeric(text, errors="coerce").notna()
+        if comma.any() and (comma | plain).all():
+            frame[col] = pd.to_numeric(s.astype(str).str.strip().str.replace(",", ".", regex=False)
+                                       .where(s.notna()), errors="coerce")
+            converted = True
+    return frame, ("," if converted else ".")
+
+
+def _needs_backticks(name: str) -> bool:
+    return not name.isascii() or not name.replace(".", "_").isidentifier()
 
 
 def require_columns(table: Table, names: Iterable[str]) -> None:
@@ -65,10 +367,20 @@ def require_columns(table: Table, names: Iterable[str]) -> None:
     cols = list(table.frame.columns)
     for name in sorted(names):
         if name not in cols:
-            raise InputError(
-                f"column {name!r} is not in {table.source.name}",
-                hint=closest_match(name, cols),
-            )
+            hint = closest_match(name, cols)
+            nfc = {unicodedata.normalize("NFC", c): c for c in cols}
+            same = nfc.get(unicodedata.normalize("NFC", name))
+            if same is not None:
+                hint = (f"the file's column {same!r} looks the same but is written with other Unicode code points; "
+                        "re-type the name in the header or the formula")
+            elif len(cols) == 1 and (seps := [c for c in _SEPARATORS if c in cols[0]]):
+                hint = (f"{table.source.name} was read as one column {cols[0]!r}: it looks "
+                        f"{_SEP_NAMES[seps[0]]}-separated, so give --sep {_SEP_NAMES[seps[0]]}")
+            else:
+                close = difflib.get_close_matches(name, [str(c) for c in cols], n=1, cutoff=0.5)
+                if _needs_backticks(name) or any(_needs_backticks(c) for c in close):
+                    hint += "; in a formula, write a name with spaces or non-ASCII letters in backticks, e.g. `Größe (cm)`"
+            raise InputError(f"column {name!r} is not in {table.source.name}", hint=hint)
 
 
 def handle_missing(table: Table, columns: Iterable[str], *, dropna: bool) -> Table:
@@ -83,7 +395,7 @@ def handle_missing(table: Table, columns: Iterable[str], *, dropna: bool) -> Tab
         row = int(na[col].to_numpy().argmax())
         raise InputError(
             f"{table.source.name} has {int(na[col].sum())} missing value(s) in column {col!r} "
-            f"(first on CSV line {row + 2})",
+            f"(first on CSV line {csv_lines(table)[row]})",
             hint="fill them in, or drop those rows with --dropna (the default)",
         )
     by_col = {c: int(na[c].sum()) for c in cols if na[c].any()}
@@ -95,7 +407,7 @@ def handle_missing(table: Table, columns: Iterable[str], *, dropna: bool) -> Tab
             f"every row of {table.source.name} has a missing value in a model column",
             hint="missing per column: " + ", ".join(f"{k}={v}" for k, v in by_col.items()),
         )
-    return Table(frame, table.source, table.sha256, table.rows_read, dropped, by_col)
+    return dataclasses.replace(table, frame=frame, dropped=dropped, dropped_by_column=by_col)
 
 
 def make_categorical(table: Table, columns: Iterable[str]) -> Table:
@@ -111,7 +423,7 @@ def make_categorical(table: Table, columns: Iterable[str]) -> Table:
         if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
             values = values.astype("Int64")
         frame[col] = pd.Categorical(values.astype(str), categories=sorted(values.dropna().unique().astype(str), key=_natural))
-    return Table(frame, table.source, table.sha256, table.rows_read, table.dropped, table.dropped_by_column)
+    return dataclasses.replace(table, frame=frame)
 
 
 def _natural(s: str):
@@ -126,10 +438,88 @@ def csv_lines(table: Table):
     return table.frame.index.to_numpy() + 2
 
 
+def check_columns(table: Table, columns: Iterable[str], categorical: Iterable[str] = ()) -> None:
+    """Refuse predictor columns that mix numbers and text, or hold infinite or huge numbers.
+
+    Parameters
+    ----------
+    table : Table
+    columns : iterable of str
+        The model's numeric-predictor candidates: every column the formula names except the
+        response and the grouping factors (text is fine there).
+    categorical : iterable of str
+        ``--categorical`` columns: factors by request, so neither check applies.
+    """
+    cats = set(categorical or ())
+    cols = [c for c in table.frame.columns if c in set(columns) and c not in cats]
+    check_mixed_columns(table, cols)
+    check_finite(table, cols)
+
+
+def check_mixed_columns(table: Table, columns: Iterable[str], categorical: Iterable[str] = ()) -> None:
+    """Refuse a text column whose values are nearly all numbers (one typo makes it a factor).
+
+    A column is refused when it is not numeric but at least 80% of its non-empty values are
+    numbers, or when 5+ distinct numbers sit beside at most 2 distinct texts (placeholders
+    such as '?' or '-'); the error names the first CSV line with a non-number. A column of
+    numbers with decimal commas is refused too. Genuine text ('g1', 'ctrl') passes.
+    """
+    cats = set(categorical or ())
+    lines = csv_lines(table)
+    for col in [c for c in table.frame.columns if c in set(columns) and c not in cats]:
+        s = table.frame[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+            continue
+        text = s.astype(str).str.strip().where(s.notna(), "")
+        present = (text != "").to_numpy()
+        number = pd.to_numeric(text, errors="coerce").notna().to_numpy() & present
+        comma = text.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(dtype=bool) & present
+        looks = number | comma
+        n, k = int(present.sum()), int(looks.sum())
+        if k == 0:
+            continue
+        other = present & ~looks
+        mostly = k >= 0.8 * n or (len(set(text[looks])) >= 5 and len(set(text[other])) <= 2)
+        if other.any() and mostly:
+            i = int(np.argmax(other))
+            raise InputError(
+                f"column {col!r} mixes numbers and text: CSV line {lines[i]} has {s.iloc[i]!r}",
+                hint=f"fix that value (leave a missing value empty); if {col} is a factor, give --categorical {col}",
+            )
+        if not other.any() and comma.any():
+            i = int(np.argmax(comma))
+            raise InputError(
+                f"column {col!r} has numbers with a decimal comma: CSV line {lines[i]} has {s.iloc[i]!r}",
+                hint="write decimals with a point (1.5), or if the file is ';'-separated give --sep ';'",
+            )
+
+
+def check_finite(table: Table, columns: Iterable[str]) -> None:
+    """Refuse infinite numbers, and numbers beyond 1e150 (their squares overflow), in numeric columns."""
+    lines = csv_lines(table)
+    for col in [c for c in table.frame.columns if c in set(columns)]:
+        s = table.frame[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        values = s.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            inf, huge = np.isinf(values), np.abs(values) > HUGE
+        if inf.any():
+            i = int(np.argmax(inf))
+            raise InputError(
+                f"column {col!r} has an infinite value on CSV line {lines[i]}: {values[i]:g}",
+                hint="replace it with a finite number (beyond ±1.8e308 reads as infinite), or leave the cell empty to drop the row",
+            )
+        if huge.any():
+            i = int(np.argmax(huge))
+            raise InputError(
+                f"column {col!r} has a value too large to model on CSV line {lines[i]}: {values[i]:g}",
+                hint="rescale the column (e.g. in units of 1e6); values beyond 1e150 overflow when squared",
+            )
+
+
 def check_se(table: Table, column: str):
     """Known standard errors must be numeric, finite and positive; name the first bad row."""
-    import numpy as np
-
     values = pd.to_numeric(table.frame[column], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values) | (values <= 0)
     if bad.any():

@@ -82,6 +82,7 @@ def check_response(family: Family, y: np.ndarray, name: str, trials: np.ndarray 
             f"response {name!r} is not numeric, but the {family.name} family needs numbers",
             hint="check the column (text such as 'NA ' or '1,5' makes it non-numeric)",
         ) from None
+    _check_finite_response(y, name, line)
     if family.support in _SUPPORT_RULES:
         bad_fn, need, suggestion = _SUPPORT_RULES[family.support]
         bad = bad_fn(y)
@@ -94,7 +95,8 @@ def check_response(family: Family, y: np.ndarray, name: str, trials: np.ndarray 
             )
     if trials is not None:
         trials = np.asarray(trials, dtype=float)
-        bad = (trials < y) | (np.mod(trials, 1) != 0) | (trials < 1)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(trials) | (trials < y) | (np.mod(trials, 1) != 0) | (trials < 1)
         if bad.any():
             i = int(np.argmax(bad))
             raise InputError(
@@ -102,3 +104,27 @@ def check_response(family: Family, y: np.ndarray, name: str, trials: np.ndarray 
                 hint="cbind(successes, failures) needs failures >= 0; p(successes, trials) needs trials >= successes",
             )
     return y
+
+
+# Squares of values beyond this overflow float64 (residual sums, default prior scales).
+_HUGE = 1e150
+
+
+def _check_finite_response(y: np.ndarray, name: str, line) -> None:
+    """Refuse a response that is infinite, NaN after a transformation, or too large to square."""
+    bad = ~np.isfinite(y)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"response {name!r} has {int(bad.sum())} value(s) that are not finite numbers; first on CSV line {line(i)}: {y[i]:g}",
+            hint="replace it with a finite number or leave the cell empty to drop the row "
+                 "(a number beyond ±1.8e308 reads as infinite; log(0) gives -inf)",
+        )
+    with np.errstate(over="ignore"):
+        big = np.abs(y) > _HUGE
+    if big.any():
+        i = int(np.argmax(big))
+        raise InputError(
+            f"response {name!r} has {int(big.sum())} value(s) too large to model (beyond 1e150); first on CSV line {line(i)}: {y[i]:g}",
+            hint="rescale the response (e.g. in units of 1e6, or model log(y)): squares of such values overflow",
+        )
