@@ -5,18 +5,48 @@ Population-level columns come from `formulae` (Bambi's formula engine) evaluated
 as an integer level index per row plus a small per-term design (n x K, K = intercept and
 slopes), never as a dense n x (levels*K) matrix, so that models such as InstEval (73k rows,
 4k levels) stay small.
+
+Column names
+------------
+Every design column gets one label, built here from formulae's term components and used
+unchanged by the model, summary.csv, tables, figures, ``--prior``, ``hypothesis`` and
+``contrast``:
+
+=========================  =============================================
+``x``                      numeric
+``recipe[B]``              factor (string column), one column per non-reference level
+``flag[True]``             logical column (coded 0/1, ``False`` the reference)
+``log(x)``, ``I(x^2)``     transforms (formulae's text, ``**`` written ``^``)
+``x:z``                    numeric x numeric
+``recipe[B]:temp``         factor x numeric
+``a[2]:b[y]:x``            interactions of any order: component labels joined by ``:``
+=========================  =============================================
+
+A term whose labels all read ``TERM[level]`` (a factor, ``x:recipe[B]``) keeps one entry in
+:attr:`Design.fixed_slices` (one posterior variable with a ``TERM_dim`` dimension); any other
+multi-column term (``recipe[B]:temp``, ``f[v]:g[s]``) gets one entry per column, keyed by its
+label, so each column is a scalar posterior variable of that name.
+
+Non-finite values
+-----------------
+A transform that gives ``inf`` or ``nan`` (``log(y)`` with ``y <= 0``, ``I(x/z)`` with
+``z = 0``) is refused with an :class:`~hlm_cli.errors.InputError` naming the term, the first
+bad row and the input values there, before any model is built.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from hlm_cli.errors import FormulaError, InputError
-from hlm_cli.formula.parser import Formula, GroupTerm
+from hlm_cli.formula.parser import Formula, GroupTerm, tokenize
 
 
 def _logit(x):
@@ -69,6 +99,161 @@ def _design(rhs: str, data: pd.DataFrame, what: str):
     return dm.common
 
 
+# --------------------------------------------------------------------------------------------
+# Column labels
+
+
+def display_name(name: str) -> str:
+    """formulae's text of a term or transform as hlm shows it: ``I(x ** 2)`` -> ``I(x^2)``."""
+    return name.replace(" ** ", "^")
+
+
+def _component_labels(comp, data: pd.DataFrame) -> list[str]:
+    """Labels of one component of a term (a variable or a call), one per design column."""
+    name = str(getattr(comp, "name", ""))
+    labels = [str(lab) for lab in (getattr(comp, "labels", None) or [name])]
+    shown = display_name(name)
+    if shown != name:
+        labels = [shown + lab[len(name) :] if lab.startswith(name) else lab for lab in labels]
+    if (
+        type(comp).__name__ == "Variable"
+        and labels == [name]
+        and name in data.columns
+        and pd.api.types.is_bool_dtype(data[name])
+    ):  # formulae codes a logical column 0/1 and names it like a number
+        labels = [f"{name}[True]"]
+    return labels
+
+
+def term_labels(term, data: pd.DataFrame, width: int) -> tuple[str, list[str]]:
+    """(display name, column labels) of one formulae term whose design has ``width`` columns."""
+    kind = getattr(term, "kind", None)
+    name = str(getattr(term, "name", "Intercept"))
+    components = getattr(term, "components", None)
+    if kind == "intercept" or not components:
+        labels = [display_name(str(lab)) for lab in (getattr(term, "labels", None) or [name])]
+        return display_name(name), labels
+    parts = [_component_labels(c, data) for c in components]
+    shown = ":".join(display_name(str(c.name)) for c in components)
+    labels = [":".join(p) for p in itertools.product(*parts)] if kind == "interaction" else parts[0]
+    if len(labels) != width:  # not a shape this module knows: formulae's own labels
+        labels = [display_name(str(lab)) for lab in (getattr(term, "labels", None) or [name])]
+    return shown, labels
+
+
+def _one_variable(name: str, labels: list[str]) -> bool:
+    """Whether a term's columns form one posterior variable: ``x``, or ``name[level]`` each."""
+    if labels == [name]:
+        return True
+    pre = name + "["
+    return all(lab.startswith(pre) and lab.endswith("]") and "]" not in lab[len(pre) : -1] for lab in labels)
+
+
+def _add_term(
+    name: str,
+    labels: list[str],
+    kind: str,
+    slices: dict[str, slice],
+    kinds: dict[str, str],
+    x_labels: list[str],
+    what: str,
+) -> None:
+    """Record one term's columns (see the module docstring for when a term is split)."""
+    start = len(x_labels)
+    for lab in labels:
+        if lab in x_labels:
+            raise FormulaError(
+                f"two {what} columns are both named {lab!r}",
+                hint="rename the column whose name looks like another term's label",
+            )
+    x_labels.extend(labels)
+    keys = [(name, slice(start, start + len(labels)))] if _one_variable(name, labels) else [
+        (lab, slice(start + j, start + j + 1)) for j, lab in enumerate(labels)
+    ]
+    for key, sl in keys:
+        if key in slices:
+            raise FormulaError(f"the {what} term {key!r} appears twice", hint="write each term once")
+        slices[key] = sl
+        kinds[key] = kind
+
+
+# --------------------------------------------------------------------------------------------
+# Non-finite values
+
+_NEEDS = (
+    (re.compile(r"\blog(?:2|10)?\("), "log() needs values > 0"),
+    (re.compile(r"\blog1p\("), "log1p() needs values > -1"),
+    (re.compile(r"\bsqrt\("), "sqrt() needs values >= 0"),
+    (re.compile(r"\blogit\("), "logit() needs values strictly between 0 and 1"),
+    (re.compile(r"\barc(?:sin|cos)\("), "arcsin()/arccos() need values in [-1, 1]"),
+    (re.compile(r"/"), "a division by zero gives inf"),
+    (re.compile(r"\bexp|\*\*"), "exp() or a power can overflow to inf"),
+)
+
+
+def _columns_in(expr: str, data: pd.DataFrame) -> list[str]:
+    """Data columns named in formulae text (``log(`cell size` + 1)`` -> ``["cell size"]``)."""
+    try:
+        tokens = tokenize(expr)
+    except FormulaError:
+        return [expr] if expr in data.columns else []
+    out: list[str] = []
+    for t in tokens:
+        if t.kind in ("name", "qname") and t.text in data.columns and t.text not in out:
+            out.append(t.text)
+    if not out and expr in data.columns:
+        out.append(expr)
+    return out
+
+
+def _show(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _row_name(i: int, lines: Sequence[int] | None) -> str:
+    return f"CSV line {int(lines[i])}" if lines is not None else f"data row {i + 1}"
+
+
+def check_finite(
+    values,
+    what: str,
+    expr: str,
+    data: pd.DataFrame,
+    lines: Sequence[int] | None = None,
+) -> None:
+    """Refuse inf/nan in a response, design column or offset, naming the first bad row.
+
+    ``what`` names the quantity (``"response log(y)"``, ``"term I(x / z)"``), ``expr`` is
+    the formulae text it came from (its columns' values at the bad row are shown).
+    """
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return  # not numeric: the family's response check reports it
+    if arr.ndim == 2:
+        bad_rows = ~np.isfinite(arr).all(axis=1)
+        first = arr[bad_rows][0] if bad_rows.any() else None
+        value = None if first is None else first[~np.isfinite(first)][0]
+    else:
+        bad_rows = ~np.isfinite(arr)
+        value = arr[bad_rows][0] if bad_rows.any() else None
+    if value is None:
+        return
+    i = int(np.argmax(bad_rows))
+    cols = _columns_in(expr, data)
+    inputs = ", ".join(f"{c} = {_show(data[c].iloc[i])}" for c in cols)
+    verb = "is" if expr in data.columns else "gives"
+    n_bad = int(bad_rows.sum())
+    needs = [text for pat, text in _NEEDS if pat.search(expr)]
+    raise InputError(
+        f"{what} {verb} {value} at {_row_name(i, lines)}" + (f" ({inputs})" if inputs and verb == "gives" else "")
+        + (f"; {n_bad} rows in all" if n_bad > 1 else ""),
+        hint=("; ".join(needs) + "; " if needs else "the values must be finite numbers; ")
+        + ("drop or fix those rows, or change the transform" if verb == "gives" else "drop or fix those rows"),
+    )
+
+
 def _eval_expr(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
     """Evaluate a single (already allow-listed) expression, e.g. the response ``log(y)``."""
     if expr in data.columns:
@@ -118,18 +303,24 @@ class SigmaDesign:
         return {f"sigma_{t}": self.labels[sl] for t, sl in self.slices.items()}
 
 
-def build_sigma_design(rhs: str, data: pd.DataFrame) -> SigmaDesign:
-    """Population-level design of a sigma formula (no group terms, no offsets)."""
+def build_sigma_design(rhs: str, data: pd.DataFrame, *, lines: Sequence[int] | None = None) -> SigmaDesign:
+    """Population-level design of a sigma formula (no group terms, no offsets).
+
+    Columns are labelled and split into posterior variables as in :func:`build_design`;
+    ``lines`` (CSV line of each row) names a row with a non-finite value.
+    """
     common = _design(rhs, data, "sigma formula")
     X = np.asarray(common.design_matrix, dtype=float)
     labels: list[str] = []
     slices: dict[str, slice] = {}
+    kinds: dict[str, str] = {}
     for name, term in common.terms.items():
         if getattr(term, "kind", None) == "offset":
             raise FormulaError("offsets are not supported in --sigma-formula")
-        start = len(labels)
-        labels.extend(list(getattr(term, "labels", None) or [name]))
-        slices[name] = slice(start, len(labels))
+        sl = common.slices[name]
+        shown, labs = term_labels(term, data, sl.stop - sl.start)
+        check_finite(X[:, sl], f"--sigma-formula term {shown}", name, data, lines)
+        _add_term(shown, labs, getattr(term, "kind", None) or "intercept", slices, kinds, labels, "--sigma-formula")
     return SigmaDesign(rhs, X, labels, slices, common)
 
 
@@ -149,6 +340,9 @@ class Design:
     offset: np.ndarray | None = None
     common: object = field(repr=False, default=None)
     sigma: SigmaDesign | None = None  # distributional model for the residual SD
+    # each population-level term as written (``recipe:temp``) -> its column labels, also
+    # for terms split into one posterior variable per column (see the module docstring)
+    term_labels: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -164,7 +358,7 @@ def level_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> pd.Series:
     return out
 
 
-def build_design(formula: Formula, data: pd.DataFrame) -> Design:
+def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] | None = None) -> Design:
     """Evaluate a parsed formula on (already NaN-free) data.
 
     Parameters
@@ -173,21 +367,33 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         From :func:`hlm_cli.formula.parse`, checked against ``data``'s columns.
     data : pandas.DataFrame
         Rows to model; grouping columns may be of any type (levels are their string form).
+    lines : sequence of int, optional
+        The CSV line of each row, to name a row with a non-finite value (else "data row N").
 
     Returns
     -------
     Design
+
+    Raises
+    ------
+    InputError
+        A response, trials, design column or offset that is inf or nan (``log(y)`` with
+        ``y <= 0``, ``I(x/z)`` with ``z = 0``), naming the term and the first bad row.
     """
     resp = formula.response
     if resp is None:
         raise FormulaError("the formula has no response", hint='e.g. "logfc ~ 1 + (1|gene)"')
     y = np.asarray(_eval_expr(resp.expr, data, "response"))
+    check_finite(y, f"the response {resp.expr}", resp.expr, data, lines)
     trials = None
     if resp.kind == "binomial":
         if resp.failures is not None:
-            trials = y + np.asarray(_eval_expr(resp.failures, data, "number of failures"))
+            failures = np.asarray(_eval_expr(resp.failures, data, "number of failures"))
+            check_finite(failures, f"the number of failures {resp.failures}", resp.failures, data, lines)
+            trials = y + failures
         else:
             trials = np.asarray(_eval_expr(resp.trials, data, "number of trials"))
+            check_finite(trials, f"the number of trials {resp.trials}", resp.trials, data, lines)
     se = None
     if resp.se is not None:
         se = data[resp.se].to_numpy()
@@ -199,20 +405,20 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
     x_labels: list[str] = []
     slices: dict[str, slice] = {}
     kinds: dict[str, str] = {}
+    shown_terms: dict[str, list[str]] = {}
     offset = None
     for name, term in ({} if common is None else common.terms).items():
         sl = common.slices[name]
         kind = getattr(term, "kind", None) or "intercept"
+        shown, labels = term_labels(term, data, sl.stop - sl.start)
+        check_finite(X_all[:, sl], f"the term {shown}", name, data, lines)
         if kind == "offset":
             col = X_all[:, sl].sum(axis=1)
             offset = col if offset is None else offset + col
             continue
-        start = len(keep)
         keep.extend(range(sl.start, sl.stop))
-        labels = list(getattr(term, "labels", None) or [name])
-        x_labels.extend(labels)
-        slices[name] = slice(start, len(keep))
-        kinds[name] = kind
+        shown_terms[shown] = labels
+        _add_term(shown, labels, kind, slices, kinds, x_labels, "population-level")
     X = X_all[:, keep]
 
     groups: list[GroupDesign] = []
@@ -224,7 +430,10 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
         for name, term in g_common.terms.items():
             if getattr(term, "kind", None) == "offset":
                 raise FormulaError("offsets belong in the population-level part of the formula")
-            cols.extend(list(getattr(term, "labels", None) or [name]))
+            sl = g_common.slices[name]
+            shown, labels = term_labels(term, data, sl.stop - sl.start)
+            check_finite(Z[:, sl], f"the term {shown} in ({gt.label})", name, data, lines)
+            cols.extend(labels)
         labels = level_labels(data, gt.factor)
         codes, uniques = pd.factorize(labels, sort=True)
         g = GroupDesign(gt, ":".join(gt.factor), cols, Z, codes.astype(np.int64), [str(u) for u in uniques], g_common)
@@ -241,4 +450,4 @@ def build_design(formula: Formula, data: pd.DataFrame) -> Design:
                 hint=f"a group-level term needs at least 2 groups; drop (... | {g.factor}) from the formula",
             )
         groups.append(g)
-    return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common)
+    return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms)

@@ -8,6 +8,12 @@ before any data is touched. The accepted formula is then re-written as canonical
 `formulae` (Bambi's formula engine), which builds the design matrices with its own small
 interpreter in a namespace holding only the allow-list (see :mod:`hlm_cli.formula.design`).
 
+Column names that are not plain ``letters, digits, _ and .`` (spaces, non-ASCII letters) are
+written in backticks, as in R and formulae: ``y ~ `cell line` + `Größe```. Python keywords
+and builtins (``yield``, ``class``, ``sum``) are ordinary column names: they are looked up in
+the data, never evaluated. A formula is limited to :data:`MAX_DEPTH` nested brackets and
+:data:`MAX_TERMS` terms, so that no parser (this one or formulae's) can run out of stack.
+
 Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)::
 
     formula   := [lhs] '~' terms
@@ -17,7 +23,7 @@ Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)
     product   := inter (('*' | '/') inter)*
     inter     := power ((':' | '%in%') power)*
     power     := atom [('^' | '**') INT]
-    atom      := '(' terms ['|' | '||' factor] ')' | '0' | '1' | NAME | call
+    atom      := '(' terms ['|' | '||' factor] ')' | '0' | '1' | NAME | `QUOTED NAME` | call
     factor    := NAME ((':' | '/') NAME)*
     call      := FUNC '(' [arg (',' arg)*] ')'                arg: expr | NAME '=' expr
     expr      := arithmetic over NUMBER, STRING, NAME, call, '[' literals ']', unary -, (+ - * / ** ^)
@@ -25,7 +31,6 @@ Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -47,6 +52,11 @@ ALLOWED_FUNCTIONS = frozenset(
 )
 LHS_ONLY = frozenset({"cbind", "se", "trials"})
 _KEYWORD_LITERALS = {"TRUE": "True", "FALSE": "False", "True": "True", "False": "False"}
+MAX_DEPTH = 50  # nested brackets
+MAX_TERMS = 300  # operators joining terms, and population-level terms after expanding * and ^
+# a column name formulae reads bare; any other is passed to it in backticks
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]*\Z")
+_BARE_WORD = re.compile(r"[^\s~+\-*/:^|(),=\[\]<>`'\"]+")
 
 _TOKEN_RE = re.compile(
     r"""
@@ -63,9 +73,12 @@ _TOKEN_RE = re.compile(
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # number, string, name, op, end
+    kind: str  # number, string, name, qname (a `quoted` name, text without backticks), op, end
     text: str
     pos: int
+
+
+_BACKTICK_HINT = "write a column name with spaces or non-ASCII letters in backticks, e.g. `cell line` or `Größe`"
 
 
 def tokenize(text: str) -> list[Token]:
@@ -75,20 +88,63 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
-            raise _syntax(text, pos, f"unexpected character {text[pos]!r}")
+            ch = text[pos]
+            if ch == "`":
+                raise _syntax(text, pos, "a backtick-quoted name is not closed", extra="e.g. y ~ `cell line`")
+            extra = None
+            if not ch.isascii() and (ch.isalnum() or ch == "_"):
+                start = pos
+                while start > 0 and _BARE_WORD.match(text[start - 1]):
+                    start -= 1
+                word = _BARE_WORD.match(text, start)
+                quoted = f"`{word.group()}`" if word else "`...`"
+                extra = f"a column name with non-ASCII letters goes in backticks: {quoted}"
+            raise _syntax(text, pos, f"unexpected character {ch!r}", extra=extra)
         kind = m.lastgroup
         if kind == "backtick":
-            raise _syntax(
-                text,
-                pos,
-                "backtick-quoted names are not supported",
-                extra="rename the column to letters, digits, '_' or '.'",
-            )
-        if kind != "ws":
+            inner = m.group()[1:-1]
+            if not inner.strip():
+                raise _syntax(text, pos, "empty backtick-quoted name", extra="e.g. y ~ `cell line`")
+            tokens.append(Token("qname", inner, pos))
+        elif kind != "ws":
             tokens.append(Token(kind, m.group(), pos))
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
+    _check_size(text, tokens)
     return tokens
+
+
+def _check_size(text: str, tokens: list[Token]) -> None:
+    """Refuse formulas nested or long enough to exhaust a recursive parser's stack."""
+    depth = 0
+    joins = 0
+    for t in tokens:
+        if t.kind != "op":
+            continue
+        if t.text in ("(", "["):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise FormulaError(
+                    f"the formula nests brackets more than {MAX_DEPTH} deep (at character {t.pos + 1})",
+                    hint=f"hlm accepts at most {MAX_DEPTH} nested brackets; remove redundant ones",
+                )
+        elif t.text in (")", "]"):
+            depth -= 1
+        elif t.text in ("+", "-", "*", "/", ":", "%in%", "^", "**", ","):
+            joins += 1
+    if joins > MAX_TERMS:
+        raise FormulaError(
+            f"the formula has {joins + 1} terms; hlm accepts at most {MAX_TERMS}",
+            hint="a model this wide needs a design matrix built outside a formula; "
+            "split it, or combine predictors into fewer columns",
+        )
+
+
+def quote_name(name: str) -> str:
+    """A column name as formulae text: bare when plain (``yield``, ``x.1``), else in backticks."""
+    if _PLAIN_NAME.match(name) and name not in _KEYWORD_LITERALS and name != "None":
+        return name
+    return f"`{name}`"
 
 
 def _syntax(text: str, pos: int, what: str, *, extra: str | None = None) -> FormulaError:
@@ -175,6 +231,7 @@ class Str(Node):
 class Var(Node):
     name: str
     pos: int
+    literal: bool = False  # TRUE/FALSE written bare; every other name is a data column
 
 
 @dataclass(frozen=True)
@@ -220,8 +277,8 @@ def render(node: Node) -> str:
     match node:
         case Num(text) | Str(text):
             return text
-        case Var(name, _):
-            return _KEYWORD_LITERALS.get(name, name)
+        case Var(name, _, literal):
+            return _KEYWORD_LITERALS[name] if literal else quote_name(name)
         case ListLit(items):
             return "[" + ", ".join(render(i) for i in items) + "]"
         case Call(func, args, kwargs, _):
@@ -244,11 +301,13 @@ def render(node: Node) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, columns: list[str] | None = None) -> None:
         self.text = text
+        self.columns = None if columns is None else [str(c) for c in columns]
         self.tokens = tokenize(text)
         self.i = 0
-        self.names: list[Var] = []  # every bare name, checked against the columns afterwards
+        self.names: list[Var] = []  # every column name, checked against the columns afterwards
+        self.in_kwarg = False  # TRUE/FALSE in "sigma = TRUE" are logicals even if also columns
 
     # token helpers
     @property
@@ -269,8 +328,19 @@ class _Parser:
         t = self.accept(op)
         if t is None:
             got = repr(self.tok.text) if self.tok.kind != "end" else "the end of the formula"
-            raise _syntax(self.text, self.tok.pos, f"expected {op!r} {context}, found {got}")
+            raise _syntax(self.text, self.tok.pos, f"expected {op!r} {context}, found {got}", extra=self.spaced_hint())
         return t
+
+    def spaced_hint(self) -> str | None:
+        """For two names in a row (``cell line``): the backtick-quoted column they may mean."""
+        prev = self.tokens[self.i - 1] if self.i > 0 else None
+        if prev is None or prev.kind not in ("name", "qname") or self.tok.kind not in ("name", "qname"):
+            return None
+        words = self.text[prev.pos :].split()
+        for c in self.columns or []:
+            if " " in c and c.split()[:2] == words[:2] or c.startswith(prev.text + " "):
+                return f"a column name with spaces goes in backticks: `{c}`"
+        return "join terms with '+'; " + _BACKTICK_HINT
 
     def fail(self, what: str, pos: int | None = None, extra: str | None = None) -> FormulaError:
         return _syntax(self.text, self.tok.pos if pos is None else pos, what, extra=extra)
@@ -298,7 +368,7 @@ class _Parser:
             raise self.fail("nothing after '~'", extra='add predictors, e.g. "y ~ 1 + (1|group)"')
         rhs = self.terms()
         if self.tok.kind != "end":
-            raise self.fail(f"unexpected {self.tok.text!r}")
+            raise self.fail(f"unexpected {self.tok.text!r}", extra=self.spaced_hint())
         return lhs, additions, rhs
 
     def addition(self) -> Node:
@@ -366,6 +436,8 @@ class _Parser:
             if self.peek().kind == "op" and self.peek().text == "(":
                 return self.call()
             return self.var()
+        if t.kind == "qname":
+            return self.var()
         if t.kind == "end":
             raise self.fail("the formula ends too early")
         raise self.fail(f"unexpected {t.text!r}")
@@ -374,7 +446,7 @@ class _Parser:
         parts: list[tuple[str, str]] = []
         op = ""
         while True:
-            if self.tok.kind != "name":
+            if self.tok.kind not in ("name", "qname"):
                 raise self.fail(
                     "a grouping factor after '|' must be a column name",
                     extra="e.g. (1|gene), (1|region/school), (1|batch:cask)",
@@ -387,16 +459,27 @@ class _Parser:
             op = nxt.text
 
     def var(self) -> Var:
+        """A column name. Keywords and builtins (``yield``, ``sum``) are column names like any
+        other: they are looked up in the data and never evaluated, so nothing here depends on
+        refusing them."""
         t = self.tok
         self.i += 1
-        if "__" in t.text or (keyword.iskeyword(t.text) and t.text not in _KEYWORD_LITERALS):
-            raise FormulaError(
-                f"the name {t.text!r} is not allowed in a formula",
-                hint="formulas may name data columns and the allowed transforms only",
-            )
+        if t.kind == "name":
+            if t.text in _KEYWORD_LITERALS and (self.in_kwarg or t.text not in (self.columns or [])):
+                return Var(t.text, t.pos, literal=True)
+            if t.text == ".":
+                cols = ", ".join(quote_name(c) for c in (self.columns or [])[:30])
+                raise FormulaError(
+                    "'.' (all other columns) is not supported in an hlm formula",
+                    hint="name the predictors, e.g. y ~ a + b" + (f"; columns: {cols}" if cols else ""),
+                )
+            if "__" in t.text and t.text not in (self.columns or []):
+                raise FormulaError(
+                    f"the name {t.text!r} is not allowed in a formula",
+                    hint="formulas may name data columns and the allowed transforms only",
+                )
         v = Var(t.text, t.pos)
-        if t.text not in _KEYWORD_LITERALS:
-            self.names.append(v)
+        self.names.append(v)
         return v
 
     def call(self) -> Call:
@@ -418,7 +501,11 @@ class _Parser:
                     if key.startswith("_"):
                         raise self.fail(f"the keyword {key!r} is not allowed")
                     self.i += 2
-                    kwargs.append((key, self.expr()))
+                    outer, self.in_kwarg = self.in_kwarg, True
+                    try:
+                        kwargs.append((key, self.expr()))
+                    finally:
+                        self.in_kwarg = outer
                 else:
                     if kwargs:
                         raise self.fail("a positional argument follows a keyword argument")
@@ -461,6 +548,8 @@ class _Parser:
             if self.peek().kind == "op" and self.peek().text == "(":
                 return self.call()
             return self.var()
+        if t.kind == "qname":
+            return self.var()
         if self.accept("("):
             inner = self.expr()
             self.expect(")", "to close the bracket")
@@ -497,6 +586,38 @@ def _split_terms(node: Node) -> list[tuple[str, Node]]:
     if isinstance(node, Neg):
         return [("-" if s == "+" else "+", n) for s, n in _split_terms(node.operand)]
     return [("+", node)]
+
+
+def _n_terms(node: Node) -> int:
+    """How many population-level terms ``node`` expands to (``a*b*c`` -> 7), capped."""
+    cap = 10 * MAX_TERMS
+    match node:
+        case BinOp("+", left, right):
+            return min(cap, _n_terms(left) + _n_terms(right))
+        case BinOp("-", left, _):
+            return _n_terms(left)
+        case BinOp("*", left, right):
+            a, b = _n_terms(left), _n_terms(right)
+            return min(cap, a + b + a * b)
+        case BinOp(":", left, right):
+            return min(cap, _n_terms(left) * _n_terms(right))
+        case BinOp("/", left, right):
+            a, b = _n_terms(left), _n_terms(right)
+            return min(cap, a + a * b)
+        case BinOp("**", left, Num(text)):
+            n, k = _n_terms(left), int(text)
+            total, comb = 0, 1
+            for i in range(1, min(n, k) + 1):  # interactions of order 1..k among n terms
+                comb = comb * (n - i + 1) // i
+                total += comb
+                if total >= cap:
+                    return cap
+            return total
+        case Paren(inner) | Neg(inner):
+            return _n_terms(inner)
+        case Num():
+            return 0
+    return 1
 
 
 def _contains_group(node: Node) -> bool:
@@ -560,6 +681,13 @@ def _expand_groups(group: Group) -> list[GroupTerm]:
     return out
 
 
+def _lhs_text(node: Node) -> str:
+    """A left-hand-side argument: a column's own name (``cell line``), else formulae text."""
+    if isinstance(node, Var) and not node.literal:
+        return node.name
+    return render(node)
+
+
 def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
     se: str | None = None
     se_sigma = False
@@ -580,25 +708,25 @@ def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
         else:  # trials
             if len(add.args) != 1:
                 raise FormulaError("trials() takes one column or number", hint="y | trials(n) ~ ...")
-            trials = render(add.args[0])
+            trials = _lhs_text(add.args[0])
     if isinstance(lhs, Call) and lhs.func == "cbind":
         if len(lhs.args) != 2:
             raise FormulaError(
                 "cbind() on the left-hand side takes two columns: successes and failures",
                 hint="e.g. cbind(incidence, size - incidence) ~ period + (1|herd)",
             )
-        succ, fail = (render(a) for a in lhs.args)
+        succ, fail = (_lhs_text(a) for a in lhs.args)
         return Response(succ, kind="binomial", failures=fail, se=se, se_sigma=se_sigma)
     if isinstance(lhs, Call) and lhs.func in ("p", "prop", "proportion"):
         if len(lhs.args) != 2:
             raise FormulaError(
                 f"{lhs.func}() takes two columns: successes and trials", hint="e.g. p(y, n) ~ x"
             )
-        succ, n = (render(a) for a in lhs.args)
+        succ, n = (_lhs_text(a) for a in lhs.args)
         return Response(succ, kind="binomial", trials=n, se=se, se_sigma=se_sigma)
     if trials is not None:
-        return Response(render(lhs), kind="binomial", trials=trials)
-    return Response(render(lhs), se=se, se_sigma=se_sigma)
+        return Response(_lhs_text(lhs), kind="binomial", trials=trials)
+    return Response(_lhs_text(lhs), se=se, se_sigma=se_sigma)
 
 
 def _check_calls(node: Node, *, lhs: bool) -> None:
@@ -644,7 +772,27 @@ def parse(text: str, columns: list[str] | None = None, *, source: str = "the dat
     """
     if not text or not text.strip():
         raise FormulaError("the formula is empty", hint='e.g. --formula "logfc ~ 1 + (1|gene)"')
-    p = _Parser(text)
+    try:
+        return _parse(text, columns, source)
+    except RecursionError:  # a backstop: the size limits in tokenize() should come first
+        raise FormulaError(
+            "the formula is too deeply nested to parse",
+            hint=f"hlm accepts at most {MAX_DEPTH} nested brackets and {MAX_TERMS} terms",
+        ) from None
+
+
+def _unknown_column_hint(name: str, columns: list[str]) -> str:
+    odd = [c for c in columns if not _PLAIN_NAME.match(c)]
+    for c in odd:  # "cell" of "cell line", "Gr" of "Größe"
+        if c.startswith(name) or name in c.split():
+            return f"a column name with spaces or non-ASCII letters goes in backticks: `{c}`"
+    from hlm_cli.errors import closest_match
+
+    return closest_match(name, columns)
+
+
+def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
+    p = _Parser(text, columns)
     lhs, additions, rhs = p.formula()
     if lhs is not None:
         _check_calls(lhs, lhs=True)
@@ -667,21 +815,26 @@ def parse(text: str, columns: list[str] | None = None, *, source: str = "the dat
         else:
             fixed_terms.append((sign, node))
     fixed, has_intercept = _render_terms(fixed_terms)
+    n_terms = sum(_n_terms(n) for s, n in fixed_terms if s == "+")
+    if n_terms > MAX_TERMS:
+        raise FormulaError(
+            f"the population-level part expands to {n_terms if n_terms < 10 * MAX_TERMS else 'thousands of'} terms; "
+            f"hlm accepts at most {MAX_TERMS}",
+            hint="each '*' adds every interaction of the terms it joins; write the interactions you need with ':'",
+        )
 
     names = {v.name for v in p.names}
     if columns is not None:
         cols = set(columns)
         for v in p.names:
             if v.name not in cols:
-                from hlm_cli.errors import closest_match
-
                 kind = "attribute access" if "." in v.name and v.name.split(".")[0] not in cols else None
                 what = (
                     f"column {v.name!r} is not in {source}"
                     if kind is None
                     else f"{v.name!r} in the formula is neither a column nor allowed ({kind})"
                 )
-                raise FormulaError(what, hint=closest_match(v.name, columns))
+                raise FormulaError(what, hint=_unknown_column_hint(v.name, [str(c) for c in columns]))
     response = _lhs_response(lhs, additions) if lhs is not None else None
     return Formula(
         text=text,

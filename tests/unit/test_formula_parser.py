@@ -96,7 +96,7 @@ def test_columns_collected():
         ("y ~ open('/etc/passwd')", "'open' is not allowed"),
         ("y ~ eval('1')", "'eval' is not allowed"),
         ("y ~ x.__class__", "not allowed"),
-        ("y ~ lambda: 1", "not allowed"),
+        ("y ~ lambda: 1", "column 'lambda' is not in the data"),  # a keyword is a column name
         ("y ~ x[0]", "syntax error"),
         ("y ~ (1|g", "expected ')'"),
         ("y ~ 1 + (1|g))", "unexpected ')'"),
@@ -107,7 +107,10 @@ def test_columns_collected():
         ("y ~ nope", "column 'nope' is not in the data"),
         ("y ~ (1 | x + z)", "expected ')'"),
         ("y ~ se(sigma)", "left-hand side"),
-        ("y ~ `weird name`", "backtick"),
+        ("y ~ `weird name`", "column 'weird name' is not in the data"),
+        ("y ~ `x", "backtick-quoted name is not closed"),
+        ("y ~ ``", "empty backtick"),
+        ("y ~ .", "'.' (all other columns) is not supported"),
         ("y ~ x + (1|g):z", "must stand on its own"),
     ],
 )
