@@ -35,22 +35,52 @@ symbols the process does not provide, or do not fit the model are ignored and
 the model is compiled normally; every cache error is swallowed (and logged at
 DEBUG level on the ``hlm_cli.compile_cache`` logger), so the cache can make a
 fit faster but never break it. Files are written atomically (temporary file
-plus ``os.replace``), so concurrent processes may share a cache directory.
-Entries are pickles, like numba's and PyTensor's own caches: only point
-``cache_dir`` at a directory you trust.
+plus ``os.replace``), so concurrent processes of one user may share a cache
+directory.
+
+Trust model (docs/cache.md)
+---------------------------
+An entry is a pickle that carries native object code, so loading one runs
+code. Entries are therefore only ever loaded from a directory that only the
+current user can write, and only after they are authenticated:
+
+* The cache directory and its ``nutpie-v<N>`` subdirectory must be owned by
+  the current user and not writable by group or others; hlm creates them with
+  mode 0700. A directory that fails this is neither read nor written: models
+  are compiled as if ``cache_dir`` were ``None``, and the reason is logged once
+  per process at WARNING level on this module's logger (no handler configured:
+  Python prints it on stderr).
+* Every entry is ``MAGIC + tag + body`` with ``tag = HMAC-SHA256(key, MAGIC +
+  file name + body)`` under a per-user secret key kept outside the cache
+  (:func:`key_file`: ``$HLM_CACHE_KEY_FILE``, else
+  ``$XDG_CONFIG_HOME/hlm/cache.key``, else ``~/.config/hlm/cache.key``;
+  32 random bytes, created atomically with mode 0600). The tag is checked with
+  :func:`hmac.compare_digest` before anything is unpickled. A key file that is
+  not the user's own regular file, or that group or others may read or write,
+  is refused like an unsafe directory.
+* An entry that is not a regular file owned by the user, is writable by group
+  or others (refused with a warning), is truncated, fails its tag or has
+  another format is deleted, so the next compile writes it again.
+
+Consequently a cache directory cannot be shared between users (each user's
+entries are signed with a different key); one user's processes on several
+machines share it when they see the same key file (a shared home directory).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
 import pickle
 import platform
+import stat
 import sys
 import tempfile
 import threading
@@ -65,12 +95,13 @@ if TYPE_CHECKING:
     import nutpie
     import pymc as pm
 
-__all__ = ["compile_model", "default_cache_dir", "clear_memo", "stats"]
+__all__ = ["compile_model", "default_cache_dir", "key_file", "clear_memo", "stats"]
 
 #: Bump when the on-disk entry layout or the reconstruction logic changes.
-_FORMAT_VERSION = 3  # 3: nutpie's callbacks with loop copies (_loop_copy_wrappers)
+_FORMAT_VERSION = 4  # 4: entries authenticated with HMAC-SHA256 under a per-user key
 _MAGIC = b"HLM-NUTPIE-CACHE\x00"
-_DIGEST_SIZE = 32
+_TAG_SIZE = 32  # HMAC-SHA256
+_KEY_SIZE = 32
 _SUBDIR = f"nutpie-v{_FORMAT_VERSION}"
 _ENTRY_SUFFIX = ".entry"
 #: Most entries kept on disk (~0.7 MB each for a small model; LRU by mtime).
@@ -133,6 +164,25 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "hlm"
 
 
+def key_file() -> Path:
+    """Return the file holding the secret key that authenticates cache entries.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$HLM_CACHE_KEY_FILE`` if set and non-empty, else
+        ``$XDG_CONFIG_HOME/hlm/cache.key`` (when ``XDG_CONFIG_HOME`` is an
+        absolute path), else ``~/.config/hlm/cache.key``. Created (32 random
+        bytes, mode 0600) the first time an entry is read or written.
+    """
+    env = os.environ.get("HLM_CACHE_KEY_FILE", "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "hlm" / "cache.key"
+
+
 def stats() -> dict[str, int]:
     """Counters of this process's :func:`compile_model` calls.
 
@@ -186,9 +236,11 @@ def compile_model(
         its graph (including every constant), so a key that forgets a prior or
         a group count leads to a recompile, not to wrong results.
     cache_dir : pathlib.Path or None
-        Root of the on-disk cache (see :func:`default_cache_dir`); created if
-        needed. ``None`` disables the disk cache (the in-process memo is still
-        used).
+        Root of the on-disk cache (see :func:`default_cache_dir`); created
+        (mode 0700) if needed. ``None`` disables the disk cache (the in-process
+        memo is still used), and so does a directory that is not the user's own
+        or that group or others can write (with one warning per process; see
+        the module's trust model).
 
     Returns
     -------
@@ -232,11 +284,16 @@ def compile_model(
 
     compiled = None
     path = None
-    if cache_dir is not None:
+    secret = None
+    store = _safe(_open_store, Path(cache_dir)) if cache_dir is not None else None
+    if store is None:
+        cache_dir = None  # unusable or untrusted: compile without the disk cache
+    else:
+        entry_dir, secret = store
         key = _safe(_disk_key, structure_key, identity)
         if key is not None:
-            path = _entry_path(Path(cache_dir), key)
-            compiled = _safe(_load_from_disk, model, path)
+            path = entry_dir / (key + _ENTRY_SUFFIX)
+            compiled = _safe(_load_from_disk, model, path, secret)
             _log.debug(
                 "compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path
             )
@@ -250,7 +307,7 @@ def compile_model(
         compiled, records = _compile_recording(model)
         _count("compiles")
         point_spec = _safe(_initial_point_spec, model, compiled)
-        if path is not None and _safe(_save_to_disk, model, path, compiled, records, point_spec):
+        if path is not None and _safe(_save_to_disk, model, path, compiled, records, point_spec, secret):
             _count("disk_writes")
         fixed_point = point_spec is not None
     else:
@@ -271,6 +328,135 @@ def _quick(model: pm.Model, structure_key: str, cache_dir: Path | None, path: Pa
     if cache_dir is not None and path is not None:
         compile_quick.schedule_fill(model, structure_key, Path(cache_dir), path)
     return compiled
+
+
+# --------------------------------------------------------------------------
+# trust: who may write the cache, and the key that authenticates entries
+# --------------------------------------------------------------------------
+
+#: Secret keys read in this process, by key file path.
+_KEYS: dict[str, bytes] = {}
+#: Warnings already given in this process (each is given once).
+_WARNED: set[str] = set()
+
+
+class _Untrusted(Exception):
+    """The cache directory or key file may be written (or read) by someone else."""
+
+
+def _warn_once(message: str) -> None:
+    with _MEMO_LOCK:
+        if message in _WARNED:
+            return
+        _WARNED.add(message)
+    _log.warning("%s", message)
+
+
+def _owner_problem(st: os.stat_result, others: int = 0o022, verb: str = "write to") -> str | None:
+    """Why a file or directory with status `st` is not trusted (``None``: it is)."""
+    uid = os.getuid()
+    if st.st_uid != uid:
+        return f"it belongs to uid {st.st_uid}, not to you (uid {uid})"
+    if st.st_mode & others:
+        return f"group or others can {verb} it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _file_problem(st: os.stat_result) -> str | None:
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    return _owner_problem(st)
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` (mode 0700) if missing; raise :class:`_Untrusted` unless it is the
+    user's own directory that group and others cannot write (``OSError`` if unusable)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path))
+    problem = _owner_problem(st)
+    if problem is not None:
+        fix = f"chmod go-w {path}" if st.st_uid == os.getuid() else "set HLM_CACHE_DIR to a directory of your own"
+        raise _Untrusted(f"{path}: {problem}; {fix}, or pass --no-cache")
+
+
+def _open_store(cache_dir: Path) -> tuple[Path, bytes] | None:
+    """The entry directory under `cache_dir` and the key, or ``None`` (no disk cache).
+
+    Untrusted directories and key files are refused with one WARNING per process;
+    other failures (no permission, not a directory) are logged at DEBUG level.
+    """
+    try:
+        _private_dir(cache_dir)
+        entry_dir = cache_dir / _SUBDIR
+        _private_dir(entry_dir)
+        secret = _secret()
+    except _Untrusted as err:
+        _warn_once(f"warning: compiled-model cache not used (every fit compiles its model): {err}")
+        return None
+    except OSError as err:
+        _log.debug("compile cache: %s unusable: %s", cache_dir, err)
+        return None
+    return entry_dir, secret
+
+
+def _secret() -> bytes:
+    """This user's cache key (see :func:`key_file`), created on first use."""
+    path = key_file()
+    cached = _KEYS.get(str(path))
+    if cached is not None:
+        return cached
+    try:
+        secret = _read_key(path)
+    except FileNotFoundError:
+        _create_key(path)
+        secret = _read_key(path)
+    _KEYS[str(path)] = secret
+    return secret
+
+
+def _read_key(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _Untrusted(f"key file {path} is not a regular file; delete it (a new one is made)")
+        problem = _owner_problem(st, others=0o077, verb="read or write")
+        if problem is not None:
+            raise _Untrusted(f"key file {path}: {problem}; delete it (a new one is made)")
+        secret = fh.read(4096)
+    if len(secret) < _KEY_SIZE:
+        raise _Untrusted(f"key file {path} is shorter than {_KEY_SIZE} bytes; delete it (a new one is made)")
+    return secret
+
+
+def _create_key(path: Path) -> None:
+    """Write 32 random bytes to `path` (mode 0600) unless another process got there first."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cache.key.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(_KEY_SIZE))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a key another process made
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links on this file system
+            os.replace(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------
@@ -699,6 +885,7 @@ def _save_to_disk(
     compiled: Any,
     records: list[Any] | None,
     point_spec: dict[str, Any] | None,
+    secret: bytes,
 ) -> bool:
     """Write the cache entry for a cold compile; ``True`` if one was written."""
     from nutpie.compile_pymc import CompiledPyMCModel
@@ -751,8 +938,7 @@ def _save_to_disk(
     }
     from numba.core.serialize import dumps
 
-    body = dumps(payload)
-    _atomic_write(path, _MAGIC + hashlib.sha256(body).digest() + body)
+    _atomic_write(path, _seal(secret, path.name, dumps(payload)))
     _prune(path.parent)
     return True
 
@@ -782,7 +968,8 @@ def _external_symbols(cres: Any) -> set[str]:
 
 
 def _atomic_write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `blob` to `path` (mode 0600) through a temporary file and ``os.replace``."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -811,27 +998,72 @@ def _entry_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / _SUBDIR / (key + _ENTRY_SUFFIX)
 
 
-def _read_entry(path: Path) -> dict[str, Any] | None:
+def _seal(secret: bytes, name: str, body: bytes) -> bytes:
+    """The bytes of an entry: magic, HMAC-SHA256 tag, body (the pickle)."""
+    return _MAGIC + _tag(secret, name, body) + body
+
+
+def _tag(secret: bytes, name: str, body: bytes) -> bytes:
+    # The file name (the disk key) is authenticated too, so an entry cannot be
+    # moved to another model's name.
+    mac = hmac.new(secret, _MAGIC, hashlib.sha256)
+    mac.update(name.encode() + b"\x00")
+    mac.update(body)
+    return mac.digest()
+
+
+def _read_entry(path: Path, secret: bytes) -> dict[str, Any] | None:
+    """The payload of the entry at `path`, or ``None``.
+
+    Nothing is unpickled unless the file is the user's own regular file, not
+    writable by group or others, and its HMAC tag checks out. An entry that
+    fails any check, or has another format, is deleted (the next compile writes
+    it again); a missing file is just a miss.
+    """
     try:
-        blob = path.read_bytes()
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
         return None
-    head = len(_MAGIC) + _DIGEST_SIZE
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # a symbolic link: hlm never writes one
+            _discard(path, None, "a symbolic link")
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        problem = _file_problem(st)
+        blob = fh.read() if problem is None else b""
+    if problem is not None:
+        _warn_once(f"warning: compiled-model cache entry not loaded, {path}: {problem}; it is deleted and compiled again")
+        _discard(path, st, problem)
+        return None
+    head = len(_MAGIC) + _TAG_SIZE
     if len(blob) <= head or not blob.startswith(_MAGIC):
+        _discard(path, st, "truncated or not an entry")
         return None
-    digest, body = blob[len(_MAGIC) : head], blob[head:]
-    if hashlib.sha256(body).digest() != digest:
+    tag, body = blob[len(_MAGIC) : head], blob[head:]
+    if not hmac.compare_digest(tag, _tag(secret, path.name, body)):
+        _discard(path, st, "authentication failed (corrupt, or written under another key)")
         return None
-    payload = pickle.loads(body)
+    payload = pickle.loads(body)  # authenticated: written by this user's hlm
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT_VERSION:
+        _discard(path, st, "another entry format")
         return None
     return payload
 
 
-def _load_from_disk(model: pm.Model, path: Path) -> Any | None:
-    if not path.is_file():
-        return None
-    payload = _read_entry(path)
+def _discard(path: Path, st: os.stat_result | None, why: str) -> None:
+    """Delete the entry at `path` if it is still the file that was examined."""
+    _log.debug("compile cache: dropping entry %s: %s", path, why)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+        if st is None or (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _load_from_disk(model: pm.Model, path: Path, secret: bytes) -> Any | None:
+    payload = _read_entry(path, secret)
     if payload is None:
         return None
     meta = payload["meta"]

@@ -18,11 +18,25 @@ callback lets LLVM reorder some sums of the LKJ model); with several processes t
 the compiled model's by Monte Carlo error only.
 
 The C callbacks are still wanted for the next fit of the same structure. After the command has
-written everything, :func:`start_background_fills` forks one detached process per pending
-model that compiles it the normal way into the on-disk cache (:mod:`hlm_cli.compile_cache`),
-so a repeat fit loads it in 0.1 s. A lock file next to the entry keeps two runs from compiling
-the same model at once. ``HLM_BACKGROUND_COMPILE=0`` turns the background compile off (the test
-suite does), and only Linux forks; elsewhere the next fit compiles in the foreground.
+written everything, :func:`start_background_fills` forks one detached, low-priority process
+per cache directory that compiles the pending models the normal way into the on-disk cache
+(:mod:`hlm_cli.compile_cache`), one after another, so a repeat fit loads them in 0.1 s.
+
+Rules for the background compile (docs/cache.md). The CLI asks for it only after a command
+that succeeded. It starts only on Linux, and not when
+
+* ``HLM_BACKGROUND_COMPILE`` is ``0`` (or false/no/off; the test suite sets it);
+* the ``CI`` environment variable is set to anything but ``0``/false/no/off (a CI job), or
+  standard output is not a terminal (a pipeline, a batch worker, ``subprocess.run`` with
+  captured output) -- unless ``HLM_BACKGROUND_COMPILE`` is ``1`` (or true/yes/on): an
+  explicit request for scripts and benchmarks, still subject to the next two rules;
+* ``MAX_BACKGROUND`` (1) background compilers are already running for that cache directory.
+  Each holds a lock file ``background-<i>.filling`` in the cache directory that names its
+  process (pid and start time); a lock whose process is gone is stale and is removed;
+* the cache directory is not a trusted one (:mod:`hlm_cli.compile_cache`: the user's own,
+  not writable by group or others), or the model is already in the cache.
+
+A model that gets no background compile is compiled in the foreground by its next fit.
 """
 
 from __future__ import annotations
@@ -30,7 +44,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +54,10 @@ import numpy as np
 #: once and then well under 1 us of overhead. With ~60k-200k gradients per default fit the
 #: quick path wins while a gradient costs less than ~100 us (a few thousand rows).
 QUICK_MAX_ROWS = 5000
-#: A lock older than this is left over from a killed process and is ignored.
-_STALE_LOCK_S = 900
+#: Most detached background compilers running at once per cache directory.
+MAX_BACKGROUND = 1
+_OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
 
 _log = logging.getLogger(__name__)
 #: Models whose C callbacks are still to be compiled into the cache, by cache entry (the newest
@@ -59,8 +74,30 @@ def _forks() -> bool:
 
 
 def background_enabled() -> bool:
-    """Whether :func:`start_background_fills` starts anything (Linux, ``HLM_BACKGROUND_COMPILE`` not 0)."""
-    return _forks() and os.environ.get("HLM_BACKGROUND_COMPILE", "1").strip() != "0"
+    """Whether :func:`start_background_fills` may start anything here (see the module's rules;
+    the per-cache cap is checked when it starts)."""
+    return _background_refusal() is None
+
+
+def _background_refusal() -> str | None:
+    """Why no background compile starts in this process, or ``None``."""
+    if not _forks():
+        return "not Linux"
+    setting = os.environ.get("HLM_BACKGROUND_COMPILE", "").strip().lower()
+    if setting in _OFF:
+        return "HLM_BACKGROUND_COMPILE=0"
+    if setting in _ON:
+        return None
+    ci = os.environ.get("CI", "").strip().lower()
+    if ci and ci not in _OFF:
+        return "CI is set"
+    try:
+        tty = os.isatty(1)
+    except OSError:
+        tty = False
+    if not tty:
+        return "standard output is not a terminal"
+    return None
 
 
 def quick_ok(model) -> bool:
@@ -282,72 +319,189 @@ def pending() -> int:
     return len(_PENDING)
 
 
-def lock_path(entry: Path) -> Path:
-    return entry.with_name(entry.name + ".filling")
-
-
 def start_background_fills() -> int:
-    """Fork one detached process per pending model to compile it into the disk cache.
+    """Fork one detached process per cache directory to compile the pending models into it.
 
-    Called by the CLI after everything is written. Returns the number of processes started
-    (0 when turned off, not on Linux, or another process is already compiling the model).
+    Called by the CLI after a successful command has written everything. Returns the number
+    of processes started: 0 when the module's rules forbid it (turned off, CI, no terminal,
+    not Linux), when ``MAX_BACKGROUND`` compilers already run for the cache directory, or
+    when there is nothing left to compile. The pending models are forgotten either way.
     """
     jobs = [(model, key, cache_dir, entry) for entry, (model, key, cache_dir) in _PENDING.items()]
     _PENDING.clear()
-    if not jobs or not background_enabled():
+    if not jobs:
         return 0
-    started = 0
+    why = _background_refusal()
+    if why is not None:
+        _log.debug("background compile not started: %s", why)
+        return 0
+    from hlm_cli import compile_cache
+
+    by_dir: dict[Path, list[tuple[Any, str]]] = {}
     for model, key, cache_dir, entry in jobs:
-        if entry.exists() or not _take_lock(lock_path(entry)):
+        if not entry.exists():
+            by_dir.setdefault(cache_dir, []).append((model, key))
+    started = 0
+    for cache_dir, models in by_dir.items():
+        try:
+            compile_cache._private_dir(cache_dir)  # trusted, as when the fill was scheduled
+        except (OSError, compile_cache._Untrusted) as err:
+            _log.debug("background compile not started: %s", err)
+            continue
+        lock = _take_slot(cache_dir)
+        if lock is None:
+            _log.debug("background compile not started: %d already running for %s", MAX_BACKGROUND, cache_dir)
             continue
         try:
-            _fork_detached(model, key, cache_dir, lock_path(entry))
+            _fork_detached(models, cache_dir, lock)
             started += 1
         except OSError as err:  # cannot fork: the next fit compiles in the foreground
             _log.debug("background compile not started: %s", err)
-            _release(lock_path(entry))
+            _release(lock)
     return started
 
 
+def slot_locks(cache_dir: Path) -> list[Path]:
+    """The lock files of the background compilers of ``cache_dir`` (one per allowed process)."""
+    return [Path(cache_dir) / f"background-{i}.filling" for i in range(MAX_BACKGROUND)]
+
+
+def running(cache_dir: Path) -> int:
+    """How many background compilers hold a live lock on ``cache_dir`` now."""
+    holders = [_holder(lock) for lock in slot_locks(cache_dir)]
+    return sum(h is not None and _alive(*h) for h in holders)
+
+
+def _take_slot(cache_dir: Path) -> Path | None:
+    for lock in slot_locks(cache_dir):
+        if _take_lock(lock):
+            return lock
+    return None
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux ``/proc``), or ""."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return ""
+
+
+def _owner_line(pid: int) -> str:
+    return f"{pid} {_start_time(pid)}\n"
+
+
+def _holder(lock: Path) -> tuple[int, str] | None:
+    """(pid, start time) named by ``lock``, or None when it is missing or unreadable."""
+    try:
+        parts = lock.read_text().split()
+        return int(parts[0]), (parts[1] if len(parts) > 1 else "")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (pid reuse)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    except OSError:
+        return False
+    now = _start_time(pid)
+    return not (start and now and now != start)
+
+
+def _write_exclusive(path: Path, text: str) -> None:
+    """Create ``path`` (mode 0600) holding ``text``, atomically; FileExistsError if it exists."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.link(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 def _take_lock(lock: Path) -> bool:
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    """Create ``lock`` naming this process; a lock whose process is gone is removed first."""
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _write_exclusive(lock, _owner_line(os.getpid()))
+            return True
         except FileExistsError:
-            try:
-                if time.time() - lock.stat().st_mtime < _STALE_LOCK_S:
-                    return False
-                lock.unlink()
-            except OSError:
-                return False
+            pass
+        except OSError:
+            return False
+        try:
+            st = lock.stat()
+        except FileNotFoundError:
             continue
         except OSError:
             return False
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        return True
+        holder = _holder(lock)
+        if holder is not None and _alive(*holder):
+            return False
+        try:  # stale: its process died without removing it (killed, machine restarted)
+            if lock.stat().st_ino == st.st_ino:
+                lock.unlink()
+        except OSError:
+            return False
     return False
 
 
-def _release(lock: Path) -> None:
+def _hand_over(lock: Path, pid: int) -> None:
+    """Make ``lock`` name process ``pid`` (the detached compiler)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=lock.name + ".", suffix=".tmp", dir=lock.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_owner_line(pid))
+    os.replace(tmp, lock)
+
+
+def _release(lock: Path, pid: int | None = None) -> None:
+    """Remove ``lock`` (only if it names ``pid``, when given)."""
     try:
+        if pid is not None:
+            holder = _holder(lock)
+            if holder is None or holder[0] != pid:
+                return
         lock.unlink()
     except OSError:
         pass
 
 
-def _fork_detached(model, key: str, cache_dir: Path, lock: Path) -> None:
+def _fork_detached(models: list[tuple[Any, str]], cache_dir: Path, lock: Path) -> None:
     """Double fork: the grandchild belongs to no terminal and holds none of our pipes, so
-    the caller (a shell, ``subprocess.run``) sees this process end at once."""
+    the caller (a shell, ``subprocess.run``) sees this process end at once. The lock names
+    this process until the first child has handed it to the grandchild."""
     pid = os.fork()
     if pid:
         os.waitpid(pid, 0)
         return
-    try:  # first child
+    owner = None  # the first child: a failure here releases the parent's lock
+    try:
         os.setsid()
-        if os.fork():
+        grandchild = os.fork()
+        if grandchild:
+            try:
+                _hand_over(lock, grandchild)
+            except OSError:
+                pass
             os._exit(0)
+        owner = os.getpid()
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -358,12 +512,16 @@ def _fork_detached(model, key: str, cache_dir: Path, lock: Path) -> None:
             pass
         from hlm_cli import compile_cache
 
-        compile_cache.compile_model(model, structure_key=key, cache_dir=cache_dir)
-    except BaseException:  # noqa: BLE001 - a failed fill only means the next fit compiles
+        for model, key in models:
+            try:
+                compile_cache.compile_model(model, structure_key=key, cache_dir=cache_dir)
+            except Exception:  # noqa: BLE001 - a failed fill only means the next fit compiles
+                pass
+    except BaseException:  # noqa: BLE001
         pass
     finally:
-        _release(lock)
+        _release(lock, owner)
         os._exit(0)
 
 
-__all__ = ["compile_quick", "is_quick", "quick_ok", "schedule_fill", "start_background_fills", "pending", "lock_path"]
+__all__ = ["compile_quick", "is_quick", "quick_ok", "schedule_fill", "start_background_fills", "pending", "running", "slot_locks"]
