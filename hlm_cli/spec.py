@@ -2,7 +2,10 @@
 
 Sources merge in a stated order, lowest first: built-in defaults < ``--config FILE`` <
 command-line flags. Specs are frozen and forbid unknown keys, so a typo in a config file is an
-error that names the key, the rule and the value, never silently ignored.
+error that names the key, the rule and the value, never silently ignored. Every validation
+error names the setting as the user wrote it (``--target-accept`` on the command line,
+``sampler.target_accept`` in a config file), the rule, the value it got, and a hint with the
+valid range (the ``SETTINGS`` table).
 
 A config file mirrors the flags (``configs/cell_lines.toml``)::
 
@@ -16,21 +19,43 @@ A config file mirrors the flags (``configs/cell_lines.toml``)::
 
     [priors]
     Intercept = "Normal(0, 5)"
+
+Numbers and switches are strict: ``draws = true`` or ``draws = "10"`` or ``chains = 2.5`` is
+an error, not 1, 10 or 2 (TOML has real integers and booleans; the command line gives them
+too).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
-from hlm_cli.errors import ConfigError
+from hlm_cli.errors import ConfigError, HlmError, PriorError, closest_match
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 Adaptation = Literal["diag", "draw_diag", "low_rank"]
 Parameterization = Literal["auto", "centered", "noncentered", "zerosum"]
+
+MIN_TUNE = 1  # nutpie (0.16) panics with tune = 0 (a Rust PoisonError); 1 runs, ~200+ adapts well
+MAX_DRAWS = 10_000_000  # draws x chains (and tune): a sanity bound; check_memory does the real check
+MAX_CHAINS = 128
+MAX_CORES = 4096
+# nutpie takes a u64 and numpy's Generator any size, but numpy's legacy seeding and JAX's
+# PRNG keys take 32 bits, and hlm derives seeds as seed + k; 2^32 - 1 keeps every user in range
+MAX_SEED = 2**32 - 1
 
 
 class Spec(BaseModel):
@@ -38,60 +63,133 @@ class Spec(BaseModel):
 
 
 class SamplerSpec(Spec):
-    draws: Annotated[int, Field(gt=0, description="posterior draws per chain")] = 1000
-    tune: Annotated[int, Field(ge=0, description="warm-up iterations per chain")] = 1000
-    chains: Annotated[int, Field(gt=0)] = 4
-    cores: Annotated[int | None, Field(gt=0)] = None  # None: all cores
-    seed: Annotated[int, Field(ge=0)] = 20240601
-    target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    draws: Annotated[StrictInt, Field(ge=1, le=MAX_DRAWS, description="posterior draws per chain")] = 1000
+    tune: Annotated[StrictInt, Field(ge=MIN_TUNE, le=MAX_DRAWS, description="warm-up iterations per chain")] = 1000
+    chains: Annotated[StrictInt, Field(ge=1, le=MAX_CHAINS)] = 4
+    cores: Annotated[StrictInt | None, Field(ge=1, le=MAX_CORES)] = None  # None: all cores
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 20240601
+    target_accept: Annotated[float, Field(gt=0, lt=1, strict=True, allow_inf_nan=False)] = 0.9
     sampler: Sampler = "nutpie"
     adaptation: Adaptation = "diag"
     parameterization: Parameterization = "auto"
-    max_treedepth: Annotated[int, Field(gt=0, le=20)] = 10
+    max_treedepth: Annotated[StrictInt, Field(ge=1, le=20)] = 10
+
+
+def _not_blank(v: str | None) -> str | None:
+    if v is not None and not v.strip():
+        raise ValueError("must not be empty")
+    return v
+
+
+def _path_text(v: Any) -> Any:
+    if isinstance(v, str):
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if "\x00" in v:
+            raise ValueError("must not contain a NUL character")
+    return v
 
 
 class FitSpec(Spec):
     data: Path
-    formula: str
+    formula: StrictStr
     out: Path
-    family: str = "gaussian"
-    priors: dict[str, str] = Field(default_factory=dict)
-    categorical: list[str] = Field(default_factory=list)
-    se: str | None = None  # --se COL: same as "y | se(COL) ~ ..."
-    sigma_formula: str | None = None  # --sigma-formula "~ group": log(sigma) regression
-    dropna: bool = True
-    prior_predictive: bool = False
-    force: bool = False
-    quiet: bool = False
-    strict: bool = False
-    plots: bool = True  # figures under plots/ and report.html
-    color_by: str | None = None  # column colouring plots/pred_vs_obs.png
-    svg: bool = False
-    cache: bool = True
+    family: StrictStr = "gaussian"
+    priors: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    categorical: list[StrictStr] = Field(default_factory=list)
+    se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
+    sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
+    dropna: StrictBool = True
+    prior_predictive: StrictBool = False
+    force: StrictBool = False
+    quiet: StrictBool = False
+    strict: StrictBool = False
+    plots: StrictBool = True  # figures under plots/ and report.html
+    color_by: StrictStr | None = None  # column colouring plots/pred_vs_obs.png
+    svg: StrictBool = False
+    cache: StrictBool = True
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     config_file: Path | None = None
     command: str | None = None
 
-    @field_validator("formula")
+    @field_validator("formula", "family", "se", "sigma_formula", "color_by")
     @classmethod
-    def _formula_not_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
+    def _text_not_empty(cls, v: str | None) -> str | None:
+        return _not_blank(v)
+
+    @field_validator("categorical")
+    @classmethod
+    def _columns_not_empty(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _not_blank(name)
         return v
+
+    @field_validator("data", "out", "config_file", mode="before")
+    @classmethod
+    def _path_ok(cls, v: Any) -> Any:
+        return _path_text(v)
 
 
 SAMPLER_KEYS = set(SamplerSpec.model_fields)
+INTERNAL_KEYS = {"config_file", "command"}  # set by hlm, not settings a config file may give
+
+# setting -> (what it takes, an example value as TOML writes it); hints are built from these
+SETTINGS: dict[str, tuple[str, str]] = {
+    "data": ("the path of the data file", '"data/ko.csv"'),
+    "formula": ("an lme4 formula", '"logfc ~ 1 + (1|gene)"'),
+    "out": ("the run directory to create", '"results/ko"'),
+    "family": ("gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta or lognormal", '"gaussian"'),
+    "priors": ('a table of TERM = "Dist(args)" strings', '{ Intercept = "Normal(0, 5)", sigma = "HalfNormal(1)" }'),
+    "categorical": ("a list of column names", '["cell_line"]'),
+    "se": ("the column of known standard errors", '"sigma"'),
+    "sigma_formula": ("a one-sided formula for log(sigma)", '"~ group"'),
+    "color_by": ("a column name", '"Treatment"'),
+    "sampler": ("a table of sampler settings (draws, tune, chains, ...)", "{ draws = 1000 }"),
+    "sampler.draws": (f"a whole number from 1 to {MAX_DRAWS} (draws x chains at most {MAX_DRAWS})", "1000"),
+    "sampler.tune": (f"a whole number from {MIN_TUNE} to {MAX_DRAWS} (nutpie needs at least {MIN_TUNE} warm-up "
+                     "iteration; fewer than ~200 adapt poorly)", "1000"),
+    "sampler.chains": (f"a whole number from 1 to {MAX_CHAINS}", "4"),
+    "sampler.cores": (f"a whole number from 1 to {MAX_CORES} (leave it out to use all cores)", "4"),
+    "sampler.seed": (f"a whole number from 0 to {MAX_SEED} (2^32 - 1)", "1"),
+    "sampler.target_accept": ("a number strictly between 0 and 1; raise it towards 0.99 to cure divergences", "0.95"),
+    "sampler.max_treedepth": ("a whole number from 1 to 20", "12"),
+    "sampler.sampler": ("nutpie, pymc, numpyro or blackjax", '"nutpie"'),
+    "sampler.adaptation": ("diag, draw_diag or low_rank", '"diag"'),
+    "sampler.parameterization": ("auto, centered, noncentered or zerosum", '"auto"'),
+}
+for _flag in ("dropna", "prior_predictive", "force", "quiet", "strict", "plots", "svg", "cache"):
+    SETTINGS[_flag] = ("true or false", "true")
+
+# settings whose command-line spelling is not --name-with-dashes
+FLAG_NAMES = {"data": "DATA", "priors": "--prior", "plots": "--no-plots", "cache": "--no-cache",
+              "dropna": "--dropna/--no-dropna", "sampler": "--sampler"}
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config, refusing a missing, unreadable, non-UTF-8 or invalid file."""
     path = Path(path)
+    name = str(path)
     if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist", hint="check the path given to --config")
+        raise ConfigError(f"config file {name!r} does not exist", hint="check the path given to --config")
+    if path.is_dir():
+        raise ConfigError(f"--config {name!r} is a directory, not a file", hint="give a TOML file, e.g. --config configs/cell_lines.toml")
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {name!r}: {err.strerror or err}", hint="check the file's permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"config file {name!r} is not UTF-8 text (byte {raw[err.start]:#04x} on line {line})",
+                          hint="save it as UTF-8; TOML files must be UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path.name} is not valid TOML: {err}", hint="see configs/ for examples") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path.name} is nested too deeply to read", hint="see configs/ for examples") from None
 
 
 def deep_merge(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -119,25 +217,72 @@ def nest(flags: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _normalize_config(raw: dict[str, Any], source: str) -> dict[str, Any]:
-    """Accept the flag spellings in TOML too (target-accept, prior list)."""
+def _unknown(source: str, written: str) -> ConfigError:
+    fields = sorted(set(FitSpec.model_fields) - INTERNAL_KEYS) + [f"sampler.{k}" for k in sorted(SAMPLER_KEYS)]
+    return ConfigError(f"{source}: unknown setting {written!r}",
+                       hint=closest_match(written.split(".")[-1], fields, what="settings"))
+
+
+def _normalize_config(raw: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[tuple, str]]:
+    """Accept the flag spellings in TOML too (target-accept, top-level draws, a prior list).
+
+    Returns the normalized settings and, for each normalized key path, the key as written in
+    the file (for messages).
+    """
     out: dict[str, Any] = {}
+    written: dict[tuple, str] = {}
     for k, v in raw.items():
+        k = str(k)
         key = k.replace("-", "_")
         if key == "prior":
             key = "priors"
+        if key in INTERNAL_KEYS:
+            raise _unknown(source, k)
         if key == "priors" and isinstance(v, list):
-            from hlm_cli.model.priors import parse_prior
-
-            v = {t: x.partition("=")[2].strip() for t, x in ((parse_prior(x)[0], x) for x in v)}
-        if isinstance(v, dict) and key == "sampler":
-            out.setdefault("sampler", {}).update({kk.replace("-", "_"): vv for kk, vv in v.items()})
+            v = _prior_list(v, source, k)
+        if key == "sampler" and isinstance(v, dict):
+            written.setdefault(("sampler",), k)
+            for kk, vv in v.items():
+                nk = str(kk).replace("-", "_")
+                out.setdefault("sampler", {})[nk] = vv
+                written[("sampler", nk)] = f"{k}.{kk}"
             continue
         if key in SAMPLER_KEYS:
             out.setdefault("sampler", {})[key] = v
+            written[("sampler", key)] = k
         else:
             out[key] = v
-    return out
+            written[(key,)] = k
+    return out, written
+
+
+def _prior_list(items: list, source: str, key: str) -> dict[str, str]:
+    """``priors = ["sigma=HalfNormal(1)", ...]`` in a config file, as the flags write them."""
+    from hlm_cli.model.priors import parse_prior
+
+    table: dict[str, str] = {}
+    for i, text in enumerate(items):
+        where = f"{source}: {key}[{i}]"
+        if not isinstance(text, str):
+            raise ConfigError(f"{where} must be text such as \"sigma=HalfNormal(1)\" (got {_show(text)})",
+                              hint=f'e.g. {key} = ["Intercept=Normal(0, 5)", "sigma=HalfNormal(1)"]')
+        term, _ = parse_prior(text, where=f"{where} = {text!r}")
+        if term in table:
+            raise PriorError(f"{source}: two priors given for {term!r} in {key}", hint="give each term one prior")
+        table[term] = text.partition("=")[2].strip()
+    return table
+
+
+def _flag_priors(texts: list[str]) -> dict[str, str]:
+    from hlm_cli.model.priors import parse_prior
+
+    table: dict[str, str] = {}
+    for text in texts:
+        term, _ = parse_prior(text)
+        if term in table:
+            raise PriorError(f"two --prior given for {term!r}", hint="give each term one --prior")
+        table[term] = text.partition("=")[2].strip()
+    return table
 
 
 def load_fit_spec(config: Path | None, **flags: Any) -> FitSpec:
@@ -145,38 +290,282 @@ def load_fit_spec(config: Path | None, **flags: Any) -> FitSpec:
 
     ``priors`` in flags is a list of ``"TERM=Dist(args)"`` strings; in a config file it is a
     ``[priors]`` table of ``TERM = "Dist(args)"`` (a list of strings works too).
+
+    Raises
+    ------
+    ConfigError, PriorError
+        Naming the setting as the user wrote it, the rule and the value, with a hint. Nothing
+        is read but the config file.
     """
     source = str(config) if config else "command line"
-    base = _normalize_config(read_toml(config), source) if config else {}
+    raw = read_toml(config) if config else {}
+    return spec_from_layers(raw, source, config_file=config, **flags)
+
+
+def spec_from_layers(raw: dict[str, Any], source: str, *, config_file: Path | None = None, **flags: Any) -> FitSpec:
+    """Validate an already-read config table ``raw`` (from ``source``) merged with flags.
+
+    The part of :func:`load_fit_spec` after the file is read; any input gives a
+    :class:`FitSpec` or an :class:`~hlm_cli.errors.HlmError`.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a table of settings (got {_show(raw)})", hint="see configs/ for examples")
+    base, written = _normalize_config(raw, source)
     prior_flags = flags.pop("priors", None) or []
     layer = nest(flags)
     if prior_flags:
-        from hlm_cli.model.priors import parse_prior
-
-        layer["priors"] = {}
-        for text in prior_flags:
-            term, _ = parse_prior(text)
-            layer["priors"][term] = text.partition("=")[2].strip()
+        layer["priors"] = _flag_priors(list(prior_flags))
     merged = deep_merge(base, layer)
-    if config:
-        merged["config_file"] = config
+    if config_file:
+        merged["config_file"] = config_file
     try:
-        return FitSpec.model_validate(merged)
+        spec = FitSpec.model_validate(merged)
     except ValidationError as err:
-        raise from_validation(err, source) from None
+        raise from_validation(err, source, flags=layer, written=written) from None
+    _check_totals(spec, source, layer, written)
+    _check_family_and_priors(spec, source, layer, written)
+    return spec
 
 
-def from_validation(err: ValidationError, source: str) -> ConfigError:
+def _check_totals(spec: FitSpec, source: str, layer: dict, written: dict) -> None:
+    s = spec.sampler
+    if s.draws * s.chains > MAX_DRAWS:
+        cli = _in(layer, ("sampler", "draws")) or _in(layer, ("sampler", "chains"))
+        d = _name(("sampler", "draws"), source, layer, written)
+        raise ConfigError(
+            ("" if cli else f"{source}: ") + f"{d} {s.draws} with {s.chains} chains is {s.draws * s.chains} draws in all, "
+            f"more than hlm keeps (draws x chains at most {MAX_DRAWS})",
+            hint="use fewer draws: 1000-5000 per chain are plenty for means and 94% intervals",
+        )
+
+
+def _check_family_and_priors(spec: FitSpec, source: str, layer: dict, written: dict) -> None:
+    """Unknown families and config-file priors fail here, before any data is read."""
+    from hlm_cli.model.families import get_family
+    from hlm_cli.model.priors import parse_prior
+
+    try:
+        get_family(spec.family)
+    except ConfigError as err:
+        if "family" in layer:
+            raise  # the message names the value given to --family
+        raise ConfigError(f"{source}: {written.get(('family',), 'family')}: {err.message}", hint=err.hint) from None
+    from_flags = layer.get("priors", {})
+    for term, text in spec.priors.items():
+        if term in from_flags:
+            continue  # parsed as written on the command line
+        key = written.get(("priors",), "priors")
+        parse_prior(f"{term}={text}", where=f"{source}: {key}.{term} = {text!r}")
+
+
+def _in(tree: dict, path: tuple) -> bool:
+    node: Any = tree
+    for p in path:
+        if not isinstance(node, dict) or p not in node:
+            return False
+        node = node[p]
+    return True
+
+
+def _name(path: tuple, source: str, layer: dict, written: dict) -> str:
+    """The setting at ``path`` as the user wrote it: ``--draws``, or ``run.toml: sampler.draws``."""
+    keys = tuple(p for p in path if isinstance(p, str))
+    if _in(layer, keys[:2]):
+        if keys[0] == "sampler" and len(keys) > 1:
+            return "--" + keys[1].replace("_", "-")
+        return FLAG_NAMES.get(keys[0], "--" + keys[0].replace("_", "-"))
+    for n in (2, 1):
+        if tuple(path[:n]) in written:
+            text, rest = written[tuple(path[:n])], path[n:]
+            break
+    else:
+        n = 2 if keys[:1] == ("sampler",) else 1
+        text, rest = ".".join(str(p) for p in path[:n]), path[n:]
+    for p in rest:
+        text += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return text
+
+
+def _show(value: Any) -> str:
+    """A short description of a value for a message."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()}, a boolean"
+    if isinstance(value, int):
+        digits = str(abs(value)) if abs(value) < 10**4000 else ""
+        return repr(value) if len(digits) <= 24 else f"a {len(digits) or 'huge'}-digit number" if digits else "a huge number"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_RULES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text (a quoted string)",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "path_type": "must be a path (a quoted string)",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def _rule(e: dict) -> str:
+    template = _RULES.get(e["type"])
+    if template:
+        try:
+            return template.format(**(e.get("ctx") or {}))
+        except (KeyError, IndexError):
+            pass
+    msg = str(e.get("msg", "is not valid"))
+    msg = msg.removeprefix("Value error, ")
+    return msg.replace("Input should be", "must be").replace("input should be", "must be")
+
+
+def from_validation(err: ValidationError, source: str, *, flags: dict | None = None,
+                    written: dict | None = None) -> ConfigError:
+    """A :class:`ConfigError` for the first problem pydantic found, naming the setting as the
+    user wrote it (``flags``: the command-line layer; ``written``: key paths as in the file),
+    the rule and the value, with the valid range as the hint."""
+    flags, written = flags or {}, written or {}
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"])
-    msg = e["msg"]
+    loc = tuple(e["loc"])
     if e["type"] == "extra_forbidden":
-        fields = sorted(set(FitSpec.model_fields) - {"config_file", "command"}) + [f"sampler.{k}" for k in SAMPLER_KEYS]
-        from hlm_cli.errors import closest_match
-
-        return ConfigError(f"{source}: unknown setting {loc!r}", hint=closest_match(loc.split(".")[-1], fields, what="settings"))
+        return _unknown(source, _name(loc, source, {}, written))
+    keys = tuple(p for p in loc if isinstance(p, str))
+    if keys and keys[0] == "sampler" and len(keys) > 1 and keys[1] not in SAMPLER_KEYS:
+        keys = keys[:1]  # the literal/union branch names pydantic appends
     if e["type"] == "missing":
-        flag = "--" + loc.replace("_", "-")
-        return ConfigError(f"{source}: {loc} is required", hint=f"give {flag} on the command line or {loc} = ... in the config file")
-    got = e.get("input")
-    return ConfigError(f"{source}: {loc}: {msg.lower()} (got {got!r})", hint=None)
+        flag = FLAG_NAMES.get(keys[-1], "--" + keys[-1].replace("_", "-"))
+        where = ".".join(keys)
+        return ConfigError(f"{source}: {where} is required", hint=f"give {flag} on the command line or {where} = ... in the config file")
+    key = ".".join(keys[:2]) if keys[:1] == ("sampler",) else keys[0]
+    from_cli = _in(flags, keys[:2])
+    name = _name(loc if e["type"] not in ("literal_error",) else keys, source, flags, written)
+    rule = _rule(e)
+    what, example = SETTINGS.get(key, ("a valid value", "..."))
+    got = _show(e.get("input"))
+    if from_cli:
+        cli_example = example if " " in example else example.strip('"')
+        hint = f"{name} takes {what}" + (f", e.g. {name} {cli_example}" if key.startswith("sampler.") or what != "true or false" else "")
+        return ConfigError(f"{name} {rule} (got {got})", hint=hint)
+    bare = _name(keys[:2] if key.startswith("sampler.") else keys[:1], source, {}, written)
+    return ConfigError(f"{source}: {name} {rule} (got {got})", hint=f"{bare} takes {what}, e.g. {bare} = {example}")
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+BYTES_PER_VALUE = 8  # float64
+
+
+def estimate_posterior_bytes(chains: int, draws: int, n_params: int, n_rows: int) -> int:
+    """Bytes the kept posterior takes in memory, as float64.
+
+    The pointwise log-likelihood and the posterior predictive each hold one value per row,
+    chain and draw (``n_rows x chains x draws x 8`` bytes each); the parameters one per
+    parameter, chain and draw.
+
+    Parameters
+    ----------
+    chains, draws : int
+        As sampled (``draws`` per chain, after warm-up).
+    n_params : int
+        Scalar parameters stored per draw (population effects, group effects, SDs, ...).
+    n_rows : int
+        Data rows the model uses.
+
+    Returns
+    -------
+    int
+    """
+    per_draw = 2 * max(int(n_rows), 0) + max(int(n_params), 0)
+    return max(int(chains), 0) * max(int(draws), 0) * per_draw * BYTES_PER_VALUE
+
+
+def available_memory(meminfo: str | Path = "/proc/meminfo") -> int | None:
+    """Bytes of memory available to new allocations: ``MemAvailable`` from /proc/meminfo
+    (Linux), else free physical pages (``os.sysconf``), else None (unknown)."""
+    try:
+        with open(meminfo, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    parts = line.split()
+                    unit = parts[2].lower() if len(parts) > 2 else "kb"
+                    return int(parts[1]) * (1024 if unit == "kb" else 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES")
+        size = os.sysconf("SC_PAGE_SIZE")
+        if pages > 0 and size > 0:
+            return int(pages) * int(size)
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def _gb(n: float) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def check_memory(chains: int, draws: int, n_params: int, n_rows: int, *, available: int | None = None,
+                 headroom: float = 2.0) -> int:
+    """Refuse a run whose posterior would not fit in memory, before sampling starts.
+
+    The posterior is held in memory while it is completed (user-scale parameters,
+    log-likelihood, predictions) and written, which takes about ``headroom`` times the
+    estimate of :func:`estimate_posterior_bytes`.
+
+    Parameters
+    ----------
+    chains, draws, n_params, n_rows : int
+        See :func:`estimate_posterior_bytes`.
+    available : int, optional
+        Bytes available; read from the system (:func:`available_memory`) when None. When it
+        cannot be read either, nothing is refused.
+    headroom : float
+        Copies of the posterior alive at the peak.
+
+    Returns
+    -------
+    int
+        The estimate in bytes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the estimate and the available memory, with a hint (fewer draws or chains).
+    """
+    need = estimate_posterior_bytes(chains, draws, n_params, n_rows)
+    have = available_memory() if available is None else available
+    if have is None or need * headroom <= have:
+        return need
+    per_draw = estimate_posterior_bytes(chains, 1, n_params, n_rows)  # one draw in every chain
+    fits = int(have / headroom // max(per_draw, 1))
+    if fits >= 1:
+        hint = (f"use fewer draws: --draws {fits} or fewer would fit (1000-5000 per chain are plenty for "
+                "means and 94% intervals), or fewer --chains")
+    else:
+        hint = "even one draw per chain does not fit: use fewer --chains, or a machine with more memory"
+    raise ConfigError(
+        f"the posterior would take about {_gb(need)} in memory ({chains} chains x {draws} draws x "
+        f"({n_rows} rows x 2 + {n_params} parameters) x 8 bytes), about {_gb(need * headroom)} at its peak "
+        f"while it is written, but only {_gb(have)} is available",
+        hint=hint,
+    )

@@ -20,7 +20,7 @@ def batch(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="batch directory, e.g. results/screens: one run directory per input, batch_summary.csv, batch_status.csv", rich_help_panel=OUTPUT, show_default=False)] = None,
     manifest: Annotated[Path | None, typer.Option("--manifest", help="text file listing inputs, one path or glob per line (relative to the file), e.g. list.txt", rich_help_panel=BATCH, show_default=False)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML run config, as for hlm fit, e.g. configs/cell_lines.toml; flags win over it", show_default=False)] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="worker processes, e.g. 4 [default: all cores]", rich_help_panel=BATCH, show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes, e.g. 4 [default: all cores]", rich_help_panel=BATCH, show_default=False)] = None,
     scheduler: Annotated[str | None, typer.Option(help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786; --out must be on a filesystem the workers share (docs/batch.md)", rich_help_panel=BATCH, show_default=False)] = None,
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="fit again the inputs whose last attempt failed (a re-run skips them otherwise)", rich_help_panel=BATCH)] = False,
     force: Annotated[bool, typer.Option("--force", help="fit every input again, even those already done", rich_help_panel=BATCH)] = False,
@@ -29,13 +29,13 @@ def batch(
     prior: Annotated[list[str] | None, typer.Option("--prior", help='TERM=Dist(args), repeatable, e.g. --prior "1|gene=HalfNormal(1)"', rich_help_panel=MODEL, show_default=False)] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
     se: Annotated[str | None, typer.Option("--se", help="column of known standard errors, e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
-    draws: Annotated[int | None, typer.Option(min=1, help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    tune: Annotated[int | None, typer.Option(min=0, help="warm-up iterations per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    chains: Annotated[int | None, typer.Option(min=1, help="number of chains, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    cores: Annotated[int | None, typer.Option(min=1, help="threads per fit, e.g. 2 [default: 1 with several workers, else all]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="random seed of every input, e.g. 1 (same seed, same numbers)", rich_help_panel=SAMPLER, show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option(help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    tune: Annotated[int | None, typer.Option(help="warm-up iterations per chain, at least 1, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    chains: Annotated[int | None, typer.Option(help="number of chains, 1 to 128, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    cores: Annotated[int | None, typer.Option(help="threads per fit, e.g. 2 [default: 1 with several workers, else all]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed of every input, 0 to 4294967295, e.g. 1 (same seed, same numbers)", rich_help_panel=SAMPLER, show_default=False)] = None,
     target_accept: Annotated[float | None, typer.Option("--target-accept", help="NUTS target acceptance, e.g. 0.95 [default: 0.9]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    max_treedepth: Annotated[int | None, typer.Option("--max-treedepth", help="NUTS maximum tree depth, e.g. 12 [default: 10]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    max_treedepth: Annotated[int | None, typer.Option("--max-treedepth", help="NUTS maximum tree depth, 1 to 20, e.g. 12 [default: 10]", rich_help_panel=SAMPLER, show_default=False)] = None,
     sampler: Annotated[str | None, typer.Option(help="nutpie (default), pymc, numpyro or blackjax", rich_help_panel=SAMPLER, show_default=False)] = None,
     parameterization: Annotated[str | None, typer.Option(help="group terms: auto (default), centered, noncentered or zerosum", rich_help_panel=SAMPLER, show_default=False)] = None,
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: diag (default), draw_diag or low_rank", rich_help_panel=SAMPLER, show_default=False)] = None,
@@ -64,6 +64,8 @@ def batch(
         raise ConfigError("hlm batch needs --out", hint="e.g. --out results/batch (one run directory per input goes there)")
     if not inputs and manifest is None:
         raise ConfigError("no input files given", hint='e.g. hlm batch "data/*.csv" --formula ... --out results/batch, or --manifest list.txt')
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1 (got {workers})", hint="--workers takes a whole number >= 1, e.g. --workers 4 (leave it out to use all cores)")
     command = shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None
     flags = dict(
         family=family, categorical=categorical, se=se, draws=draws, tune=tune, chains=chains,

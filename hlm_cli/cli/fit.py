@@ -22,13 +22,13 @@ def fit(
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
     se: Annotated[str | None, typer.Option("--se", help="column of known standard errors (same as 'y | se(COL) ~ ...'), e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)', rich_help_panel=MODEL, show_default=False)] = None,
-    draws: Annotated[int | None, typer.Option(min=1, help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    tune: Annotated[int | None, typer.Option(min=0, help="warm-up iterations per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    chains: Annotated[int | None, typer.Option(min=1, help="number of chains, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    cores: Annotated[int | None, typer.Option(min=1, help="chains run in parallel on this many cores [default: all]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="random seed, e.g. 1 (same seed, same numbers)", rich_help_panel=SAMPLER, show_default=False)] = None,
-    target_accept: Annotated[float | None, typer.Option("--target-accept", help="NUTS target acceptance, e.g. 0.95 to cure divergences [default: 0.9]", rich_help_panel=SAMPLER, show_default=False)] = None,
-    max_treedepth: Annotated[int | None, typer.Option("--max-treedepth", help="NUTS maximum tree depth, e.g. 12 [default: 10]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    draws: Annotated[int | None, typer.Option(help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    tune: Annotated[int | None, typer.Option(help="warm-up iterations per chain, at least 1, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    chains: Annotated[int | None, typer.Option(help="number of chains, 1 to 128, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    cores: Annotated[int | None, typer.Option(help="chains run in parallel on this many cores [default: all]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed from 0 to 4294967295, e.g. 1 (same seed, same numbers)", rich_help_panel=SAMPLER, show_default=False)] = None,
+    target_accept: Annotated[float | None, typer.Option("--target-accept", help="NUTS target acceptance, between 0 and 1, e.g. 0.95 to cure divergences [default: 0.9]", rich_help_panel=SAMPLER, show_default=False)] = None,
+    max_treedepth: Annotated[int | None, typer.Option("--max-treedepth", help="NUTS maximum tree depth, 1 to 20, e.g. 12 [default: 10]", rich_help_panel=SAMPLER, show_default=False)] = None,
     sampler: Annotated[str | None, typer.Option(help="nutpie (default), pymc, numpyro or blackjax", rich_help_panel=SAMPLER, show_default=False)] = None,
     parameterization: Annotated[str | None, typer.Option(help="group terms: auto (default), centered, noncentered or zerosum", rich_help_panel=SAMPLER, show_default=False)] = None,
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: diag (default), draw_diag or low_rank", rich_help_panel=SAMPLER, show_default=False)] = None,
@@ -53,6 +53,11 @@ def fit(
     from hlm_cli.spec import load_fit_spec
 
     formulas = list(formula or [])
+    for i, text in enumerate(formulas[1:], start=2):
+        if not text.strip():
+            from hlm_cli.errors import ConfigError
+
+            raise ConfigError(f"--formula number {i} is empty", hint='give a formula each time, e.g. --formula "logfc ~ 1 + (1|gene)"')
     spec = load_fit_spec(
         config,
         data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, categorical=categorical, se=se, sigma_formula=sigma_formula,

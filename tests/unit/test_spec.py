@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from hlm_cli.errors import ConfigError, PriorError
-from hlm_cli.spec import deep_merge, load_fit_spec
+from hlm_cli import spec as spec_mod
+from hlm_cli.errors import ConfigError, HlmError, PriorError
+from hlm_cli.spec import MAX_DRAWS, check_memory, deep_merge, estimate_posterior_bytes, load_fit_spec
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -41,16 +42,170 @@ def test_unknown_key_is_named(tmp_path):
     assert "draws" in ei.value.hint
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("draws", 0, "sampler.draws"),
-    ("target_accept", 1.5, "sampler.target_accept"),
-    ("sampler", "stan", "sampler.sampler"),
-    ("parameterization", "weird", "sampler.parameterization"),
+@pytest.mark.parametrize("key, value, message, hint", [
+    ("draws", 0, "--draws must be >= 1 (got 0)", "--draws takes a whole number from 1 to 10000000"),
+    ("tune", 0, "--tune must be >= 1 (got 0)", "nutpie needs at least 1 warm-up iteration"),
+    ("chains", 0, "--chains must be >= 1 (got 0)", "from 1 to 128"),
+    ("chains", 1000, "--chains must be <= 128 (got 1000)", "e.g. --chains 4"),
+    ("cores", 0, "--cores must be >= 1 (got 0)", "leave it out to use all cores"),
+    ("seed", -1, "--seed must be >= 0 (got -1)", "from 0 to 4294967295"),
+    ("seed", 2**32, "--seed must be <= 4294967295 (got 4294967296)", "e.g. --seed 1"),
+    ("seed", 10**20, "--seed must be <= 4294967295 (got 100000000000000000000)", "2^32 - 1"),
+    ("target_accept", 1.0, "--target-accept must be < 1.0 (got 1.0)", "strictly between 0 and 1"),
+    ("target_accept", 0.0, "--target-accept must be > 0.0 (got 0.0)", "e.g. --target-accept 0.95"),
+    ("target_accept", 1.5, "--target-accept must be < 1.0 (got 1.5)", "strictly between 0 and 1"),
+    ("target_accept", float("nan"), "--target-accept must be a finite number (got nan)", "between 0 and 1"),
+    ("max_treedepth", 0, "--max-treedepth must be >= 1 (got 0)", "from 1 to 20"),
+    ("max_treedepth", 100, "--max-treedepth must be <= 20 (got 100)", "e.g. --max-treedepth 12"),
+    ("sampler", "stan", "--sampler must be one of 'nutpie', 'pymc', 'numpyro' or 'blackjax' (got 'stan')", "e.g. --sampler nutpie"),
+    ("parameterization", "weird", "--parameterization must be one of", "auto, centered, noncentered or zerosum"),
+    ("adaptation", "full", "--adaptation must be one of", "diag, draw_diag or low_rank"),
+    ("family", "", "--family must not be empty (got '')", "gaussian, t, bernoulli"),
+    ("se", " ", "--se must not be empty (got ' ')", "--se takes the column of known standard errors"),
 ])
-def test_bad_values_name_the_key(key, value, fragment):
+def test_bad_flags_name_the_option_rule_and_value(key, value, message, hint):
     with pytest.raises(ConfigError) as ei:
         load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x", **{key: value})
-    assert fragment in str(ei.value) and "command line" in str(ei.value)
+    assert str(ei.value) == message or str(ei.value).startswith(message)
+    assert hint in ei.value.hint
+
+
+def test_empty_formula_flag():
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="  ")
+    assert str(ei.value) == "--formula must not be empty (got '  ')"
+    assert 'e.g. --formula "logfc ~ 1 + (1|gene)"' in ei.value.hint
+
+
+def test_draws_times_chains_is_bounded():
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x", draws=10_000_000)
+    assert "--draws 10000000 with 4 chains is 40000000 draws in all" in str(ei.value)
+    assert "fewer draws" in ei.value.hint
+    spec = load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x", draws=2_500_000, chains=4)
+    assert spec.sampler.draws * spec.sampler.chains == MAX_DRAWS
+
+
+def test_valid_edges_are_accepted():
+    spec = load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x", tune=1, seed=2**32 - 1,
+                         chains=128, draws=1, target_accept=0.999, max_treedepth=20, cores=1)
+    s = spec.sampler
+    assert (s.tune, s.seed, s.chains, s.draws, s.target_accept, s.max_treedepth, s.cores) == (1, 2**32 - 1, 128, 1, 0.999, 20, 1)
+
+
+@pytest.mark.parametrize("toml, message, hint", [
+    ('draws = "many"', "run.toml: draws must be a whole number (got 'many')", "draws = 1000"),
+    ("draws = true", "run.toml: draws must be a whole number (got true, a boolean)", "draws takes a whole number"),
+    ('draws = "10"', "run.toml: draws must be a whole number (got '10')", "draws = 1000"),
+    ("[sampler]\nchains = 2.5", "run.toml: sampler.chains must be a whole number (got 2.5)", "sampler.chains = 4"),
+    ("[sampler]\nchains = 2.0", "run.toml: sampler.chains must be a whole number (got 2.0)", "from 1 to 128"),
+    ("tune = 0", "run.toml: tune must be >= 1 (got 0)", "nutpie needs at least 1"),
+    ("[sampler]\nseed = 18446744073709551616", "run.toml: sampler.seed must be <= 4294967295", "2^32 - 1"),
+    ("target-accept = 1", "run.toml: target-accept must be < 1.0 (got 1)", "target-accept = 0.95"),
+    ("[sampler]\ntarget_accept = true", "run.toml: sampler.target_accept must be a number (got true, a boolean)", "between 0 and 1"),
+    ("[sampler]\ntarget_accept = nan", "run.toml: sampler.target_accept must be a finite number (got nan)", "between 0 and 1"),
+    ("[sampler]\ntarget_accept = inf", "run.toml: sampler.target_accept must be a finite number (got inf)", "between 0 and 1"),
+    ("[sampler]\nmax_treedepth = 100", "run.toml: sampler.max_treedepth must be <= 20 (got 100)", "from 1 to 20"),
+    ("priors = 3", "run.toml: priors must be a table (got 3)", 'Intercept = "Normal(0, 5)"'),
+    ("[priors]\nsigma = 3", "run.toml: priors.sigma must be text (a quoted string) (got 3)", 'TERM = "Dist(args)"'),
+    ('categorical = "g"', "run.toml: categorical must be a list (got 'g')", 'categorical = ["cell_line"]'),
+    ('categorical = ["g", 1]', "run.toml: categorical[1] must be text (a quoted string) (got 1)", "a list of column names"),
+    ('dropna = "yes"', "run.toml: dropna must be true or false (got 'yes')", "dropna = true"),
+    ("plots = 1", "run.toml: plots must be true or false (got 1)", "true or false"),
+    ('family = ""', "run.toml: family must not be empty (got '')", "gaussian, t, bernoulli"),
+    ("family = 3", "run.toml: family must be text (a quoted string) (got 3)", 'family = "gaussian"'),
+    ('family = "gausian"', "run.toml: family: unknown family 'gausian'", "gaussian"),
+    ('sampler = "stan"', "run.toml: sampler must be one of 'nutpie'", 'sampler = "nutpie"'),
+    ('[sampler]\nsampler = "stan"', "run.toml: sampler.sampler must be one of 'nutpie'", 'sampler.sampler = "nutpie"'),
+    ('out = ""', "run.toml: out must not be empty (got '')", 'out = "results/ko"'),
+    ('out = "a\\u0000b"', "run.toml: out must not contain a NUL character", "the run directory"),
+    ("out = 3", "run.toml: out must be a path (a quoted string) (got 3)", "out ="),
+    ('command = "rm -rf"', "run.toml: unknown setting 'command'", "settings:"),
+    ('config_file = "x"', "run.toml: unknown setting 'config_file'", "settings:"),
+    ("[sampler.extra]\nx = 1", "run.toml: unknown setting 'sampler.extra'", "settings:"),
+    ("[priors]\nsigma = \"HalfNormal(-1)\"", "run.toml: priors.sigma = 'HalfNormal(-1)': HalfNormal's sigma must be > 0 (got -1)",
+     "e.g. HalfNormal(1)"),
+    ('priors = ["sigma=HalfNormal(inf)"]', "run.toml: priors[0] = 'sigma=HalfNormal(inf)': HalfNormal's sigma must be a finite number (got inf)",
+     "HalfNormal(sigma) with sigma > 0"),
+    ("priors = [3]", 'run.toml: priors[0] must be text such as "sigma=HalfNormal(1)" (got 3)', "priors = ["),
+    ('priors = ["sigma=HalfNormal(1)", "sigma=HalfNormal(2)"]', "run.toml: two priors given for 'sigma'", "one prior"),
+    ("draws = 5000000\nchains = 4", "run.toml: draws 5000000 with 4 chains is 20000000 draws in all", "fewer draws"),
+])
+def test_bad_config_values_name_the_key_type_and_value(tmp_path, toml, message, hint):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('formula = "y ~ x"\n' + ("" if toml.startswith("out") else 'out = "o"\n') + toml + "\n")
+    with pytest.raises(HlmError) as ei:
+        load_fit_spec(cfg, data=Path("d.csv"), out=None)  # --out not given: the config's out counts
+    text = str(ei.value).replace(str(tmp_path) + "/", "")
+    assert text.startswith(message), text
+    assert hint in (ei.value.hint or "")
+
+
+def test_flag_overrides_a_bad_config_value_and_flag_errors_name_the_flag(tmp_path):
+    cfg = write(tmp_path, 'formula = "y ~ x"\n[sampler]\ntune = 0\n')
+    assert load_fit_spec(cfg, data=Path("d.csv"), out=Path("o"), tune=50).sampler.tune == 50
+    cfg = write(tmp_path, 'formula = "y ~ x"\n[sampler]\ntune = 100\n')
+    with pytest.raises(ConfigError, match=r"^--tune must be >= 1 \(got 0\)$"):
+        load_fit_spec(cfg, data=Path("d.csv"), out=Path("o"), tune=0)
+
+
+def test_config_that_is_a_directory_or_not_utf8(tmp_path):
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(tmp_path, data=Path("d.csv"), out=Path("o"))
+    assert "is a directory, not a file" in str(ei.value) and "--config" in ei.value.hint
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('formula = "y ~ x"\nfamily = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(bad, data=Path("d.csv"), out=Path("o"))
+    assert "is not UTF-8 text (byte 0xe9 on line 2)" in str(ei.value) and "UTF-8" in ei.value.hint
+
+
+def test_duplicate_prior_flags_are_refused():
+    with pytest.raises(PriorError, match="two --prior given for 'sigma'"):
+        load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x",
+                      priors=["sigma=HalfNormal(1)", "sigma = HalfNormal(2)"])
+
+
+def test_unknown_family_flag_keeps_its_message():
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(None, data=Path("d.csv"), out=Path("o"), formula="y ~ x", family="gausian")
+    assert str(ei.value) == "unknown family 'gausian'" and "gaussian" in ei.value.hint
+
+
+def test_estimate_posterior_bytes():
+    # log-likelihood and predictions: rows x chains x draws x 8 bytes each; parameters likewise
+    assert estimate_posterior_bytes(4, 1000, 10, 100) == 4 * 1000 * (2 * 100 + 10) * 8
+    assert estimate_posterior_bytes(1, 1, 0, 0) == 0
+    assert estimate_posterior_bytes(2, 3, 5, 0) == 2 * 3 * 5 * 8
+
+
+def test_check_memory_refuses_what_does_not_fit():
+    need = estimate_posterior_bytes(4, 1_000_000, 50, 10_000)
+    with pytest.raises(ConfigError) as ei:
+        check_memory(4, 1_000_000, 50, 10_000, available=10**9)
+    msg = str(ei.value)
+    assert "about 641.6 GB in memory" in msg and "only 1.0 GB is available" in msg
+    assert "4 chains x 1000000 draws x (10000 rows x 2 + 50 parameters) x 8 bytes" in msg
+    fits = int(10**9 / 2 // estimate_posterior_bytes(4, 1, 50, 10_000))
+    assert f"--draws {fits} or fewer" in ei.value.hint
+    assert check_memory(4, fits, 50, 10_000, available=10**9) <= 10**9 / 2
+    with pytest.raises(ConfigError, match="only 1 kB"):
+        check_memory(4, 1000, 50, 10_000, available=1000)
+    assert check_memory(4, 1000, 50, 100, available=10**12) == estimate_posterior_bytes(4, 1000, 50, 100)
+    assert need > 0
+
+
+def test_check_memory_reads_meminfo_and_falls_back(tmp_path, monkeypatch):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       32000000 kB\nMemFree:  100 kB\nMemAvailable:    2000000 kB\n")
+    assert spec_mod.available_memory(meminfo) == 2_000_000 * 1024
+    assert spec_mod.available_memory(tmp_path / "missing") is None or spec_mod.available_memory(tmp_path / "missing") > 0
+    monkeypatch.setattr(spec_mod, "available_memory", lambda: None)
+    big = estimate_posterior_bytes(4, 10**6, 10, 10**6)
+    assert check_memory(4, 10**6, 10, 10**6) == big  # unknown memory: nothing is refused
+    monkeypatch.setattr(spec_mod, "available_memory", lambda: 10**6)
+    with pytest.raises(ConfigError, match="only 1 MB is available"):
+        check_memory(4, 10**6, 10, 10**6)
 
 
 def test_missing_formula():
