@@ -9,9 +9,12 @@ through ``pm.sample(nuts_sampler=...)`` when JAX and those packages are installe
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,18 +142,32 @@ def sample(
         t1 = time.perf_counter()
         settings = dict(draws=spec.draws, tune=spec.tune, save_warmup=False, progress_bar=False,
                         target_accept=spec.target_accept, maxdepth=spec.max_treedepth, adaptation=spec.adaptation)
-        try:
-            if mode == "quick":
-                from hlm_cli import compile_quick
+        with interrupt_guard() as interrupted:
+            try:
+                if mode == "quick":
+                    from hlm_cli import compile_quick
 
-                tree = compile_quick.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
-            else:
-                tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings)
-        except RuntimeError as err:
-            raise SamplingError(f"the sampler failed: {str(err).splitlines()[0]}", hint="check the priors and the data's scale") from None
+                    tree = compile_quick.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
+                else:
+                    tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings)
+            except RuntimeError as err:
+                if interrupted:
+                    raise KeyboardInterrupt from None
+                raise SamplingError(f"the sampler failed: {str(err).splitlines()[0]}", hint="check the priors and the data's scale") from None
+            except BaseException as err:  # nutpie's Rust panics are BaseExceptions (pyo3 PanicException)
+                if interrupted or isinstance(err, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
+                if type(err).__name__ == "PanicException":
+                    raise SamplingError(f"the sampler stopped with an internal error: {str(err).splitlines()[0] if str(err) else 'panic'}",
+                                        hint="check the sampler settings (--tune, --draws, --max-treedepth); rerun with --debug to see more") from None
+                raise
+        if interrupted:  # nutpie catches Ctrl-C itself and returns the draws made so far
+            raise KeyboardInterrupt
+        check_complete(tree, chains=spec.chains, draws=spec.draws)
         timings["sample"] = time.perf_counter() - t1
     else:
         tree = _sample_pymc(built, spec, cores)
+        check_complete(tree, chains=spec.chains, draws=spec.draws)
         timings["sample"] = time.perf_counter() - t0
     say("predict")
     t2 = time.perf_counter()
@@ -160,6 +177,63 @@ def sample(
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
     return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode)
+
+
+class _Flag:
+    """Truthy once SIGINT arrived."""
+
+    def __init__(self) -> None:
+        self.hit = False
+
+    def __bool__(self) -> bool:
+        return self.hit
+
+
+@contextmanager
+def interrupt_guard():
+    """Remember a Ctrl-C that arrives while sampling.
+
+    nutpie catches KeyboardInterrupt while it waits for its chains and returns the draws made
+    so far as if sampling had finished; hlm must not write that as a result. The handler
+    records the signal and raises KeyboardInterrupt as Python's default handler would; the
+    caller turns a recorded interrupt into KeyboardInterrupt after the sampler returns.
+    """
+    flag = _Flag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        flag.hit = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_complete(tree, *, chains: int, draws: int) -> None:
+    """Refuse a posterior with fewer chains or draws than asked for (an aborted sampler pads
+    or truncates its trace), so success is never reported for a partial result."""
+    post = tree["posterior"]
+    got_c, got_d = int(post.sizes.get("chain", 0)), int(post.sizes.get("draw", 0))
+    short = got_c != chains or got_d != draws
+    if not short:
+        for name in post.data_vars:
+            arr = np.asarray(post[name].values)
+            if arr.dtype.kind == "f" and arr.size:
+                last = arr[:, -1].reshape(arr.shape[0], -1)
+                if np.isnan(last).all(axis=1).any():
+                    short = True
+                break
+    if short:
+        raise SamplingError(
+            f"the sampler returned an incomplete posterior ({got_c} chains x {got_d} draws, some missing; asked for {chains} x {draws})",
+            hint="nothing was written; run again (rerun with --debug to see the sampler's messages)",
+        )
 
 
 def _needs_data_swap(compiled, built: BuiltModel) -> bool:

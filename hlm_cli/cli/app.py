@@ -70,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     try:
         rc = app(args=args, prog_name="hlm", standalone_mode=False)
-        return int(rc) if isinstance(rc, int) else 0
+        rc = int(rc) if isinstance(rc, int) else 0
+        if rc == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
+            from hlm_cli.cli import render
+
+            if not render.said_interrupted():
+                render.error("interrupted", "nothing was written for the unfinished run")
+        return rc
     except HlmError as err:
         from hlm_cli.cli import render
 
@@ -100,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         first = str(err).splitlines()[0] if str(err) else ""
         render.error(f"internal error ({type(err).__name__}: {first}); this is a bug in hlm", "rerun with --debug for the traceback, and report it")
         return int(ExitCode.BUG)
+    except BaseException as err:  # pyo3's PanicException (nutpie's Rust side) is a BaseException
+        if isinstance(err, (SystemExit, GeneratorExit)) or _state["debug"]:
+            raise
+        from hlm_cli.cli import render
+
+        first = str(err).splitlines()[0] if str(err) else ""
+        render.error(f"internal error in a compiled library ({type(err).__name__}: {first}); this is a bug in hlm",
+                     "rerun with --debug for the traceback, and report it")
+        return int(ExitCode.BUG)
 
 
 def run() -> None:  # console-script entry point
@@ -112,7 +127,7 @@ def run() -> None:  # console-script entry point
     sys.stdout.flush()
     sys.stderr.flush()
     quick = sys.modules.get("hlm_cli.compile_quick")
-    if quick is not None and quick.pending():
+    if code == 0 and quick is not None and quick.pending():  # never after a failed or interrupted command
         try:  # compile what the quick first fits skipped, for the next fit (detached)
             quick.start_background_fills()
         except Exception:  # noqa: BLE001 - never let the cache turn a finished run into an error

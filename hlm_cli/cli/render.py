@@ -14,14 +14,22 @@ if not _out.is_terminal:  # files and pipes: wide enough for the summary tables
 _err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+_said: list[str] = []  # error messages printed in this process (main() avoids repeating one)
+
+
 def error(message: str, hint: str | None = None) -> None:
     """Two lines on stderr: 'error: ...' and 'hint:  ...' (hint lines indented)."""
+    _said.append(message)
     print(f"error: {message}", file=sys.stderr)
     if hint:
         lines = hint.split("\n")
         print(f"hint:  {lines[0]}", file=sys.stderr)
         for line in lines[1:]:
             print(f"       {line}", file=sys.stderr)
+
+
+def said_interrupted() -> bool:
+    return any(m.startswith("interrupted") for m in _said)
 
 
 def status(message: str, quiet: bool = False):

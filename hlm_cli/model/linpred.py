@@ -42,7 +42,10 @@ class RunContext:
 
 
 def open_tree(run_dir: Path):
-    """posterior.nc of a run directory, or an InputError saying what is wrong."""
+    """posterior.nc of a run directory, or an InputError saying what is wrong (a missing,
+    truncated or foreign file is named; run.json is checked by ``runinfo.read``)."""
+    from hlm_cli.outputs import runinfo
+
     run_dir = Path(run_dir)
     path = run_dir / "posterior.nc"
     if not (run_dir / "run.json").exists() or not path.exists():
@@ -50,10 +53,23 @@ def open_tree(run_dir: Path):
             f"{str(run_dir)!r} is not an hlm run directory (no run.json/posterior.nc)",
             hint="give the --out directory of an 'hlm fit' run",
         )
+    runinfo.read(run_dir)  # damaged or newer run.json: say so before reading the draws
     from xarray import open_datatree
 
-    tree = open_datatree(path, engine="h5netcdf")
-    return tree.load()
+    try:
+        tree = open_datatree(path, engine="h5netcdf")
+        tree = tree.load()
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - h5py/xarray raise many kinds for a damaged file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"{str(path)!r} is damaged or not an hlm posterior ({first[:160]})",
+            hint="the run was cut short or the file was replaced; refit with 'hlm fit ... --force'",
+        ) from None
+    if "posterior" not in tree.children:
+        raise InputError(f"{str(path)!r} has no posterior group", hint="refit with 'hlm fit ... --force'")
+    return tree
 
 
 def load_run(run_dir: Path, *, data: Path | None = None, check_hash: bool = True) -> RunContext:
@@ -77,20 +93,31 @@ def load_run(run_dir: Path, *, data: Path | None = None, check_hash: bool = True
     tree = open_tree(run_dir)
     info = runinfo.read(run_dir)
     cfg = dict(info["config"])
-    path = Path(data) if data is not None else Path(info["data"]["file"])
+    data_info = info.get("data") if isinstance(info.get("data"), dict) else {}
+    if not isinstance(data_info.get("file"), str) or not isinstance(data_info.get("sha256"), str):
+        raise InputError(f"{str(run_dir / 'run.json')!r} is damaged (no data file or sha256)", hint="refit with 'hlm fit ... --force'")
+    path = Path(data) if data is not None else Path(data_info["file"])
     if not path.exists():
         raise InputError(
             f"the data file of {run_dir.name}, {str(path)!r}, no longer exists",
             hint="pass the moved file with --data PATH",
         )
     table = data_mod.read_csv(path)
-    if check_hash and table.sha256 != info["data"]["sha256"]:
+    if check_hash and table.sha256 != data_info["sha256"]:
         raise InputError(
             f"{path.name} changed since {run_dir.name} was fitted (sha256 differs)",
             hint="refit the model, or pass the original file with --data",
         )
     cfg["data"] = str(path)
-    spec = FitSpec.model_validate(cfg)
+    from pydantic import ValidationError
+
+    try:
+        spec = FitSpec.model_validate(cfg)
+    except ValidationError as err:
+        raise InputError(
+            f"{str(run_dir / 'run.json')!r} has a config this hlm cannot read ({err.errors()[0]['loc']}: {err.errors()[0]['msg']})",
+            hint="refit the model with this version of hlm",
+        ) from None
     prepared = prepare(spec, table=table)
     return RunContext(run_dir, info, tree, prepared)
 
@@ -304,6 +331,34 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
     return x.reshape(S, -1)
 
 
+# Log-rates above this are simulated at exp(MAX_LOG_RATE) (~1e300): exp() would overflow to
+# inf. Such a draw is the model's own statement (an observation-level effect far in the
+# tail), not an error; the log-likelihood (hlm_cli.model.likelihood) uses eta itself.
+MAX_LOG_RATE = 690.0
+# numpy's Poisson sampler refuses rates above ~9.2e18 ("lam value too large"); from this rate
+# on counts are drawn from the normal approximation N(lam, lam), rounded and floored at 0,
+# whose error (relative skewness 1/sqrt(lam) <= 1e-4) is far below Monte Carlo error.
+NORMAL_APPROX_RATE = 1e8
+
+
+def poisson(rng, lam: np.ndarray) -> np.ndarray:
+    """Poisson draws (as floats) that never fail on a large or infinite rate.
+
+    Rates below :data:`NORMAL_APPROX_RATE` use numpy's exact sampler; larger ones the normal
+    approximation (rounded, >= 0); non-finite rates give inf (nan rates give nan).
+    """
+    lam = np.asarray(lam, dtype=float)
+    big = ~(lam < NORMAL_APPROX_RATE)  # also nan and inf
+    if not big.any():
+        return rng.poisson(lam).astype(float)
+    out = rng.poisson(np.where(big, 0.0, lam)).astype(float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lb = lam[big]
+        approx = np.maximum(np.floor(lb + np.sqrt(lb) * rng.standard_normal(lb.shape) + 0.5), 0.0)
+        out[big] = np.where(np.isposinf(lb), np.inf, approx)
+    return out
+
+
 def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None) -> np.ndarray:
     """Draws from the likelihood given linear-predictor draws (the posterior predictive).
 
@@ -334,10 +389,10 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
             n = trials if trials is not None else np.ones(eta.shape[1])
             return rng.binomial(np.asarray(n).astype(np.int64)[None, :], mu).astype(float)
         case "poisson":
-            return rng.poisson(mu).astype(float)
+            return poisson(rng, np.exp(np.minimum(eta, MAX_LOG_RATE)))
         case "negativebinomial":
             alpha = aux("alpha")
-            return rng.poisson(rng.gamma(alpha, mu / alpha)).astype(float)
+            return poisson(rng, rng.gamma(alpha, np.exp(np.minimum(eta, MAX_LOG_RATE)) / alpha))
         case "gamma":
             alpha = aux("alpha")
             return rng.gamma(alpha, mu / alpha)
@@ -347,4 +402,4 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     raise AssertionError(fam.name)
 
 
-__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws"]
+__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "poisson"]

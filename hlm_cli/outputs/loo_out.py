@@ -24,7 +24,7 @@ def check_out(out: Path) -> None:
 
     out = Path(out)
     if out.exists() and out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in FILES)
+        foreign = foreign_entries(out)
         if foreign:
             raise OutputError(
                 f"--out {str(out)!r} exists and holds other files ({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''})",
@@ -32,6 +32,11 @@ def check_out(out: Path) -> None:
             )
         return
     rundir.check_out(out, force=False)
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """Entries of ``out`` that ``hlm loo`` did not write (it replaces only its own files)."""
+    return sorted(p.name for p in Path(out).iterdir() if p.name not in FILES or p.is_symlink() or not p.is_file())
 
 
 def loo_table(result) -> pd.DataFrame:
@@ -100,7 +105,7 @@ def write(result, out: Path) -> list[str]:
     from hlm_cli.outputs import rundir
 
     written: list[str] = []
-    with rundir.staged(Path(out), force=True) as stage:
+    with rundir.staged(Path(out), force=True, foreign_of=foreign_entries) as stage:
         loo_table(result).to_csv(stage / "loo.csv", index=False)
         written.append("loo.csv")
         cmp = compare_frame(result)

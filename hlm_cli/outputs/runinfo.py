@@ -25,12 +25,53 @@ def versions() -> dict[str, str]:
 
 
 def write(path: Path, info: dict) -> None:
+    """Write run.json atomically (readers see the old file or the whole new one)."""
+    from hlm_cli.outputs.rundir import write_atomic
+
     info = {"schema_version": SCHEMA_VERSION, **info, "versions": versions(), "argv": sys.argv}
-    Path(path).write_text(json.dumps(info, indent=2, default=_default) + "\n")
+    text = json.dumps(info, indent=2, default=_default) + "\n"
+    write_atomic(Path(path), lambda fh: fh.write(text))
+
+
+def update(path: Path, **changes) -> None:
+    """Change top-level keys of an existing run.json, atomically."""
+    from hlm_cli.outputs.rundir import write_atomic
+
+    info = json.loads(Path(path).read_text(encoding="utf-8"))
+    info.update(changes)
+    text = json.dumps(info, indent=2, default=_default) + "\n"
+    write_atomic(Path(path), lambda fh: fh.write(text))
 
 
 def read(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "run.json").read_text())
+    """run.json of a run directory, checked: a damaged file or one written by a newer hlm
+    (a higher ``schema_version``) is an InputError naming the file, never a traceback."""
+    from hlm_cli.errors import InputError
+
+    path = Path(run_dir) / "run.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{str(Path(run_dir))!r} has no run.json", hint="give the --out directory of an 'hlm fit' run") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read {str(path)!r}: {getattr(err, 'strerror', None) or err}", hint="check the file's permissions") from None
+    try:
+        info = json.loads(text)
+    except ValueError as err:
+        raise InputError(
+            f"{str(path)!r} is damaged (not valid JSON: {err.msg} at line {err.lineno})",
+            hint="the run was cut short or the file was edited; refit with 'hlm fit ... --force'",
+        ) from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict) or "schema_version" not in info:
+        raise InputError(f"{str(path)!r} is not an hlm run.json (no schema_version/config)", hint="give the --out directory of an 'hlm fit' run")
+    version = info["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+        made_by = (info.get("versions") or {}).get("hlm", "a newer hlm") if isinstance(info.get("versions"), dict) else "a newer hlm"
+        raise InputError(
+            f"{str(path)!r} was written by hlm {made_by} (run.json schema {version!r}); this hlm reads schema {SCHEMA_VERSION} and older",
+            hint="upgrade hlm (pip install -U hlm), or refit the model with this version",
+        )
+    return info
 
 
 def _default(o):

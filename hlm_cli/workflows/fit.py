@@ -161,7 +161,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
 
     say = on_progress or (lambda s: None)
     t_start = time.perf_counter()
-    rundir.check_out(spec.out, force=spec.force)
+    rundir.check_out(spec.out, force=spec.force, protect=_protected(spec))
     helper = None
     if spec.plots and quick:  # the figure process: imports matplotlib while this one reads, builds and samples
         from hlm_cli.outputs import report as report_mod
@@ -213,20 +213,22 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
     def write_tables(stage: Path) -> None:
         """summary.csv, posterior.nc and run.json: this process's share while a forked child
         starts drawing the figures (hlm_cli.outputs.parallel)."""
-        summary_mod.write_posterior(tree, stage / "posterior.nc")
+        with rundir.writing(stage / "posterior.nc"):
+            summary_mod.write_posterior(tree, stage / "posterior.nc")
         # the figure helper computes the table meanwhile (it has arviz_stats loaded already)
         summ = helper.early_result() if helper is not None else None
         if summ is None:
             summ = summary_mod.summarize(tree, built.params)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
-        summary_mod.write(summ, stage / "summary.csv")
+        with rundir.writing(stage / "summary.csv"):
+            summary_mod.write(summ, stage / "summary.csv")
         timings["write"] = time.perf_counter() - t_w
         timings["total"] = time.perf_counter() - t_start
         _write_runinfo(stage / "run.json", spec, prep, posterior, findings, {}, timings)
         done.update(summ=summ, findings=findings)
 
     plots: dict[str, str] = {}
-    with rundir.staged(spec.out, force=spec.force) as stage:
+    with rundir.staged(spec.out, force=spec.force, protect=_protected(spec)) as stage:
         if spec.plots:
             say("report")
             why = _write_report(stage, tree, built, prep.table, spec, parent_first=lambda: write_tables(stage), helper=helper)
@@ -238,6 +240,11 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         else:
             write_tables(stage)
     return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode)
+
+
+def _protected(spec: FitSpec) -> tuple[Path, ...]:
+    """Inputs that ``--force`` must never delete with the directory it replaces."""
+    return tuple(Path(p) for p in (spec.data, spec.config_file) if p is not None)
 
 
 def _plots_of(stage: Path) -> dict[str, str]:
@@ -281,11 +288,9 @@ def _write_report(stage: Path, tree, built, table, spec: FitSpec, parent_first, 
 
 
 def _record_report_failure(stage: Path, why: str) -> None:
-    import json
+    from hlm_cli.outputs import runinfo
 
-    info = json.loads((stage / "run.json").read_text())
-    info["report"] = why
-    (stage / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    runinfo.update(stage / "run.json", report=why)
 
 
 def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:
