@@ -130,7 +130,7 @@ def _check_size(text: str, tokens: list[Token]) -> None:
                 )
         elif t.text in (")", "]"):
             depth -= 1
-        elif t.text in ("+", "-", "*", "/", ":", "%in%", "^", "**", ","):
+        elif t.text in ("+", "-", "*", "/", ":", "%in%", "^", "**"):
             joins += 1
     if joins > MAX_TERMS:
         raise FormulaError(
@@ -308,6 +308,7 @@ class _Parser:
         self.i = 0
         self.names: list[Var] = []  # every column name, checked against the columns afterwards
         self.in_kwarg = False  # TRUE/FALSE in "sigma = TRUE" are logicals even if also columns
+        self.quoted: set[str] = set()  # names written in backticks
 
     # token helpers
     @property
@@ -478,6 +479,8 @@ class _Parser:
                     f"the name {t.text!r} is not allowed in a formula",
                     hint="formulas may name data columns and the allowed transforms only",
                 )
+        else:
+            self.quoted.add(t.text)
         v = Var(t.text, t.pos)
         self.names.append(v)
         return v
@@ -828,7 +831,8 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         cols = set(columns)
         for v in p.names:
             if v.name not in cols:
-                kind = "attribute access" if "." in v.name and v.name.split(".")[0] not in cols else None
+                dotted = "." in v.name and v.name not in p.quoted
+                kind = "attribute access" if dotted and v.name.split(".")[0] not in cols else None
                 what = (
                     f"column {v.name!r} is not in {source}"
                     if kind is None
