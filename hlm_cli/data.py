@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import re
 import unicodedata
 import warnings
 from collections.abc import Iterable
@@ -145,6 +146,36 @@ def load_table(path: Path, sep: str | None = None) -> Table:
     return Table(frame=frame, source=path, sha256=digest, rows_read=len(frame), sep=used_sep, decimal=decimal)
 
 
+def column_names(path: Path, sep: str | None = None) -> list[str]:
+    """The column names :func:`load_table` would give, reading only the start of the file.
+
+    Raises an InputError (or ConfigError for a bad ``sep``) where the header cannot be read.
+    """
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in _OPENERS else None
+    ext = suffixes[-1] if suffixes else ""
+    if ext in _ARROW and compression is None or ext in _EXCEL:
+        return list(load_table(path, sep=sep).frame.columns)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if compression is not None or head[:2] == b"\x1f\x8b":
+            opener = {".bz2": bz2.open, ".xz": lzma.open}.get(compression or ".gz", gzip.open)
+            with opener(path, "rb") as fh:
+                head = fh.read(1 << 20)
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise InputError(f"cannot read the header of {path.name}: {err}", hint="check the file") from None
+    cut = max(head.rfind(b"\n"), head.rfind(b"\r"))
+    text = _decode(head if cut < 0 or len(head) < 1 << 20 else head[:cut + 1], path.name)
+    header_line = _first_line(text)
+    if not header_line:
+        raise InputError(f"{path.name} is empty", hint="the file has no header and no rows")
+    fields = _fields(header_line, _choose_sep(header_line, sep, _DEFAULT_SEP.get(ext, ",")))
+    _check_names(fields, path.name)
+    return [f.strip() or f"Unnamed: {i}" for i, f in enumerate(fields)]
+
+
 def parse_sep(sep: str) -> str:
     """The one-character separator that ``--sep`` names ('tab' and a typed '\\t' mean a tab)."""
     value = _SEP_ALIASES.get(sep.lower() if len(sep) > 1 else sep, sep)
@@ -232,10 +263,13 @@ def _control_share(text: str) -> float:
 
 
 def _first_line(text: str) -> str:
-    for line in io.StringIO(text, newline=None):
-        if line.strip():
-            return line.rstrip("\r\n")
-    return ""
+    """The first line that is not blank (pandas skips blank lines before the header too)."""
+    m = re.search(r"\S", text)
+    if m is None:
+        return ""
+    begin = max(text.rfind("\n", 0, m.start()), text.rfind("\r", 0, m.start())) + 1
+    end = min((i for i in (text.find("\n", begin), text.find("\r", begin)) if i >= 0), default=len(text))
+    return text[begin:end]
 
 
 def _fields(line: str, sep: str) -> list[str]:
@@ -260,23 +294,28 @@ def _read_text(text: str, name: str, sep: str | None, default: str) -> tuple[pd.
     if not header_line:
         raise InputError(f"{name} is empty", hint="the file has no header and no rows")
     sep = _choose_sep(header_line, sep, default)
-    header, starts = _scan(text, name, sep)
-    if header is None:
-        header = _fields(header_line, sep)
-    _check_names(header, name)
+    _check_names(_fields(header_line, sep), name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False, low_memory=False)
     except pd.errors.EmptyDataError:
         raise InputError(f"{name} is empty", hint="the file has no header and no rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, csv.Error) as err:
+        _scan(text, name, sep)  # names the CSV line of a row longer than the header, if that is it
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{name} is not a readable CSV file: {first}",
                          hint=f"check the quoting (the separator used was {_SEP_NAMES.get(sep, repr(sep))})") from None
     frame.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(frame.columns)]
-    if starts is not None and len(starts) == len(frame) and not np.array_equal(starts, np.arange(2, len(frame) + 2)):
-        frame.index = pd.Index(np.asarray(starts) - 2)
+    # One physical line per row and none blank: the CSV lines are index + 2 as they stand.
+    # Otherwise (blank lines, quoted newlines, rows longer than the header) ask the csv module.
+    physical = text.count("\n") + (not text.endswith("\n"))  # CR-only files miscount: then scanned
+    if caught or physical != len(frame) + 1:
+        header, starts = _scan(text, name, sep)
+        if header is not None:
+            _check_names(header, name)
+        if starts is not None and len(starts) == len(frame):
+            frame.index = pd.Index(np.asarray(starts, dtype=np.int64) - 2)
     decimal = "."
     if sep != ",":
         frame, decimal = _decimal_commas(frame)
@@ -345,17 +384,23 @@ def _decimal_commas(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         s = frame[col]
         if pd.api.types.is_numeric_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
             continue
-        text = s.dropna().astype(str).str.strip()
-        text = text[text != ""]
-        if text.empty:
-            continue
-        comma = text.str.fullmatch(_DECIMAL_COMMA)
-        plain = pd.to_numeric(text, errors="coerce").notna()
-        if comma.any() and (comma | plain).all():
-            frame[col] = pd.to_numeric(s.astype(str).str.strip().str.replace(",", ".", regex=False)
-                                       .where(s.notna()), errors="coerce")
+        codes, uniques = pd.factorize(s)
+        kind = _number_kind(uniques)
+        if (kind == 2).any() and (kind[kind >= 0] > 0).all():
+            values = pd.to_numeric(pd.Series(uniques).astype(str).str.strip().str.replace(",", ".", regex=False),
+                                   errors="coerce").to_numpy(dtype=float)
+            frame[col] = np.where(codes >= 0, values[codes], np.nan)
             converted = True
     return frame, ("," if converted else ".")
+
+
+def _number_kind(values) -> np.ndarray:
+    """Per value: -1 empty, 0 text, 1 a number, 2 a number with a decimal comma ('1,5')."""
+    text = pd.Series(values, dtype=object).astype(str).str.strip()
+    number = pd.to_numeric(text, errors="coerce").notna().to_numpy()
+    comma = text.str.fullmatch(_DECIMAL_COMMA).to_numpy(dtype=bool)
+    kind = np.where(number, 1, np.where(comma, 2, 0))
+    return np.where((text == "").to_numpy(), -1, kind)
 
 
 def _needs_backticks(name: str) -> bool:
@@ -470,24 +515,22 @@ def check_mixed_columns(table: Table, columns: Iterable[str], categorical: Itera
         s = table.frame[col]
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
             continue
-        text = s.astype(str).str.strip().where(s.notna(), "")
-        present = (text != "").to_numpy()
-        number = pd.to_numeric(text, errors="coerce").notna().to_numpy() & present
-        comma = text.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(dtype=bool) & present
-        looks = number | comma
-        n, k = int(present.sum()), int(looks.sum())
-        if k == 0:
+        codes, uniques = pd.factorize(s)  # classify each distinct value once
+        kind_u = _number_kind(uniques)
+        if not (kind_u > 0).any():
             continue
-        other = present & ~looks
-        mostly = k >= 0.8 * n or (len(set(text[looks])) >= 5 and len(set(text[other])) <= 2)
+        kind = np.where(codes >= 0, kind_u[np.maximum(codes, 0)], -1)
+        n, k = int((kind >= 0).sum()), int((kind > 0).sum())
+        other = kind == 0
+        mostly = k >= 0.8 * n or (int((kind_u > 0).sum()) >= 5 and int((kind_u == 0).sum()) <= 2)
         if other.any() and mostly:
             i = int(np.argmax(other))
             raise InputError(
                 f"column {col!r} mixes numbers and text: CSV line {lines[i]} has {s.iloc[i]!r}",
                 hint=f"fix that value (leave a missing value empty); if {col} is a factor, give --categorical {col}",
             )
-        if not other.any() and comma.any():
-            i = int(np.argmax(comma))
+        if not other.any() and (kind == 2).any():
+            i = int(np.argmax(kind == 2))
             raise InputError(
                 f"column {col!r} has numbers with a decimal comma: CSV line {lines[i]} has {s.iloc[i]!r}",
                 hint="write decimals with a point (1.5), or if the file is ';'-separated give --sep ';'",

@@ -380,3 +380,20 @@ def test_semicolon_file_fits_the_same_columns(tmp_path):
     p = _write(tmp_path, "de.csv", "y;x;g\n" + "".join(f"{i},5;{i % 4};g{i % 3}\n" for i in range(12)))
     prep = prepare(FitSpec.model_validate({"data": str(p), "formula": "y ~ x + (1|g)", "out": str(tmp_path / "o")}))
     assert prep.built.design.n == 12 and np.allclose(prep.built.design.y, np.arange(12) + 0.5)
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("d.csv", b"y,x, body weight ,\n1,2,3,\n"),
+    ("d.csv.gz", gzip.compress(b"y;x;body weight;\n1;2;3;\n")),
+    ("d.tsv", "\ufeffy\tx\tbody weight\t\n1\t2\t3\t\n".encode()),
+])
+def test_column_names_match_load_table(tmp_path, name, raw):
+    p = _write(tmp_path, name, raw)
+    assert data.column_names(p) == list(data.load_table(p).frame.columns) == ["y", "x", "body weight", "Unnamed: 3"]
+
+
+def test_column_names_refuses_like_load_table(tmp_path):
+    with pytest.raises(InputError, match="two columns named 'x'"):
+        data.column_names(_write(tmp_path, "d.csv", b"x,x\n1,2\n"))
+    with pytest.raises(InputError, match="not UTF-8"):
+        data.column_names(_write(tmp_path, "l.csv", "Größe\n1\n".encode("latin-1")))
