@@ -122,10 +122,10 @@ def load_table(path: Path, sep: str | None = None) -> Table:
     if path.is_dir():
         raise InputError(f"{str(path)!r} is a directory, not a CSV file", hint="give the path of a .csv file")
     try:
-        digest = file_sha256(path)
         raw = path.read_bytes()
     except OSError as err:
         raise InputError(f"cannot read {str(path)!r}: {err.strerror}", hint="check the file's permissions") from None
+    digest = hashlib.sha256(raw).hexdigest()  # the file as given, before any decompression
     suffixes = [s.lower() for s in path.suffixes]
     compression = suffixes.pop() if suffixes and suffixes[-1] in _OPENERS else None
     ext = suffixes[-1] if suffixes else ""
