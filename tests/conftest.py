@@ -33,9 +33,10 @@ def golden(request):
 
     def check(name: str, text: str) -> None:
         path = GOLDEN / name
-        if update or not path.exists():
+        if update:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        assert path.exists(), f"tests/golden/{name} is missing (write it with pytest --update-golden and review it)"
         assert text == path.read_text(), f"output differs from tests/golden/{name} (run pytest --update-golden and read the diff)"
 
     return check

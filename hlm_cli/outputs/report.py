@@ -216,6 +216,9 @@ def _read_summary(run_dir: Path) -> pd.DataFrame:
     path = run_dir / "summary.csv"
     if not path.exists():
         raise InputError(f"{str(run_dir)!r} has no summary.csv", hint="give the --out directory of a finished 'hlm fit' run")
+    from hlm_cli.outputs import runinfo
+
+    runinfo.verify(run_dir, "summary.csv", runinfo.read(run_dir))
     return pd.read_csv(path, keep_default_na=False, na_values=[""]).set_index("parameter")
 
 

@@ -43,6 +43,49 @@ def update(path: Path, **changes) -> None:
     write_atomic(Path(path), lambda fh: fh.write(text))
 
 
+def checksums(run_dir: Path, names=("summary.csv", "posterior.nc")) -> dict:
+    """Sizes and sha256 of a run's data files, recorded in run.json so that a later command
+    can tell a truncated or replaced file from the one the fit wrote."""
+    import hashlib
+
+    out = {}
+    for name in names:
+        path = Path(run_dir) / name
+        if path.is_file():
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out[name] = {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    return out
+
+
+def verify(run_dir: Path, name: str, info: dict, *, hash_limit: int = 256 << 20) -> None:
+    """Refuse ``name`` when it differs from what run.json recorded (size always; sha256 for
+    files up to ``hash_limit`` bytes). Runs written before checksums existed pass."""
+    import hashlib
+
+    from hlm_cli.errors import InputError
+
+    rec = (info.get("checksums") or {}).get(name) if isinstance(info.get("checksums"), dict) else None
+    if not isinstance(rec, dict):
+        return
+    path = Path(run_dir) / name
+    size = path.stat().st_size
+    same = size == rec.get("bytes")
+    if same and size <= hash_limit and isinstance(rec.get("sha256"), str):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        same = h.hexdigest() == rec["sha256"]
+    if not same:
+        raise InputError(
+            f"{str(path)!r} is damaged or was changed after the fit ({size} bytes; the fit wrote {rec.get('bytes')})",
+            hint="refit with 'hlm fit ... --force' (hlm reads only the files it wrote)",
+        )
+
+
 def read(run_dir: Path) -> dict:
     """run.json of a run directory, checked: a damaged file or one written by a newer hlm
     (a higher ``schema_version``) is an InputError naming the file, never a traceback."""

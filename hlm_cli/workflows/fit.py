@@ -324,5 +324,6 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "diagnostics": {"ok": not any(f.severity == "warning" for f in findings), "findings": [f.to_json() for f in findings]},
         "plots": plots,
         "files": ["summary.csv", "posterior.nc", "run.json", "plots/"],
+        "checksums": runinfo.checksums(Path(path).parent),
     }
     runinfo.write(path, info)

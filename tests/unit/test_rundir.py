@@ -303,3 +303,17 @@ def test_fit_force_in_the_users_folder_deletes_nothing(tmp_path, tiny_csv, capsy
     # and a sibling directory holding the data is protected too
     code = main(["fit", str(data), "--formula", "y ~ x + (1|g)", "--out", str(v), "--force"])
     assert code == 1 and sorted(p.name for p in v.iterdir()) == ["good.csv", "notes.txt"]
+
+
+def test_files_changed_after_the_fit_are_refused(tmp_path):
+    run = make_run_dir(tmp_path / "r")
+    runinfo.write(run / "run.json", {"config": {}, "checksums": runinfo.checksums(run)})
+    info = runinfo.read(run)
+    runinfo.verify(run, "summary.csv", info)
+    runinfo.verify(run, "posterior.nc", info)
+    (run / "summary.csv").write_text("parameter,mean\nIntercept,1\n")
+    with pytest.raises(InputError, match="summary.csv' is damaged or was changed"):
+        runinfo.verify(run, "summary.csv", info)
+    (run / "posterior.nc").write_bytes(b"\x89HD")
+    with pytest.raises(InputError, match="posterior.nc' is damaged or was changed"):
+        runinfo.verify(run, "posterior.nc", info)
