@@ -53,7 +53,8 @@ def open_tree(run_dir: Path):
             f"{str(run_dir)!r} is not an hlm run directory (no run.json/posterior.nc)",
             hint="give the --out directory of an 'hlm fit' run",
         )
-    runinfo.read(run_dir)  # damaged or newer run.json: say so before reading the draws
+    info = runinfo.read(run_dir)  # damaged or newer run.json: say so before reading the draws
+    runinfo.verify(run_dir, "posterior.nc", info, hash_limit=64 << 20)
     from xarray import open_datatree
 
     try:
