@@ -206,6 +206,10 @@ class Formula:
     columns: frozenset[str] = field(default_factory=frozenset)  # every data column named
     fixed_terms: tuple[str, ...] = ()  # population-level terms (before expansion by formulae)
     has_intercept: bool = True
+    # columns the designs use (population-level part and group-level slopes), not the
+    # response, se/trials or columns that only define groups; use this rather than scanning
+    # ``fixed`` for names, which misses `backticked names`
+    predictor_columns: frozenset[str] = field(default_factory=frozenset)
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,6 +627,24 @@ def _n_terms(node: Node) -> int:
     return 1
 
 
+def _var_names(node: Node) -> set[str]:
+    match node:
+        case Var(name, _, literal):
+            return set() if literal else {name}
+        case BinOp(_, left, right):
+            return _var_names(left) | _var_names(right)
+        case Neg(operand) | Paren(operand):
+            return _var_names(operand)
+        case Call(_, args, kwargs, _):
+            out: set[str] = set()
+            for a in list(args) + [v for _, v in kwargs]:
+                out |= _var_names(a)
+            return out
+        case Group(terms, _, _, _):
+            return _var_names(terms)
+    return set()
+
+
 def _contains_group(node: Node) -> bool:
     match node:
         case Group():
@@ -805,6 +827,7 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
 
     fixed_terms: list[tuple[str, Node]] = []
     groups: list[GroupTerm] = []
+    predictors = _var_names(rhs)
     for sign, node in _split_terms(rhs):
         if isinstance(node, Group):
             if sign == "-":
@@ -848,4 +871,5 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         columns=frozenset(names),
         fixed_terms=tuple(render(n) for s, n in fixed_terms if s == "+" and not isinstance(n, Num)),
         has_intercept=has_intercept,
+        predictor_columns=frozenset(predictors),
     )

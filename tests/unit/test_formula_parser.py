@@ -88,6 +88,11 @@ def test_columns_collected():
     assert parse("cbind(s, f) ~ x + (1|g)", COLS).columns == {"s", "f", "x", "g"}
 
 
+def test_predictor_columns_exclude_response_and_grouping_only_columns():
+    f = parse("y | se(sigma) ~ x + log(`a b`) + (1 + z | g)", COLS + ["a b"])
+    assert f.predictor_columns == {"x", "a b", "z"}
+
+
 @pytest.mark.parametrize(
     "formula, fragment",
     [
