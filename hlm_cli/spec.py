@@ -43,7 +43,7 @@ from pydantic import (
     field_validator,
 )
 
-from hlm_cli.errors import ConfigError, HlmError, PriorError, closest_match
+from hlm_cli.errors import ConfigError, PriorError, closest_match
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 Adaptation = Literal["diag", "draw_diag", "low_rank"]

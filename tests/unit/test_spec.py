@@ -6,7 +6,13 @@ import pytest
 
 from hlm_cli import spec as spec_mod
 from hlm_cli.errors import ConfigError, HlmError, PriorError
-from hlm_cli.spec import MAX_DRAWS, check_memory, deep_merge, estimate_posterior_bytes, load_fit_spec
+from hlm_cli.spec import (
+    MAX_DRAWS,
+    check_memory,
+    deep_merge,
+    estimate_posterior_bytes,
+    load_fit_spec,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
