@@ -241,3 +241,52 @@ def test_example_configs_load():
     for cfg in sorted(root.glob("*.toml")):
         spec = load_fit_spec(cfg, data=Path("d.csv"), out=Path("o"))
         assert spec.formula
+
+
+@pytest.mark.parametrize("extra, message, hint", [
+    (["--tune", "0"], "error: --tune must be >= 1 (got 0)", "nutpie needs at least 1 warm-up iteration"),
+    (["--draws", "10000000"], "error: --draws 10000000 with 4 chains is 40000000 draws in all", "fewer draws"),
+    (["--seed", "99999999999999999999"], "error: --seed must be <= 4294967295 (got 99999999999999999999)", "from 0 to 4294967295"),
+    (["--seed", "-1"], "error: --seed must be >= 0 (got -1)", "from 0 to 4294967295"),
+    (["--target-accept", "1.0"], "error: --target-accept must be < 1.0 (got 1.0)", "strictly between 0 and 1"),
+    (["--max-treedepth", "100"], "error: --max-treedepth must be <= 20 (got 100)", "from 1 to 20"),
+    (["--chains", "0"], "error: --chains must be >= 1 (got 0)", "from 1 to 128"),
+    (["--cores", "0"], "error: --cores must be >= 1 (got 0)", "use all cores"),
+    (["--family", ""], "error: --family must not be empty (got '')", "gaussian"),
+    (["--prior", "Intercept"], "error: --prior 'Intercept' has no '='", "TERM=Dist(args)"),
+    (["--prior", "sigma=HalfNormal(-1)"], "error: --prior 'sigma=HalfNormal(-1)': HalfNormal's sigma must be > 0 (got -1)", "HalfNormal(1)"),
+    (["--prior", "sigma=HalfNormal(1e999999)"], "error: --prior 'sigma=HalfNormal(1e999999)': HalfNormal's sigma must be a finite number (got inf)", "HalfNormal(1)"),
+    (["--prior", "Intercept=Normal(0)"], "error: --prior 'Intercept=Normal(0)': Normal needs sigma", "Normal(0, 10)"),
+    (["--formula", ""], "error: --formula number 2 is empty", "give a formula each time"),
+])
+def test_cli_refuses_before_reading_data(tmp_path, capsys, extra, message, hint):
+    """The data file does not exist: an option error must come first, and nothing is written."""
+    from hlm_cli.cli.app import main
+
+    out = tmp_path / "run"
+    code = main(["fit", str(tmp_path / "absent.csv"), "--formula", "y ~ 1 + (1|g)", "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 1, err
+    assert lines[0].startswith(message) and lines[-1].startswith("hint:") and hint in err
+    assert "Traceback" not in err and "absent.csv" not in err
+    assert not out.exists()
+
+
+def test_cli_config_errors_and_batch_workers(tmp_path, capsys):
+    from hlm_cli.cli.app import main
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('formula = "y ~ 1"\ndraws = true\n')
+    assert main(["fit", str(tmp_path / "absent.csv"), "--config", str(cfg), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {cfg}: draws must be a whole number (got true, a boolean)" in err and "hint:  draws takes" in err
+    assert main(["fit", str(tmp_path / "absent.csv"), "--config", str(tmp_path), "--out", str(out)]) == 1
+    assert "is a directory, not a file" in capsys.readouterr().err
+    assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--workers", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "error: --workers must be >= 1 (got 0)" in err and "hint:" in err
+    assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--tune", "0"]) == 1
+    assert "error: --tune must be >= 1 (got 0)" in capsys.readouterr().err
+    assert not out.exists()
