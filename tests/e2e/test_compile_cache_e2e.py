@@ -42,6 +42,15 @@ def _draws(compiled, cores: int, seed: int = 3) -> dict[str, np.ndarray]:
     return {name: np.asarray(post[name].values) for name in post.data_vars}
 
 
+@pytest.fixture(autouse=True)
+def cache_key(tmp_path_factory, monkeypatch):
+    """Entries are signed with a key from HLM_CACHE_KEY_FILE: one for this module, not the
+    user's ~/.config/hlm/cache.key."""
+    key = tmp_path_factory.getbasetemp() / "compile-cache-e2e.key"
+    monkeypatch.setenv("HLM_CACHE_KEY_FILE", str(key))
+    return key
+
+
 @pytest.fixture
 def quick_on(monkeypatch):
     monkeypatch.setenv("HLM_QUICK_COMPILE", "1")
@@ -161,18 +170,39 @@ def test_disk_entry_gives_the_same_draws_in_a_new_memo(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_corrupt_entry_is_ignored_and_rewritten(tmp_path):
+@pytest.mark.parametrize("damage", ["overwrite-tail", "truncate"])
+def test_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
     compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
     (entry,) = tmp_path.rglob("*.entry")
-    entry.write_bytes(entry.read_bytes()[:-100] + b"x" * 100)
+    good = entry.read_bytes()
+    entry.write_bytes(good[:-100] + b"x" * 100 if damage == "overwrite-tail" else good[: len(good) // 2])
     compile_cache.clear_memo()
     before = compile_cache.stats()
     compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
     after = compile_cache.stats()
     assert after["disk_hits"] == before["disk_hits"] and after["compiles"] == before["compiles"] + 1
     assert np.isfinite(_draws(compiled, cores=2)["Intercept"]).all()
+    # the damaged entry was replaced: the next process loads the new one
+    assert after["disk_writes"] == before["disk_writes"] + 1
+    compile_cache.clear_memo()
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    assert compile_cache.stats()["disk_hits"] == after["disk_hits"] + 1
+
+
+def test_damaged_entry_is_filled_again_after_a_quick_fit(quick_on, tmp_path):
+    """A quick fit that finds a damaged entry deletes it, so the background fill (which skips
+    models already in the cache) compiles it again instead of leaving it damaged forever."""
+    built = _built(CELL, CELL_FORMULA)
+    compile_cache.clear_memo()
+    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path)
+    (entry,) = tmp_path.rglob("*.entry")
+    entry.write_bytes(entry.read_bytes()[:1000])
+    compile_cache.clear_memo()
+    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)
+    assert compile_quick.is_quick(quick) and not entry.exists()
+    assert list(compile_quick._PENDING) == [entry]
 
 
 def test_quick_path_is_only_for_small_data(quick_on, monkeypatch):
@@ -210,20 +240,22 @@ def test_second_quick_fit_of_a_structure_in_one_process_compiles_it(quick_on):
     assert compile_cache.stats()["memo_hits"] == before + 1
 
 
-def test_lock_keeps_a_second_process_from_compiling_the_same_model(tmp_path):
-    lock = tmp_path / "x.entry.filling"
+def test_lock_keeps_a_second_process_from_compiling_into_the_same_cache(tmp_path):
+    (lock,) = compile_quick.slot_locks(tmp_path)
     assert compile_quick._take_lock(lock)
-    assert not compile_quick._take_lock(lock)
-    old = time.time() - compile_quick._STALE_LOCK_S - 5
-    os.utime(lock, (old, old))  # left over from a killed process
+    assert not compile_quick._take_lock(lock)  # held by a live process (this one)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    lock.write_text(f"{int(dead.stdout)} 1\n")  # left over from a killed process
     assert compile_quick._take_lock(lock)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the background compile forks (Linux only)")
 def test_cli_quick_first_fit_then_cache_hit(tmp_path):
     """`hlm fit` of a new model: quick first fit, compiled entry written after the command
-    returned, the repeat fit loads it and gives the same summary."""
-    env = {**os.environ, "HLM_CACHE_DIR": str(tmp_path / "cache"), "HLM_QUICK_COMPILE": "1", "HLM_BACKGROUND_COMPILE": "1"}
+    returned, the repeat fit loads it and gives the same summary. Output is captured (not a
+    terminal), so the background compile is requested explicitly with HLM_BACKGROUND_COMPILE=1."""
+    env = {**os.environ, "HLM_CACHE_DIR": str(tmp_path / "cache"), "HLM_QUICK_COMPILE": "1", "HLM_BACKGROUND_COMPILE": "1",
+           "HLM_CACHE_KEY_FILE": os.environ["HLM_CACHE_KEY_FILE"]}
     hlm = [sys.executable, "-c", "from hlm_cli.cli.app import run; run()"]
     args = ["fit", str(CELL), "--formula", CELL_FORMULA, "--draws", "200", "--tune", "200", "--seed", "2", "--no-plots", "--quiet"]
     first = subprocess.run([*hlm, *args, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True, timeout=300)
@@ -234,6 +266,7 @@ def test_cli_quick_first_fit_then_cache_hit(tmp_path):
         time.sleep(0.5)
     assert list(tmp_path.rglob("*.entry")), "the background compile wrote no cache entry"
     assert not list(tmp_path.rglob("*.filling"))
+    assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
     second = subprocess.run([*hlm, *args, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert json.loads((tmp_path / "b" / "run.json").read_text())["sampler"]["compile_mode"] == "cache"
