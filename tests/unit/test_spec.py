@@ -289,4 +289,10 @@ def test_cli_config_errors_and_batch_workers(tmp_path, capsys):
     assert "error: --workers must be >= 1 (got 0)" in err and "hint:" in err
     assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--tune", "0"]) == 1
     assert "error: --tune must be >= 1 (got 0)" in capsys.readouterr().err
+    assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--scheduler", " "]) == 1
+    assert "error: --scheduler is empty" in capsys.readouterr().err
+    assert main(["batch", "x.csv", "--formula", "y ~ 1", "--formula", "", "--out", str(out)]) == 1
+    assert "error: --formula must not be empty" in capsys.readouterr().err
+    assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--tune", "0"]) == 1
+    assert "error: --tune must be >= 1 (got 0)" in capsys.readouterr().err
     assert not out.exists()
