@@ -100,7 +100,9 @@ def data_columns(run_dir: Path, data: Path | None = None) -> list[str] | None:
     try:
         info = json.loads((Path(run_dir) / "run.json").read_text())
         path = Path(data) if data is not None else Path(info["data"]["file"])
-        return [str(c).strip() for c in pd.read_csv(path, nrows=0).columns]
+        from hlm_cli import data as data_mod
+
+        return data_mod.column_names(path, sep=info["data"].get("sep"))
     except Exception:  # load_run will report the real problem
         return None
 
@@ -200,7 +202,7 @@ def _fitted_table(info: dict, built):
     """The fitted rows, re-read as ``prepare`` read them (missing values dropped, factors made)."""
     from hlm_cli import data as data_mod
 
-    table = data_mod.read_csv(Path(info["data"]["file"]))
+    table = data_mod.read_csv(Path(info["data"]["file"]), sep=info["data"].get("sep"))
     f = built.design.formula
     needed = set(f.columns) | ({f.response.se} if f.response.se else set())
     table = data_mod.handle_missing(table, needed, dropna=info.get("config", {}).get("dropna", True))

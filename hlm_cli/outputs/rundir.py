@@ -10,6 +10,7 @@ folder holding the data) is refused, so ``--force`` can never delete what hlm di
 from __future__ import annotations
 
 import errno
+import fnmatch
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from hlm_cli.errors import OutputError
 
 #: Top-level files of an ``hlm fit`` run directory.
 RUN_FILES = frozenset({"run.json", "summary.csv", "posterior.nc", "report.html"})
+#: Files that later commands (hypothesis, contrast, pooling, predict) write into a run directory.
+RUN_PATTERNS = ("hypothesis.csv", "contrast_*.csv", "contrast_*.png", "pooling_*.csv", "pooling_*.png", "predict_*.csv")
 #: Sub-directories of a run directory, and the file suffixes they may hold.
 RUN_DIRS = {"plots": (".png", ".svg")}
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
@@ -57,7 +60,7 @@ def foreign_entries(out: Path) -> list[str]:
             for q in p.iterdir():
                 if q.is_symlink() or not q.is_file() or q.suffix not in RUN_DIRS[p.name]:
                     foreign.append(f"{p.name}/{q.name}")
-        elif not (p.is_file() and p.name in RUN_FILES):
+        elif not (p.is_file() and (p.name in RUN_FILES or any(fnmatch.fnmatchcase(p.name, pat) for pat in RUN_PATTERNS))):
             foreign.append(p.name + ("/" if p.is_dir() else ""))
     return foreign
 

@@ -170,12 +170,9 @@ def predictor_columns(ctx) -> list[str]:
     skip = {resp.expr, resp.se, resp.trials, resp.failures} if resp else set()
     # names inside the population-level part and the group terms' own designs (slopes);
     # a column used only to define groups (``unit`` in ``(1|unit)``) is not a predictor
-    used = _names_in(formula.fixed) | {n for g in formula.groups for n in _names_in(g.expr)}
+    used = set(formula.predictor_columns)  # includes backtick-quoted names (`cell line`)
     return [c for c in ctx.prepared.table.frame.columns if c in formula.columns and c in used and c not in skip]
 
-
-def _names_in(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text or ""))
 
 
 def is_numeric(ctx, column: str) -> bool:

@@ -66,7 +66,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     family = get_family(spec.family)
     user_priors = parse_priors(spec.priors)
     if table is None:
-        table = data_mod.read_csv(spec.data)
+        table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
     formula = parse(spec.formula, list(table.frame.columns), source=table.source.name)
     if spec.se is not None:
         if formula.response.se is not None and formula.response.se != spec.se:
@@ -87,6 +87,8 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     if sigma_formula is not None:
         needed |= set(sigma_formula.columns)
     data_mod.require_columns(table, needed)
+    group_columns = {c for t in formula.groups for c in t.factor}
+    data_mod.check_columns(table, needed - group_columns - {formula.response.expr}, categorical=spec.categorical)
     if formula.response.se and family.name not in ("gaussian", "t"):
         raise InputError(
             f"se() gives known standard errors for gaussian or t responses, not {family.name}",
@@ -111,15 +113,27 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     frame = table.frame.reset_index(drop=True)
     lines = data_mod.csv_lines(table)
     _check_response_column(formula, frame, family, lines)
-    design = build_design(formula, frame)
+    design = build_design(formula, frame, lines=lines)
     if sigma_formula is not None:
         from hlm_cli.formula.design import build_sigma_design
 
-        design.sigma = build_sigma_design(sigma_formula.fixed, frame)
+        design.sigma = build_sigma_design(sigma_formula.fixed, frame, lines=lines)
     design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
     built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
+    _check_memory(spec, design)
     timings["build"] = time.perf_counter() - t1
     return Prepared(table, formula, family, built, timings)
+
+
+def _check_memory(spec: FitSpec, design) -> None:
+    """Refuse draws whose posterior (parameters, log-likelihood, predictions) cannot fit in
+    memory, before anything is compiled or sampled."""
+    from hlm_cli.spec import check_memory
+
+    n_params = design.X.shape[1] + sum(len(g.levels) * (len(g.columns) + 1) for g in design.groups) + 8
+    if design.sigma is not None:
+        n_params += 2 * int(np.asarray(getattr(design.sigma, "X", np.zeros((0, 1)))).shape[-1])
+    check_memory(spec.sampler.chains, spec.sampler.draws, n_params, design.n)
 
 
 def _check_response_column(formula, frame: pd.DataFrame, family, lines) -> None:
@@ -311,6 +325,8 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "data": {
             "file": str(Path(spec.data).resolve()),
             "sha256": table.sha256,
+            "sep": getattr(table, "sep", None),
+            "decimal": getattr(table, "decimal", None),
             "rows_read": table.rows_read,
             "rows_used": table.rows_used,
             "rows_dropped": table.dropped,

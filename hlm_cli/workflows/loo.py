@@ -286,7 +286,8 @@ class _Run:
             from hlm_cli.model.linpred import load_run
 
             self._ctx = load_run(self.path, data=self.data)
-            self._raw = data_mod.read_csv(self.data if self.data is not None else Path(self.info["data"]["file"]))
+            self._raw = data_mod.read_csv(self.data if self.data is not None else Path(self.info["data"]["file"]),
+                                          sep=self.info["data"].get("sep"))
         return self._ctx
 
 

@@ -15,7 +15,6 @@ is the inverse link of the link-scale interval.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,9 +38,6 @@ class PredictResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _names_in(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text or ""))
-
 
 def check_new_rows(ctx, new: pd.DataFrame, source: str) -> None:
     """Refuse new rows the model cannot predict, naming the column, CSV line and value.
@@ -54,7 +50,7 @@ def check_new_rows(ctx, new: pd.DataFrame, source: str) -> None:
     fitted = ctx.prepared.table.frame
     resp = formula.response
     skip = {resp.expr, resp.se, resp.trials, resp.failures} if resp else set()
-    used = _names_in(formula.fixed) | {n for g in formula.groups for n in _names_in(g.expr)}
+    used = set(formula.predictor_columns)  # includes backtick-quoted names (`cell line`)
     factors = {c for g in formula.groups for c in g.factor}
     needed = sorted((c for c in formula.columns if c not in skip and (c in used or c in factors)), key=str)
     for col in needed:

@@ -131,13 +131,21 @@ def test_strict_exit_code_keeps_results(tmp_path, tiny_csv, capsys):
 
 
 def test_force_replaces_and_nan_rows_are_dropped(tmp_path, capsys):
+    """--force replaces an earlier run (and the files later commands added to it), never a
+    directory holding anything else (issue 15: it used to delete whatever --out named)."""
     out = tmp_path / "run"
     out.mkdir()
     (out / "old.txt").write_text("x")
-    code = main(["fit", str(SAMPLE / "mice_wake_missing.csv"), "--formula", "WAKE ~ Treatment * Genotype + (1|mouse)",
-                 "--out", str(out), "--force", *FAST, "--no-plots"])
+    args = ["fit", str(SAMPLE / "mice_wake_missing.csv"), "--formula", "WAKE ~ Treatment * Genotype + (1|mouse)",
+            "--out", str(out), "--force", *FAST, "--no-plots"]
+    assert main(args) == 1
+    assert (out / "old.txt").read_text() == "x"
+    (out / "old.txt").unlink()
+    assert main(args) == 0
+    (out / "hypothesis.csv").write_text("from hlm hypothesis\n")
+    code = main(args)
     assert code == 0
-    assert not (out / "old.txt").exists()
+    assert not (out / "hypothesis.csv").exists()
     info = json.loads((out / "run.json").read_text())
     assert info["data"]["rows_read"] == 36 and info["data"]["rows_used"] == 33 and info["data"]["rows_dropped"] == 3
 

@@ -153,7 +153,7 @@ def _write_run(run, *, prior: bool, seed: int = 0, S: int = 4000):
     run.mkdir()
     xr.DataTree.from_dict(groups).to_netcdf(run / "posterior.nc", engine="h5netcdf")
     params = {"population": ["Intercept", "Treatment", "genotype"], "group_effects": {"mouse": ["1|mouse"]}, "group_sds": {"mouse": ["1|mouse_sigma"]}, "correlations": {}, "family": ["sigma"]}
-    (run / "run.json").write_text(json.dumps({"parameters": params}))
+    (run / "run.json").write_text(json.dumps({"schema_version": 1, "config": {}, "parameters": params}))
     return run
 
 
