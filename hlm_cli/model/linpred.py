@@ -103,7 +103,7 @@ def load_run(run_dir: Path, *, data: Path | None = None, check_hash: bool = True
             f"the data file of {run_dir.name}, {str(path)!r}, no longer exists",
             hint="pass the moved file with --data PATH",
         )
-    table = data_mod.read_csv(path)
+    table = data_mod.read_csv(path, sep=data_info.get("sep"))
     if check_hash and table.sha256 != data_info["sha256"]:
         raise InputError(
             f"{path.name} changed since {run_dir.name} was fitted (sha256 differs)",
