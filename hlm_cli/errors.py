@@ -51,6 +51,13 @@ class ConfigError(HlmError):
     """A run config (TOML) or a combination of options."""
 
 
+class UsageError(ConfigError):
+    """A command-line option outside its range (``--draws 0``): a usage error, exit 2, like
+    the ones Typer/Click report, but with a hint."""
+
+    exit_code = ExitCode.USAGE
+
+
 class OutputError(HlmError):
     """The output directory: exists and is not empty, or is not writable."""
 

@@ -43,7 +43,7 @@ from pydantic import (
     field_validator,
 )
 
-from hlm_cli.errors import ConfigError, PriorError, closest_match
+from hlm_cli.errors import ConfigError, PriorError, UsageError, closest_match
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 Adaptation = Literal["diag", "draw_diag", "low_rank"]
@@ -332,7 +332,7 @@ def _check_totals(spec: FitSpec, source: str, layer: dict, written: dict) -> Non
     if s.draws * s.chains > MAX_DRAWS:
         cli = _in(layer, ("sampler", "draws")) or _in(layer, ("sampler", "chains"))
         d = _name(("sampler", "draws"), source, layer, written)
-        raise ConfigError(
+        raise (UsageError if cli else ConfigError)(
             ("" if cli else f"{source}: ") + f"{d} {s.draws} with {s.chains} chains is {s.draws * s.chains} draws in all, "
             f"more than hlm keeps (draws x chains at most {MAX_DRAWS})",
             hint="use fewer draws: 1000-5000 per chain are plenty for means and 94% intervals",
@@ -462,7 +462,8 @@ def from_validation(err: ValidationError, source: str, *, flags: dict | None = N
     if from_cli:
         cli_example = example if " " in example else example.strip('"')
         hint = f"{name} takes {what}" + (f", e.g. {name} {cli_example}" if key.startswith("sampler.") or what != "true or false" else "")
-        return ConfigError(f"{name} {rule} (got {got})", hint=hint)
+        kind = UsageError if key.startswith("sampler.") else ConfigError  # a sampler number out of range: usage (exit 2)
+        return kind(f"{name} {rule} (got {got})", hint=hint)
     bare = _name(keys[:2] if key.startswith("sampler.") else keys[:1], source, {}, written)
     return ConfigError(f"{source}: {name} {rule} (got {got})", hint=f"{bare} takes {what}, e.g. {bare} = {example}")
 

@@ -15,6 +15,8 @@ SAMPLE = ROOT / "sample_data"
 
 # keep compiled-model caches of the test run away from the user's ~/.cache/hlm
 os.environ.setdefault("HLM_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache"))
+# and the key that signs its entries away from the user's ~/.config/hlm/cache.key
+os.environ.setdefault("HLM_CACHE_KEY_FILE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache.key"))
 # The suite fits the same few structures many times in one process: compile each once and
 # reuse it (the in-process memo) instead of quick first fits, and start no detached background
 # compiles. tests/unit/test_compile_cache.py turns both on where it tests them.

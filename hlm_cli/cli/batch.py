@@ -56,7 +56,7 @@ def batch(
     """
     import shlex
 
-    from hlm_cli.errors import ConfigError
+    from hlm_cli.errors import ConfigError, UsageError
     from hlm_cli.spec import load_fit_spec
     from hlm_cli.workflows.batch import BatchSpec, run_batch
 
@@ -65,7 +65,7 @@ def batch(
     if not inputs and manifest is None:
         raise ConfigError("no input files given", hint='e.g. hlm batch "data/*.csv" --formula ... --out results/batch, or --manifest list.txt')
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1 (got {workers})", hint="--workers takes a whole number >= 1, e.g. --workers 4 (leave it out to use all cores)")
+        raise UsageError(f"--workers must be >= 1 (got {workers})", hint="--workers takes a whole number >= 1, e.g. --workers 4 (leave it out to use all cores)")
     if scheduler is not None and not scheduler.strip():
         raise ConfigError("--scheduler is empty", hint="give the Dask scheduler's address, e.g. --scheduler tcp://10.0.0.5:8786, or leave it out to run here")
     command = shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None
