@@ -44,14 +44,17 @@ def respect_umask(path: Path, *, directory: bool) -> None:
         pass
 
 
-def foreign_entries(out: Path) -> list[str]:
-    """What in ``out`` hlm did not write: empty for an hlm run directory (or an empty one)."""
+def foreign_entries(out: Path, *, require_runinfo: bool = True) -> list[str]:
+    """What in ``out`` hlm did not write: empty for an hlm run directory (or an empty one).
+
+    ``require_runinfo=False`` accepts a missing or torn run.json (a run directory of a batch
+    that was killed mid-write; the batch knows the directory is its own)."""
     out = Path(out)
     entries = sorted(out.iterdir(), key=lambda p: p.name)
     if not entries:
         return []
     foreign: list[str] = []
-    if not _is_hlm_runinfo(out / "run.json"):
+    if require_runinfo and not _is_hlm_runinfo(out / "run.json"):
         foreign.append("run.json (missing or not written by hlm)" if (out / "run.json").exists() else "no run.json")
     for p in entries:
         if p.is_symlink():
@@ -63,6 +66,16 @@ def foreign_entries(out: Path) -> list[str]:
         elif not (p.is_file() and (p.name in RUN_FILES or any(fnmatch.fnmatchcase(p.name, pat) for pat in RUN_PATTERNS))):
             foreign.append(p.name + ("/" if p.is_dir() else ""))
     return foreign
+
+
+def remove_stale(out: Path) -> bool:
+    """Delete a run directory that a batch is about to refit, when it holds nothing but hlm's
+    files (its run.json may be missing or torn); anything else is left for the fit to refuse."""
+    out = Path(out)
+    if not out.is_dir() or out.is_symlink() or foreign_entries(out, require_runinfo=False):
+        return False
+    shutil.rmtree(out)
+    return True
 
 
 def _is_hlm_runinfo(path: Path) -> bool:

@@ -627,6 +627,11 @@ def run_batch(spec: BatchSpec, *, on_progress: Callable[[BatchProgress], None] |
         # several fits at once: chains of one fit run one after another (see benchmarks/README.md)
         parallel = bool(spec.scheduler) or (spec.workers or default_workers()) > 1
         the_plan = plan(spec, cores=1 if parallel else None, inputs=inputs)
+        from hlm_cli.outputs import rundir
+
+        for unit in the_plan.units:  # stale run dirs of this batch (torn run.json): refit from scratch
+            for fit in unit.fits:
+                rundir.remove_stale(out / fit.entry.run_dir)
         n_fits = sum(len(u.fits) for u in the_plan.units)
         progress = BatchProgress(total=n_fits, skipped=the_plan.skipped)
         say = on_progress or (lambda p: None)

@@ -317,3 +317,12 @@ def test_files_changed_after_the_fit_are_refused(tmp_path):
     (run / "posterior.nc").write_bytes(b"\x89HD")
     with pytest.raises(InputError, match="posterior.nc' is damaged or was changed"):
         runinfo.verify(run, "posterior.nc", info)
+
+
+def test_batch_removes_only_stale_run_dirs_of_its_own(tmp_path):
+    torn = make_run_dir(tmp_path / "torn")
+    (torn / "run.json").write_text('{"schema_')
+    assert rundir.remove_stale(torn) and not torn.exists()
+    mixed = make_run_dir(tmp_path / "mixed", extra={"notes.txt": "keep"})
+    (mixed / "run.json").unlink()
+    assert not rundir.remove_stale(mixed) and (mixed / "notes.txt").read_text() == "keep"
