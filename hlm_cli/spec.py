@@ -99,6 +99,7 @@ class FitSpec(Spec):
     categorical: list[StrictStr] = Field(default_factory=list)
     se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
     sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
+    sep: StrictStr | None = None  # --sep ';': field separator [default: from the extension and header]
     dropna: StrictBool = True
     prior_predictive: StrictBool = False
     force: StrictBool = False
@@ -116,6 +117,18 @@ class FitSpec(Spec):
     @classmethod
     def _text_not_empty(cls, v: str | None) -> str | None:
         return _not_blank(v)
+
+    @field_validator("sep")
+    @classmethod
+    def _one_separator(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from hlm_cli.data import parse_sep
+
+        try:
+            return parse_sep(v)
+        except ConfigError as err:
+            raise ValueError("must be one separator character such as ',' ';' or tab") from err
 
     @field_validator("categorical")
     @classmethod
@@ -142,6 +155,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "priors": ('a table of TERM = "Dist(args)" strings', '{ Intercept = "Normal(0, 5)", sigma = "HalfNormal(1)" }'),
     "categorical": ("a list of column names", '["cell_line"]'),
     "se": ("the column of known standard errors", '"sigma"'),
+    "sep": ("one separator character: ',' ';' '|' or tab", '";"'),
     "sigma_formula": ("a one-sided formula for log(sigma)", '"~ group"'),
     "color_by": ("a column name", '"Treatment"'),
     "sampler": ("a table of sampler settings (draws, tune, chains, ...)", "{ draws = 1000 }"),

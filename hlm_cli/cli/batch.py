@@ -29,6 +29,7 @@ def batch(
     prior: Annotated[list[str] | None, typer.Option("--prior", help='TERM=Dist(args), repeatable, e.g. --prior "1|gene=HalfNormal(1)"', rich_help_panel=MODEL, show_default=False)] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
     se: Annotated[str | None, typer.Option("--se", help="column of known standard errors, e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
+    sep: Annotated[str | None, typer.Option("--sep", help="field separator of the data, e.g. --sep ';' or --sep tab [default: ',' for .csv, tab for .tsv/.txt, or what the header shows]", show_default=False)] = None,
     draws: Annotated[int | None, typer.Option(help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
     tune: Annotated[int | None, typer.Option(help="warm-up iterations per chain, at least 1, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
     chains: Annotated[int | None, typer.Option(help="number of chains, 1 to 128, e.g. 4 [default: 4]", rich_help_panel=SAMPLER, show_default=False)] = None,
@@ -70,7 +71,7 @@ def batch(
         raise ConfigError("--scheduler is empty", hint="give the Dask scheduler's address, e.g. --scheduler tcp://10.0.0.5:8786, or leave it out to run here")
     command = shlex.join(["hlm", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("hlm") else None
     flags = dict(
-        family=family, categorical=categorical, se=se, draws=draws, tune=tune, chains=chains,
+        family=family, categorical=categorical, se=se, sep=sep, draws=draws, tune=tune, chains=chains,
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,
         prior_predictive=prior_predictive, strict=strict, plots=False if no_plots else None,

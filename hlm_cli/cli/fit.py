@@ -21,6 +21,7 @@ def fit(
     prior: Annotated[list[str] | None, typer.Option("--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" --prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)] = None,
     categorical: Annotated[list[str] | None, typer.Option("--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)", rich_help_panel=MODEL, show_default=False)] = None,
     se: Annotated[str | None, typer.Option("--se", help="column of known standard errors (same as 'y | se(COL) ~ ...'), e.g. --se sigma", rich_help_panel=MODEL, show_default=False)] = None,
+    sep: Annotated[str | None, typer.Option("--sep", help="field separator of the data, e.g. --sep ';' or --sep tab [default: ',' for .csv, tab for .tsv/.txt, or what the header shows]", show_default=False)] = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)', rich_help_panel=MODEL, show_default=False)] = None,
     draws: Annotated[int | None, typer.Option(help="posterior draws per chain, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
     tune: Annotated[int | None, typer.Option(help="warm-up iterations per chain, at least 1, e.g. 1000 [default: 1000]", rich_help_panel=SAMPLER, show_default=False)] = None,
@@ -34,7 +35,7 @@ def fit(
     adaptation: Annotated[str | None, typer.Option(help="nutpie mass matrix: diag (default), draw_diag or low_rank", rich_help_panel=SAMPLER, show_default=False)] = None,
     dropna: Annotated[bool | None, typer.Option("--dropna/--no-dropna", help="drop rows with missing values in model columns (default), or refuse them", show_default=False)] = None,
     prior_predictive: Annotated[bool | None, typer.Option("--prior-predictive", help="also sample the prior predictive (saved in posterior.nc, plots/prior_ppc.png)", show_default=False)] = None,
-    force: Annotated[bool | None, typer.Option("--force", help="replace --out if it exists", rich_help_panel=OUTPUT, show_default=False)] = None,
+    force: Annotated[bool | None, typer.Option("--force", help="replace --out if it is an earlier hlm run directory (run.json and hlm's files only; anything else is refused, never deleted)", rich_help_panel=OUTPUT, show_default=False)] = None,
     quiet: Annotated[bool | None, typer.Option("--quiet", "-q", help="print only warnings and errors", rich_help_panel=OUTPUT, show_default=False)] = None,
     strict: Annotated[bool | None, typer.Option("--strict", help="exit with code 3 when diagnostics fail (results are still written)", rich_help_panel=OUTPUT, show_default=False)] = None,
     color_by: Annotated[str | None, typer.Option("--color-by", help="column that colours plots/pred_vs_obs.png, e.g. --color-by Treatment [default: the first predictor]", rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -60,7 +61,7 @@ def fit(
             raise ConfigError(f"--formula number {i} is empty", hint='give a formula each time, e.g. --formula "logfc ~ 1 + (1|gene)"')
     spec = load_fit_spec(
         config,
-        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, categorical=categorical, se=se, sigma_formula=sigma_formula,
+        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, categorical=categorical, se=se, sep=sep, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,
@@ -91,7 +92,8 @@ def _fit_and_compare(spec, formulas: list[str]) -> None:
     from hlm_cli.workflows.fit import run_fit
     from hlm_cli.workflows.loo import compare_runs
 
-    rundir.check_out(spec.out, force=spec.force)
+    protect = tuple(p for p in (spec.data, spec.config_file) if p is not None)
+    rundir.check_out(spec.out, force=spec.force, protect=protect, foreign_of=rundir.compare_foreign_entries)
     spec.out.mkdir(parents=True, exist_ok=True)
     dirs = []
     codes = []

@@ -68,6 +68,26 @@ def foreign_entries(out: Path, *, require_runinfo: bool = True) -> list[str]:
     return foreign
 
 
+def compare_foreign_entries(out: Path) -> list[str]:
+    """Like :func:`foreign_entries` for the directory of ``hlm fit`` with several ``--formula``:
+    run directories ``m1``, ``m2``, ... and the comparison ``loo/``."""
+    import re
+
+    from hlm_cli.outputs import loo_out
+
+    foreign: list[str] = []
+    for p in sorted(Path(out).iterdir(), key=lambda p: p.name):
+        if p.is_symlink() or not p.is_dir():
+            foreign.append(p.name)
+        elif re.fullmatch(r"m\d+", p.name):
+            foreign += [f"{p.name}/{e}" for e in foreign_entries(p)]
+        elif p.name == "loo":
+            foreign += [f"loo/{e}" for e in loo_out.foreign_entries(p)]
+        else:
+            foreign.append(p.name + "/")
+    return foreign
+
+
 def remove_stale(out: Path) -> bool:
     """Delete a run directory that a batch is about to refit, when it holds nothing but hlm's
     files (its run.json may be missing or torn); anything else is left for the fit to refuse."""
@@ -94,7 +114,7 @@ def _contains(parent: Path, child: Path) -> bool:
         return False
 
 
-def check_out(out: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> None:
+def check_out(out: Path, *, force: bool, protect: tuple[Path, ...] = (), foreign_of=None) -> None:
     """Validate --out before anything expensive runs.
 
     ``protect`` are paths (the data file, a config) that must never lie inside a directory
@@ -116,7 +136,7 @@ def check_out(out: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> None
                 hint="choose another --out, or add --force to replace an earlier hlm run there",
             )
         if nonempty:
-            _check_replaceable(out, protect)
+            _check_replaceable(out, protect, foreign_of)
     ensure_parent_writable(out)
 
 
