@@ -93,7 +93,7 @@ def _fit_and_compare(spec, formulas: list[str]) -> None:
     from hlm_cli.workflows.loo import compare_runs
 
     protect = tuple(p for p in (spec.data, spec.config_file) if p is not None)
-    rundir.check_out(spec.out, force=spec.force, protect=protect, foreign_of=rundir.compare_foreign_entries)
+    rundir.check_out(spec.out, force=spec.force, protect=protect, foreign_of=loo_out.compare_foreign_entries)
     spec.out.mkdir(parents=True, exist_ok=True)
     dirs = []
     codes = []

@@ -39,6 +39,26 @@ def foreign_entries(out: Path) -> list[str]:
     return sorted(p.name for p in Path(out).iterdir() if p.name not in FILES or p.is_symlink() or not p.is_file())
 
 
+def compare_foreign_entries(out: Path) -> list[str]:
+    """What ``--force`` must not delete in the directory of ``hlm fit`` with several
+    ``--formula``: anything but run directories ``m1``, ``m2``, ... and the comparison ``loo/``."""
+    import re
+
+    from hlm_cli.outputs import rundir
+
+    foreign: list[str] = []
+    for p in sorted(Path(out).iterdir(), key=lambda p: p.name):
+        if p.is_symlink() or not p.is_dir():
+            foreign.append(p.name)
+        elif re.fullmatch(r"m\d+", p.name):
+            foreign += [f"{p.name}/{e}" for e in rundir.foreign_entries(p)]
+        elif p.name == "loo":
+            foreign += [f"loo/{e}" for e in foreign_entries(p)]
+        else:
+            foreign.append(p.name + "/")
+    return foreign
+
+
 def loo_table(result) -> pd.DataFrame:
     """One row per model: the estimate, how it was obtained, and the Pareto k counts."""
     rows = []

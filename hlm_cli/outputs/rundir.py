@@ -68,26 +68,6 @@ def foreign_entries(out: Path, *, require_runinfo: bool = True) -> list[str]:
     return foreign
 
 
-def compare_foreign_entries(out: Path) -> list[str]:
-    """Like :func:`foreign_entries` for the directory of ``hlm fit`` with several ``--formula``:
-    run directories ``m1``, ``m2``, ... and the comparison ``loo/``."""
-    import re
-
-    from hlm_cli.outputs import loo_out
-
-    foreign: list[str] = []
-    for p in sorted(Path(out).iterdir(), key=lambda p: p.name):
-        if p.is_symlink() or not p.is_dir():
-            foreign.append(p.name)
-        elif re.fullmatch(r"m\d+", p.name):
-            foreign += [f"{p.name}/{e}" for e in foreign_entries(p)]
-        elif p.name == "loo":
-            foreign += [f"loo/{e}" for e in loo_out.foreign_entries(p)]
-        else:
-            foreign.append(p.name + "/")
-    return foreign
-
-
 def remove_stale(out: Path) -> bool:
     """Delete a run directory that a batch is about to refit, when it holds nothing but hlm's
     files (its run.json may be missing or torn); anything else is left for the fit to refuse."""
