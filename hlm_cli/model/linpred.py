@@ -288,11 +288,16 @@ def _prepare_new(ctx: RunContext, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def inverse_link(family, eta: np.ndarray) -> np.ndarray:
-    """Mean of the response given the linear predictor (lognormal: the median exp(eta))."""
+    """Mean of the response given the linear predictor (lognormal: the median exp(eta)).
+
+    Never overflows: the logistic function is scipy's expit, and log-link rates are computed
+    from eta clipped at :data:`MAX_LOG_RATE` (about 1e300)."""
     if family.link == "logit":
-        return 1.0 / (1.0 + np.exp(-eta))
+        from scipy.special import expit
+
+        return expit(eta)
     if family.link == "log":
-        return np.exp(eta)
+        return np.exp(np.minimum(eta, MAX_LOG_RATE))
     if family.name == "lognormal":
         return np.exp(eta)
     return eta
@@ -390,10 +395,10 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
             n = trials if trials is not None else np.ones(eta.shape[1])
             return rng.binomial(np.asarray(n).astype(np.int64)[None, :], mu).astype(float)
         case "poisson":
-            return poisson(rng, np.exp(np.minimum(eta, MAX_LOG_RATE)))
+            return poisson(rng, mu)
         case "negativebinomial":
             alpha = aux("alpha")
-            return poisson(rng, rng.gamma(alpha, np.exp(np.minimum(eta, MAX_LOG_RATE)) / alpha))
+            return poisson(rng, rng.gamma(alpha, mu / alpha))
         case "gamma":
             alpha = aux("alpha")
             return rng.gamma(alpha, mu / alpha)

@@ -14,6 +14,11 @@ Normal(mu0, s0) intercept prior the conditional is exact and Gaussian::
 posterior draw turns the zero-sum posterior into the posterior of the usual model, so
 ``Intercept`` and ``1|g`` mean what they mean in lme4 and brms, while the linear predictor,
 and so every prediction and log-likelihood, is unchanged.
+
+With a centered population design (:mod:`hlm_cli.model.build`) the sampled intercept ``m`` is
+the centered one (``_Intercept_c``, the one the prior is on) and the reported ``Intercept`` is
+the deterministic ``m - sum_j b_j mean(X_j)``: both are shifted by the same ``t``, since the
+centering is linear in ``m``.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ def to_user_scale(tree, built, *, seed: int = 0):
     post = tree["posterior"]
     if not zs or "Intercept" not in post:
         return tree
+    from hlm_cli.model.build import CENTERED_INTERCEPT
+
     rng = np.random.default_rng(seed + 7919)
-    m = np.asarray(post["Intercept"], dtype=float)  # (C, D)
+    sampled = CENTERED_INTERCEPT if CENTERED_INTERCEPT in post else "Intercept"
+    m = np.asarray(post[sampled], dtype=float)  # (C, D): the intercept the prior is on
     v = np.stack([np.asarray(post[f"{g.effect_names[0]}_sigma"], dtype=float) ** 2 / len(g.levels) for g in zs], axis=-1)
     V = v.sum(axis=-1)
     prior = built.priors["Intercept"]
@@ -42,7 +50,9 @@ def to_user_scale(tree, built, *, seed: int = 0):
     m0 = rng.normal(0.0, np.sqrt(v))
     mbar = m0 + v / V[..., None] * (t - m0.sum(axis=-1))[..., None]
     ds = post.to_dataset()
-    ds["Intercept"] = (post["Intercept"].dims, m - t)
+    ds["Intercept"] = (post["Intercept"].dims, np.asarray(post["Intercept"], dtype=float) - t)
+    if sampled != "Intercept":
+        ds[sampled] = (post[sampled].dims, m - t)
     for k, g in enumerate(zs):
         name = g.effect_names[0]
         ds[name] = post[name] + mbar[..., k][..., None]
