@@ -20,7 +20,7 @@ help:
 	@echo "make demo       create .venv if needed, fit the cell-line sample model into results/demo"
 	@echo "make test       create .venv if needed, run the default test suite"
 	@echo "make test-slow  the slow sampling tests (real fits of every sample dataset)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff, and the import contracts in pyproject.toml (lint-imports)"
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$($(FIND_PY)) || { echo "error: no Python >= 3.12 found (tried: $(PYTHON_CANDIDATES))." >&2; \
@@ -47,6 +47,7 @@ test-all: venv
 
 lint: venv
 	$(VENV)/bin/ruff check hlm_cli tests
+	$(VENV)/bin/lint-imports --no-cache
 
 sample-data: venv
 	$(PY) sample_data/make_sample_data.py
