@@ -1,8 +1,11 @@
-"""Shared fixtures: tiny CSVs (20-50 rows), golden files, and a real fitted run (once per session)."""
+"""Shared fixtures: tiny CSVs (20-50 rows), golden files, a recorded run directory for the unit
+tests (tests/data/cell_lines_run, never sampled here) and a real fitted run for e2e tests."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
+DATA = Path(__file__).parent / "data"
+UNIT = Path(__file__).parent / "unit"
 SAMPLE = ROOT / "sample_data"
 
 # keep compiled-model caches of the test run away from the user's ~/.cache/hlm
@@ -19,7 +24,8 @@ os.environ.setdefault("HLM_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")
 os.environ.setdefault("HLM_CACHE_KEY_FILE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache.key"))
 # The suite fits the same few structures many times in one process: compile each once and
 # reuse it (the in-process memo) instead of quick first fits, and start no detached background
-# compiles. tests/unit/test_compile_cache.py turns both on where it tests them.
+# compiles. tests/unit/test_cache_security.py and tests/e2e/test_compile_cache_e2e.py turn
+# them on where they test them.
 os.environ.setdefault("HLM_QUICK_COMPILE", "0")
 os.environ.setdefault("HLM_BACKGROUND_COMPILE", "0")
 
@@ -44,6 +50,23 @@ def golden(request):
     return check
 
 
+@pytest.fixture(autouse=True)
+def _unit_tests_never_sample(request, monkeypatch):
+    """tests/unit runs in seconds: nutpie.sample and pymc.sample raise there (a test may still
+    monkeypatch them with a fake of its own). Read a recorded run (``recorded_run``) instead,
+    or put the test in tests/e2e."""
+    if UNIT not in request.path.parents:
+        return
+    import nutpie
+    import pymc
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tests/unit never samples: use the recorded_run fixture (tests/data) or move the test to tests/e2e")
+
+    monkeypatch.setattr(nutpie, "sample", refuse)
+    monkeypatch.setattr(pymc, "sample", refuse)
+
+
 @pytest.fixture
 def tiny_df() -> pd.DataFrame:
     """36 rows: 6 groups x 2 conditions x 3 replicates, a numeric predictor and a group factor."""
@@ -66,9 +89,34 @@ def tiny_csv(tmp_path, tiny_df) -> Path:
 FAST = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "1", "--quiet"]
 
 
+def copy_recorded_run(dest: Path, name: str = "cell_lines_run") -> Path:
+    """Copy tests/data/NAME and its data file into DEST; point run.json at the copied file.
+
+    The recorded run.json names its data file relative to tests/data (make_recorded_run.py);
+    the copy gets an absolute path, as a fit writes it. posterior.nc and summary.csv are
+    copied byte for byte, so their checksums in run.json still hold.
+    """
+    run = dest / name
+    shutil.copytree(DATA / name, run)
+    info = json.loads((run / "run.json").read_text())
+    csv = dest / Path(info["data"]["file"]).name
+    shutil.copyfile(DATA / info["data"]["file"], csv)
+    info["data"]["file"] = info["config"]["data"] = str(csv)
+    info["config"]["out"] = str(run)
+    (run / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return run
+
+
+@pytest.fixture
+def recorded_run(tmp_path) -> Path:
+    """A fitted run directory of the cell-line model (2 chains x 200 draws, 90 rows) recorded
+    by tests/data/make_recorded_run.py: unit tests read it instead of sampling."""
+    return copy_recorded_run(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def fitted_run(tmp_path_factory) -> Path:
-    """One real fit of the cell-line sample data, shared by tests that read a run directory."""
+    """One real fit of the cell-line sample data (e2e tests only: tests/unit never samples)."""
     from hlm_cli.cli.app import main
 
     out = tmp_path_factory.mktemp("runs") / "cell_lines"

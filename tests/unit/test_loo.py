@@ -14,6 +14,7 @@ import xarray as xr
 
 from hlm_cli.cli.app import main
 from hlm_cli.errors import ConfigError, InputError
+from hlm_cli.outputs import runinfo
 from hlm_cli.workflows import loo as loo_wf
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +43,7 @@ def make_run(path: Path, y: np.ndarray, *, mu_shift: float = 0.0, sigma: float =
     data = str(path / "data.csv")  # not written: these runs cannot be refitted
     info = {"formula": formula, "response": "y", "data": {"file": data, "sha256": sha, "rows_used": n},
             "config": {"data": data, "formula": formula, "out": str(path)}}
-    (path / "run.json").write_text(json.dumps(info))
+    runinfo.write(path / "run.json", info)  # the fit's writer: schema_version, versions, argv
     return path
 
 
@@ -113,12 +114,12 @@ def test_pareto_k_table_bands():
 # --------------------------------------------------------------------------------------------
 
 
-def test_heldout_log_lik_reproduces_the_saved_log_likelihood(fitted_run):
+def test_heldout_log_lik_reproduces_the_saved_log_likelihood(recorded_run):
     """Evaluated under the full-data posterior, the held-out machinery gives posterior.nc's values."""
     from hlm_cli import data as data_mod
     from hlm_cli.model.linpred import load_run, stacked
 
-    ctx = load_run(fitted_run)
+    ctx = load_run(recorded_run)
     raw = data_mod.read_csv(Path(ctx.info["data"]["file"]))
     obs = np.array([0, 7, 33, 89])
     rows = raw.frame.loc[ctx.prepared.table.frame.index[obs]]
@@ -265,7 +266,7 @@ def test_too_many_bad_k_recommends_kfold(tmp_path, y_obs, monkeypatch):
 
 
 @pytest.fixture
-def fake_sampler(fitted_run, monkeypatch):
+def fake_sampler(recorded_run, monkeypatch):
     """sampling.sample returns the run's own posterior, restricted to the refit's group levels.
 
     Exact LOO with the full-data posterior is the in-sample lpd_i, so the refit results are
@@ -274,7 +275,7 @@ def fake_sampler(fitted_run, monkeypatch):
     from hlm_cli import sampling
     from hlm_cli.model.linpred import open_tree
 
-    full = open_tree(fitted_run)
+    full = open_tree(recorded_run)
     calls = []
 
     def sample(built, spec, *, use_cache=True, on_progress=None):
@@ -293,7 +294,7 @@ def _lpd(run_dir: Path) -> np.ndarray:
     return loo_wf._lpd_i(loo_wf._loglik_matrix(run))
 
 
-def test_reloo_refits_each_flagged_observation(fitted_run, fake_sampler, monkeypatch):
+def test_reloo_refits_each_flagged_observation(recorded_run, fake_sampler, monkeypatch):
     real = loo_wf._psis
     seen = {}
 
@@ -304,7 +305,7 @@ def test_reloo_refits_each_flagged_observation(fitted_run, fake_sampler, monkeyp
         return res
 
     monkeypatch.setattr(loo_wf, "_psis", psis_with_bad_k)
-    m = loo_wf.compare_runs([fitted_run]).models[0]
+    m = loo_wf.compare_runs([recorded_run]).models[0]
     flagged = [int(i) for i in np.flatnonzero(seen["k"] > loo_wf.good_k_threshold(m.n_samples))]
     assert {3, 41} <= set(flagged) and len(flagged) <= loo_wf.MAX_RELOO
     assert m.method == "reloo" and m.n_refits == len(flagged) == len(fake_sampler)
@@ -312,23 +313,23 @@ def test_reloo_refits_each_flagged_observation(fitted_run, fake_sampler, monkeyp
     n = m.n_obs
     assert [b.design.n for b in fake_sampler] == [n - 1] * len(flagged)  # each refit drops one row
     # the held-out density under the (full-data) refit posterior is the in-sample lpd
-    np.testing.assert_allclose(m.elpd_i[flagged], _lpd(fitted_run)[flagged], rtol=1e-6)
+    np.testing.assert_allclose(m.elpd_i[flagged], _lpd(recorded_run)[flagged], rtol=1e-6)
     assert m.ktable.n_bad == len(flagged) and m.estimate == f"reloo ({len(flagged)} exact refits)"
 
 
-def test_reloo_not_used_when_k_is_fine(fitted_run, fake_sampler):
-    m = loo_wf.compare_runs([fitted_run], fix="reloo").models[0]
+def test_reloo_not_used_when_k_is_fine(recorded_run, fake_sampler):
+    m = loo_wf.compare_runs([recorded_run], fix="reloo").models[0]
     if m.ktable.n_bad == 0:
         assert m.method == "psis" and m.n_refits == 0 and not fake_sampler
     else:
         assert m.n_refits == m.ktable.n_bad == len(fake_sampler)
 
 
-def test_grouped_kfold_refits_without_whole_groups(fitted_run, fake_sampler):
-    res = loo_wf.compare_runs([fitted_run], kfold=5, group="cell_line", seed=2)
+def test_grouped_kfold_refits_without_whole_groups(recorded_run, fake_sampler):
+    res = loo_wf.compare_runs([recorded_run], kfold=5, group="cell_line", seed=2)
     m = res.models[0]
     assert res.criterion == "kfold" and m.method == "kfold" and m.kfold == 5 and m.n_refits == 5 == len(fake_sampler)
-    frame = pd.read_csv(Path(loo_wf._open_run(fitted_run).info["data"]["file"]))
+    frame = pd.read_csv(Path(loo_wf._open_run(recorded_run).info["data"]["file"]))
     lines = frame["cell_line"].astype(str).to_numpy()
     for f in range(1, 6):  # fold f's refit saw none of fold f's cell lines
         held = set(lines[m.folds == f])
@@ -336,13 +337,13 @@ def test_grouped_kfold_refits_without_whole_groups(fitted_run, fake_sampler):
         assert len(held) == 2 and held.isdisjoint(refit.levels) and len(refit.levels) == 8
     assert np.isfinite(m.elpd) and m.se > 0
     # leaving out whole cell lines predicts worse than the in-sample lpd
-    assert m.elpd < _lpd(fitted_run).sum()
+    assert m.elpd < _lpd(recorded_run).sum()
     assert m.estimate == "kfold (K = 5, grouped by cell_line)"
 
 
-def test_kfold_group_must_be_a_column(fitted_run, fake_sampler):
+def test_kfold_group_must_be_a_column(recorded_run, fake_sampler):
     with pytest.raises(InputError, match="--group 'cell_lines' is not a column"):
-        loo_wf.compare_runs([fitted_run], kfold=5, group="cell_lines")
+        loo_wf.compare_runs([recorded_run], kfold=5, group="cell_lines")
 
 
 def test_auto_keeps_psis_when_the_data_file_is_gone(tmp_path, y_obs, monkeypatch):
