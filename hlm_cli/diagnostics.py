@@ -17,6 +17,10 @@ RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
 BFMI_MIN = 0.3
 IDENT_CORR = 0.9
+#: The thresholds above, by name: the one home of the numbers the report page and the CLI print.
+THRESHOLDS = {"r_hat_max": RHAT_MAX, "ess_per_chain": ESS_PER_CHAIN, "bfmi_min": BFMI_MIN, "ident_corr": IDENT_CORR}
+#: What "all checks passed" means, in one line (``hlm fit``'s message).
+PASSED = f"R-hat <= {RHAT_MAX}, ESS >= {ESS_PER_CHAIN} per chain, no divergences, no tree-depth hits, E-BFMI >= {BFMI_MIN}"
 
 
 @dataclass

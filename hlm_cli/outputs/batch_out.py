@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -379,13 +378,4 @@ def write_tables(out: Path, status, summary) -> tuple[Path, Path]:
 
 def write_compare(path: Path, table) -> None:
     """Write a LOO comparison table (a pandas.DataFrame, one row per model) atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            table.to_csv(fh, index=False, float_format="%.6g")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(Path(path), lambda fh: table.to_csv(fh, index=False, float_format="%.6g"), newline="")

@@ -192,16 +192,18 @@ def writing(path: Path, what: str | None = None):
         raise
 
 
-def write_atomic(path: Path, write, *, newline: str | None = None) -> None:
+def write_atomic(path: Path, write, *, newline: str | None = None, binary: bool = False) -> None:
     """Write one file atomically: ``write(fh)`` fills a temporary file beside ``path``, which is
     flushed, fsynced and renamed onto ``path``; on any failure the temporary file is removed,
     so readers see the old file or the complete new one, never half of it. The file gets the
-    mode the user's umask gives new files."""
+    mode the user's umask gives new files. ``fh`` is a UTF-8 text file, or a binary one with
+    ``binary`` (figures)."""
     path = Path(path)
     with writing(path):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            opened = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+            with opened as fh:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())

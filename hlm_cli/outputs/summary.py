@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-CI_PROB = 0.94
+CI_PROB = 0.94  #: the interval width of summary.csv (hdi94/eti94) and of every figure
 KIND_ORDER = {"population": 0, "group_sd": 1, "correlation": 2, "family": 3, "group_effect": 4}
 COLUMNS = [
     "parameter", "kind", "group", "mean", "sd", "hdi94_lb", "hdi94_ub", "eti94_lb", "eti94_ub",
@@ -40,7 +40,7 @@ def summarize(tree, params) -> pd.DataFrame:
     rows = _var_kinds(params)
     names = [v for v, _, _ in rows]
     hdi = azs.summary(tree, var_names=names, ci_prob=CI_PROB, ci_kind="hdi", round_to="none")
-    eti = azs.summary(tree, var_names=names, kind="stats", ci_prob=CI_PROB, ci_kind="eti", round_to="none")
+    eti = stats(tree, names, ci_kind="eti")
     df = pd.DataFrame(hdi).copy()
     df.columns = [c.replace("hdi94_", "hdi94_") for c in df.columns]
     lb = [c for c in df.columns if c.endswith("_lb")][0]
@@ -70,6 +70,15 @@ def summarize(tree, params) -> pd.DataFrame:
     for c in ("ess_bulk", "ess_tail"):
         df[c] = df[c].astype(float)
     return df[COLUMNS].set_index("parameter")
+
+
+def stats(tree, names: list[str], *, ci_kind: str = "hdi") -> pd.DataFrame:
+    """mean, sd and the 94% interval (``hdi94_lb``/``hdi94_ub`` or ``eti94_...``) of every
+    scalar of ``names``, from all draws: the same call and numbers as :func:`summarize`'s
+    (figures print these, so a figure and summary.csv agree)."""
+    import arviz_stats as azs
+
+    return pd.DataFrame(azs.summary(tree, var_names=list(names), kind="stats", ci_prob=CI_PROB, ci_kind=ci_kind, round_to="none"))
 
 
 def write(df: pd.DataFrame, path) -> None:

@@ -217,11 +217,79 @@ def test_conditional_effect_of_x_is_the_population_line(mixed_run):
 
 
 def test_binary_numeric_predictor_is_shown_as_two_levels():
-    from hlm_cli.outputs.figures import _shown_as_levels
+    from hlm_cli.outputs.figures import shown_as_levels
 
-    assert _shown_as_levels(pd.Series([0, 1, 1, 0]), "numeric")
-    assert not _shown_as_levels(pd.Series([0, 3, 10, 3]), "numeric")
-    assert _shown_as_levels(pd.Series(["a", "b", "c"]), "factor")
+    assert shown_as_levels(pd.Series([0, 1, 1, 0]), "numeric")
+    assert not shown_as_levels(pd.Series([0, 3, 10, 3]), "numeric")
+    assert shown_as_levels(pd.Series(["a", "b", "c"]), "factor")
+
+
+# ----------------------------------------------------------------------------- numbers = summary.csv
+
+
+def _summary(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "summary.csv").set_index("parameter")
+
+
+def _printed(summary: pd.DataFrame) -> dict[str, str]:
+    """What posteriors.png must print for each top-level parameter, from summary.csv."""
+    rows = summary[summary["kind"].isin(["population", "group_sd", "family"])]
+    return {name: f"mean {r['mean']:.3g}, 94% HDI [{r['hdi94_lb']:.3g}, {r['hdi94_ub']:.3g}]" for name, r in rows.iterrows()}
+
+
+def test_posteriors_print_the_numbers_of_summary_csv(mixed_run, tmp_path):
+    """hlm fit draws before summary.csv exists: shapes from thinned draws, numbers from all
+    draws with summary's own call; the SVG's text is what the PNG prints."""
+    from hlm_cli.model.linpred import load_run
+    from hlm_cli.outputs import figures as F
+
+    run, _ = mixed_run
+    ctx = load_run(run)
+    params = ctx.built.params
+    summary = _summary(run)
+    want = _printed(summary)
+    assert len(want) >= 5  # Intercept, x, cond[b], x:cond[b], sd(1|g), sigma
+    top = [v for _, vs in F.effects.top_names(params) for v in vs]
+    numbers = F.estimates(ctx.tree, top)
+    np.testing.assert_allclose(numbers.loc[list(want), ["mean", "hdi94_lb", "hdi94_ub"]],
+                               summary.loc[list(want), ["mean", "hdi94_lb", "hdi94_ub"]], rtol=1e-5)
+    small = F.thin(ctx.tree, max_draws=40)
+    svg = F.posteriors(small, params, tmp_path / "posteriors.png", numbers=numbers, svg=True)[1].read_text()
+    for name, text in want.items():
+        assert text in svg, (name, text)
+    # the thinned draws give other numbers: the figure would disagree if it used them
+    thinned = F.estimates(small, top)
+    assert not np.allclose(thinned.loc[list(want), "hdi94_lb"], summary.loc[list(want), "hdi94_lb"], rtol=1e-3)
+
+
+def test_report_figures_print_summary_csv(mixed_run):
+    """hlm report: posteriors.png takes its numbers from summary.csv itself."""
+    from hlm_cli.outputs.report import write_report
+
+    run, _ = mixed_run
+    write_report(run, color_by="cond", svg=True)
+    svg = (run / "plots" / "posteriors.svg").read_text()
+    for name, text in _printed(_summary(run)).items():
+        assert text in svg, (name, text)
+
+
+def test_forest_draws_the_summary_estimates(mixed_run):
+    """forest.png: each level's mean and 94% interval are summary.csv's mean and eti94."""
+    from hlm_cli.model.linpred import load_run
+    from hlm_cli.outputs import figures as F
+
+    run, _ = mixed_run
+    ctx = load_run(run)
+    params = ctx.built.params
+    summary = _summary(run)
+    numbers = F.estimates(ctx.tree, F.effects.group_effect_names(ctx.tree, params), ci_kind="eti")
+    terms = F.forest_terms(F.thin(ctx.tree, max_draws=40), params, numbers)
+    assert [t.effect for t in terms] == ["1|g"]
+    t = terms[0].table
+    assert len(t) == 6 and (np.diff(t["mean"]) >= 0).all()
+    rows = summary.loc[[f"1|g[{lev}]" for lev in t["level"]]]
+    np.testing.assert_allclose(t[["mean", "lo", "hi"]].to_numpy(), rows[["mean", "eti94_lb", "eti94_ub"]].to_numpy(), rtol=1e-5)
+    assert ((t["lo"] <= t["lo50"]) & (t["hi50"] <= t["hi"])).all()
 
 
 # ----------------------------------------------------------------------------- the report

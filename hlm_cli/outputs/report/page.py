@@ -1,0 +1,248 @@
+"""Writing the pages: read a run directory, draw its figures, render and write report.html.
+
+:func:`write_report` works on a finished run directory or on the staging directory of
+``hlm fit`` (before it is renamed onto ``--out``); :func:`write_batch_report` on an
+``hlm batch --out`` directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from hlm_cli.errors import InputError, OutputError, closest_match
+from hlm_cli.outputs.report import html as html_mod
+from hlm_cli.outputs.report.plan import Figure, draw_all
+
+REPORT_NAME = "report.html"
+BATCH_REPORT_NAME = "batch_report.html"
+
+
+def check_color_by(columns, color_by: str | None) -> None:
+    """Refuse a ``--color-by`` column that the data do not have (call it before sampling)."""
+    cols = [str(c) for c in columns]
+    if color_by is not None and color_by not in cols:
+        raise InputError(f"--color-by names column {color_by!r}, which is not in the data", hint=closest_match(color_by, cols))
+
+
+def data_columns(run_dir: Path, data: Path | None = None) -> list[str] | None:
+    """The data file's column names (its header only), or None if it cannot be read cheaply."""
+    try:
+        info = json.loads((Path(run_dir) / "run.json").read_text())
+        path = Path(data) if data is not None else Path(info["data"]["file"])
+        from hlm_cli import data as data_mod
+
+        return data_mod.column_names(path, sep=info["data"].get("sep"))
+    except Exception:  # load_run will report the real problem
+        return None
+
+
+def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: str | None = None, svg: bool = False,
+                 parent_first=None, config: dict | None = None, helper=None) -> Path:
+    """Draw the report's figures into ``run_dir/plots`` and write ``run_dir/report.html``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A finished ``hlm fit`` directory, or its staging directory, holding summary.csv,
+        run.json, posterior.nc and plots/.
+    tree : xarray.DataTree, optional
+        The posterior; read from posterior.nc when not given.
+    built : BuiltModel, optional
+        The model; rebuilt from run.json and the data file when not given (a few seconds).
+    table : hlm_cli.data.Table, optional
+        The fitted rows (``Prepared.table``); re-read from the data file when not given.
+    color_by : str, optional
+        Column that colours the predicted-against-observed points; default: the first
+        population-level predictor, else the first grouping factor with at most 12 levels.
+    svg : bool
+        Also save every figure as SVG beside its PNG.
+    parent_first : callable, optional
+        Work for this process while a forked child starts on the figures (``hlm fit``
+        writes summary.csv, posterior.nc and run.json there); see
+        :mod:`hlm_cli.outputs.parallel`. run.json and summary.csv are then read after the
+        figures, which see only ``config`` (run.json's ``config``) and compute the estimates
+        they print from all draws, as summary.csv does.
+    config : dict, optional
+        With ``parent_first``: the run's resolved settings.
+    helper : hlm_cli.outputs.parallel.Helper, optional
+        A figure process started before sampling by :func:`start_helper` (``hlm fit``). With
+        ``parent_first`` it also computes summary.csv's table: ``parent_first`` can take it
+        from ``helper.early_result()``.
+
+    Returns
+    -------
+    Path
+        ``run_dir/report.html``. run.json's ``plots`` gains the new figures, ``report`` the
+        page's name and ``timings.report`` the seconds it took.
+    """
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir)
+    # with parent_first, run.json and summary.csv are written meanwhile: read them afterwards
+    ctx = context(run_dir, tree, built, table, read_info=parent_first is None)
+    if parent_first is not None:
+        ctx = dataclasses.replace(ctx, info={"config": dict(config or {})})
+    frame = ctx.prepared.table.frame.reset_index(drop=True)
+    check_color_by(frame.columns, color_by)
+    summary = _read_summary(run_dir, ctx.info) if parent_first is None else None
+    plot_dir = run_dir / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figs = draw_all(ctx, frame, plot_dir, color_by=color_by, svg=svg, numbers=summary, parent_first=parent_first,
+                        helper=helper, summarize=parent_first is not None)
+    info = ctx.info if parent_first is None else _read_info(run_dir)
+    if summary is None:
+        summary = _read_summary(run_dir, info)
+    page = html_mod.render_html(info, summary, figs, frame=frame, built=ctx.built,
+                                extra=html_mod.section_pooling(_pooling_tables(run_dir)))
+    out = run_dir / REPORT_NAME
+    _write_page(out, page)
+    _record(run_dir, figs, time.perf_counter() - t0)
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_info(run_dir: Path) -> dict:
+    from hlm_cli.outputs import runinfo
+
+    if not (run_dir / "run.json").exists():
+        raise InputError(f"{str(run_dir)!r} is not an hlm run directory (no run.json)", hint="give the --out directory of an 'hlm fit' run")
+    return runinfo.read(run_dir)
+
+
+def context(run_dir: Path, tree, built, table, *, read_info: bool = True):
+    """The run's RunContext: loaded from ``run_dir`` unless ``built`` (and tree, table) are given."""
+    from hlm_cli.model.linpred import RunContext, load_run, open_tree
+
+    if built is None:
+        ctx = load_run(run_dir)
+        if tree is not None:
+            ctx = dataclasses.replace(ctx, tree=tree)
+        return ctx
+    if not read_info and (tree is None or table is None):
+        raise ValueError("write_report(parent_first=...) needs the tree and the table")
+    info = _read_info(run_dir) if read_info else {}
+    if tree is None:
+        tree = open_tree(run_dir)
+    if table is None:
+        table = _fitted_table(info, built)
+    prepared = SimpleNamespace(table=table, formula=built.design.formula, family=built.family, built=built)
+    return RunContext(run_dir, info, tree, prepared)
+
+
+def _fitted_table(info: dict, built):
+    """The fitted rows, re-read as ``prepare`` read them (missing values dropped, factors made)."""
+    from hlm_cli import data as data_mod
+
+    table = data_mod.read_csv(Path(info["data"]["file"]), sep=info["data"].get("sep"))
+    f = built.design.formula
+    needed = set(f.columns) | ({f.response.se} if f.response.se else set())
+    table = data_mod.handle_missing(table, needed, dropna=info.get("config", {}).get("dropna", True))
+    if cats := info.get("config", {}).get("categorical"):
+        table = data_mod.make_categorical(table, cats)
+    if len(table.frame) != built.design.n:
+        raise InputError(f"{table.source.name} no longer matches the fitted model ({len(table.frame)} rows, fitted {built.design.n})",
+                         hint="refit the model, or pass the fitted table to write_report")
+    return table
+
+
+def _read_summary(run_dir: Path, info: dict | None = None) -> pd.DataFrame:
+    """summary.csv as written by the fit (checked against run.json's checksum), indexed by parameter."""
+    from hlm_cli.outputs import runinfo
+
+    path = run_dir / "summary.csv"
+    if not path.exists():
+        raise InputError(f"{str(run_dir)!r} has no summary.csv", hint="give the --out directory of a finished 'hlm fit' run")
+    runinfo.verify(run_dir, "summary.csv", info if info and "checksums" in info else runinfo.read(run_dir))
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]).set_index("parameter")
+
+
+def _pooling_tables(run_dir: Path) -> list[tuple[str, pd.DataFrame, Path | None]]:
+    """(factor, table, figure) of each pooling_<factor>.csv that ``hlm pooling`` wrote."""
+    out = []
+    for csv in sorted(Path(run_dir).glob("pooling_*.csv")):
+        png = csv.with_suffix(".png")
+        out.append((csv.stem.removeprefix("pooling_"), pd.read_csv(csv), png if png.exists() else None))
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_page(path: Path, text: str) -> None:
+    from hlm_cli.outputs.rundir import write_atomic
+
+    try:
+        write_atomic(Path(path), lambda fh: fh.write(text))
+    except OSError as err:
+        raise OutputError(f"cannot write {str(path)!r}: {err.strerror}", hint="check the permissions of the run directory") from None
+
+
+def _record(run_dir: Path, figs: list[Figure], seconds: float) -> None:
+    """Record the new figures, the page and its build time in run.json (other keys untouched)."""
+    from hlm_cli.outputs import runinfo
+
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    plots = dict(info.get("plots") or {})
+    for f in figs:
+        if f.path is not None:
+            plots[f.key] = f"plots/{f.path.name}"
+        elif f.key not in plots and f.key != "conditional_more":  # a note, not a figure
+            plots[f.key] = f"failed: {f.error}"
+    files = list(info.get("files") or [])
+    if REPORT_NAME not in files:
+        files.append(REPORT_NAME)
+    try:
+        runinfo.update(run_dir / "run.json", plots=plots, report=REPORT_NAME,
+                       timings={**(info.get("timings") or {}), "report": round(seconds, 4)}, files=files)
+    except OSError as err:
+        raise OutputError(f"cannot write {str(run_dir / 'run.json')!r}: {err.strerror}", hint="check the permissions of the run directory") from None
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def write_batch_report(batch_dir: Path) -> Path:
+    """Write ``batch_dir/batch_report.html``: one sortable row per run, linking its report.
+
+    Parameters
+    ----------
+    batch_dir : Path
+        An ``hlm batch --out`` directory (:mod:`hlm_cli.outputs.batch_out`): ``batch_status.csv``
+        (one row per input, or input x model: input, model, formula, run_dir, status, error,
+        hint, findings, total_s, compare, ...) and ``batch_summary.csv`` (one row per run x
+        parameter: run_dir, parameter, kind, mean, hdi94_lb, hdi94_ub, ...). Missing
+        columns are tolerated; a run's directory defaults to ``batch_dir/<input stem>``.
+
+    Returns
+    -------
+    Path
+        ``batch_dir/batch_report.html``; links to each run's ``report.html`` are relative, so
+        the batch directory can be moved or zipped whole.
+    """
+    batch_dir = Path(batch_dir)
+    status_path = batch_dir / "batch_status.csv"
+    if not status_path.exists():
+        raise InputError(f"{str(batch_dir)!r} has no batch_status.csv", hint="give the --out directory of an 'hlm batch' run")
+    status = pd.read_csv(status_path, dtype=str, keep_default_na=False)
+    if "input" not in status.columns:
+        status = status.rename(columns={status.columns[0]: "input"})
+    key = "run_dir" if "run_dir" in status.columns else "input"
+    texts = means = pd.DataFrame()
+    summ_path = batch_dir / "batch_summary.csv"
+    if summ_path.exists():
+        summ = pd.read_csv(summ_path, keep_default_na=False, na_values=[""])
+        if len(summ) and key in summ.columns and {"parameter", "mean"} <= set(summ.columns):
+            texts, means = html_mod.batch_estimates(summ, key)
+    out = batch_dir / BATCH_REPORT_NAME
+    _write_page(out, html_mod.render_batch(batch_dir, status, texts, means, key, REPORT_NAME))
+    return out
