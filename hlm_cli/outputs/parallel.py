@@ -35,18 +35,14 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import struct
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NoReturn
+
+from hlm_cli import _procs
 
 MAX_FORK_RSS = 1.5e9  # bytes; above this the figures are drawn in this process only
 HELPER_TIMEOUT_S = 600  # a helper still drawing after this is killed and its figures redone here
-_INDEX = struct.Struct("<H")  # job numbers in the pipe: 2 bytes, far below PIPE_BUF (atomic)
-_LENGTH = struct.Struct("<Q")  # size of the helper's early result
 
 
 @dataclass(frozen=True)
@@ -71,37 +67,14 @@ def _call(job: Callable[[], object]) -> object:
             sys.modules["matplotlib.pyplot"].close("all")
 
 
-def finish_child(result_path: str, work: Callable[[], object]) -> NoReturn:
-    """In a forked child: pickle what ``work`` returns to ``result_path`` and leave at once
-    (exit code 0; 1 when ``work`` raised or the file could not be written, and the parent
-    then redoes the work). No cleanup runs: the parent owns every shared resource."""
-    code = 0
-    try:
-        out = work()
-        with open(result_path, "wb") as fh:
-            pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # noqa: BLE001 - reported by the exit code
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def _rss_bytes() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def can_fork() -> bool:
     if os.environ.get("HLM_SERIAL_FIGURES", "") not in ("", "0"):
         return False
-    if not hasattr(os, "fork") or sys.platform == "darwin":
+    if not _procs.fork_available():
         return False
     if (os.cpu_count() or 1) < 2:
         return False
-    return _rss_bytes() < MAX_FORK_RSS
+    return _procs.rss_bytes() < MAX_FORK_RSS
 
 
 def warm_matplotlib() -> None:
@@ -130,10 +103,18 @@ def warm_figures() -> None:
 class Helper:
     """A child forked by :func:`start_helper`, waiting for :func:`run_jobs` to hand it work."""
 
-    def __init__(self, pid: int, msg_w: int, early_r: int, result_path: str) -> None:
-        self.pid, self.msg_w, self.early_r, self.result_path = pid, msg_w, early_r, result_path
+    def __init__(self, child: _procs.Child, msg_w: int, early_r: int) -> None:
+        self.child, self.msg_w, self.early_r = child, msg_w, early_r
         self.open = True
         self.handed = False  # the payload went out: an early result may come back
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def result_path(self) -> str:
+        return self.child.result_path
 
     def early_result(self) -> object | None:
         """What the plan's ``early`` callable returned in the helper, once it is there; None
@@ -141,10 +122,9 @@ class Helper:
         if not self.handed or self.early_r < 0:
             return None
         try:
-            head = _read_exactly(self.early_r, _LENGTH.size)
-            blob = _read_exactly(self.early_r, _LENGTH.unpack(head)[0]) if len(head) == _LENGTH.size else b""
+            blob = _procs.receive_message(self.early_r)
         finally:
-            os.close(self.early_r)
+            _procs.close_quietly(self.early_r)
             self.early_r = -1
         try:
             return pickle.loads(blob) if blob else None
@@ -156,23 +136,9 @@ class Helper:
         if not self.open:
             return
         self.open = False
-        import signal
-
-        for fd in (self.msg_w, self.early_r):
-            try:
-                os.close(fd) if fd >= 0 else None
-            except OSError:
-                pass
+        _procs.close_quietly(self.msg_w, self.early_r)
         self.early_r = -1
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-        Path(self.result_path).unlink(missing_ok=True)
+        self.child.kill()
 
 
 def start_helper(plan: Callable[[object], tuple], *, warm: Callable[[], object] = warm_figures) -> Helper | None:
@@ -193,102 +159,52 @@ def start_helper(plan: Callable[[object], tuple], *, warm: Callable[[], object] 
         return None
     msg_r, msg_w = os.pipe()
     early_r, early_w = os.pipe()
-    fd, result_path = tempfile.mkstemp(prefix="hlm-figures-", suffix=".pkl")
-    os.close(fd)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # helper: warm up, wait for the posterior, draw, report, leave
+    # the fork happens inside fork_child: the helper closes the parent's ends first thing
+
+    def serve() -> dict:  # helper: warm up, wait for the posterior, draw, report, leave
         os.close(msg_w)
         os.close(early_r)
+        try:
+            warm()
+        except Exception:  # noqa: BLE001 - only a warm-up
+            pass
+        blob = _procs.read_to_end(msg_r)
+        if not blob:  # the parent closed without work
+            return {}
+        payload = pickle.loads(blob)
+        keys, jobs, early = plan(payload)
 
-        def serve() -> dict:
+        def send_early() -> None:
+            # length-prefixed: the child forked below holds the pipe open, so the parent
+            # cannot wait for end of file; length 0 means "compute it yourself"
+            blob = b""
             try:
-                warm()
-            except Exception:  # noqa: BLE001 - only a warm-up
-                pass
-            blob = _read_to_end(msg_r)
-            if not blob:  # the parent closed without work
-                return {}
-            payload = pickle.loads(blob)
-            keys, jobs, early = plan(payload)
-
-            def send_early() -> None:
-                # length-prefixed: the child forked below holds the pipe open, so the parent
-                # cannot wait for end of file; length 0 means "compute it yourself"
+                if early is not None:
+                    blob = pickle.dumps(early(), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - the parent computes it itself
                 blob = b""
-                try:
-                    if early is not None:
-                        blob = pickle.dumps(early(), protocol=pickle.HIGHEST_PROTOCOL)
-                except Exception:  # noqa: BLE001 - the parent computes it itself
-                    blob = b""
-                _write_all(early_w, _LENGTH.pack(len(blob)) + blob)
+            _procs.send_message(early_w, blob)
 
-            done = {}
-            if list(keys) == list(payload["keys"]):
-                # shared with a child of this warm process (nothing is imported twice), which
-                # starts drawing while this one computes the early result
-                done = dict(enumerate(run_jobs(jobs, before_fork=None, parent_first=send_early)))
-            else:
-                send_early()
-            return done
+        done = {}
+        if list(keys) == list(payload["keys"]):
+            # shared with a child of this warm process (nothing is imported twice), which
+            # starts drawing while this one computes the early result
+            done = dict(enumerate(run_jobs(jobs, before_fork=None, parent_first=send_early)))
+        else:
+            send_early()
+        return done
 
-        finish_child(result_path, serve)
+    child = _procs.fork_child(serve, prefix="hlm-figures-")
     os.close(msg_r)
     os.close(early_w)
-    return Helper(pid, msg_w, early_r, result_path)
-
-
-def _write_all(fd: int, blob: bytes) -> None:
-    view = memoryview(blob)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _wait(pid: int, timeout: float) -> int | None:
-    """waitpid with a deadline: the exit status, or None after killing a child that overran
-    it (a hung figure process must not hang the fit)."""
-    import signal
-    import time
-
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(delay)
-        delay = min(0.02, delay * 1.5)
-
-
-def _read_exactly(fd: int, n: int) -> bytes:
-    """``n`` bytes, or fewer if the other side closed first."""
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _read_to_end(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return Helper(child, msg_w, early_r)
 
 
 def _with_helper(helper: Helper, jobs: list, parent_first, payload: dict) -> list[object] | None:
     """run_jobs through a started helper; None when it cannot take the work (then the caller
     goes on as without one)."""
     try:
-        _write_all(helper.msg_w, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        _procs.write_all(helper.msg_w, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
         os.close(helper.msg_w)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):  # helper gone, or payload unpicklable
         helper.close()
@@ -301,27 +217,15 @@ def _with_helper(helper: Helper, jobs: list, parent_first, payload: dict) -> lis
             parent_first()
         # the helper (and a child of its own) draws; this process redoes below only what it
         # did not report (it crashed, hung, or could not plan the same jobs)
-        status = _wait(helper.pid, HELPER_TIMEOUT_S)
-        try:
-            if status is not None and os.waitstatus_to_exitcode(status) == 0:
-                with open(helper.result_path, "rb") as fh:
-                    results.update(pickle.load(fh))
-        except (OSError, EOFError, pickle.UnpicklingError):
-            pass
+        ok, done = helper.child.collect(HELPER_TIMEOUT_S)
+        if ok and isinstance(done, dict):
+            results.update(done)
     except BaseException:
-        import signal
-
-        try:
-            os.kill(helper.pid, signal.SIGKILL)
-            os.waitpid(helper.pid, 0)
-        except (OSError, ChildProcessError):
-            pass
+        helper.child.kill()
         raise
     finally:
-        Path(helper.result_path).unlink(missing_ok=True)
-        if helper.early_r >= 0:
-            os.close(helper.early_r)
-            helper.early_r = -1
+        _procs.close_quietly(helper.early_r)
+        helper.early_r = -1
     return [results[i] if i in results else _call(job) for i, job in enumerate(jobs)]
 
 
@@ -351,12 +255,12 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
         :class:`JobError`.
     """
     if helper is not None:
-        if helper.open and 0 < len(jobs) < 2**16 and payload is not None:
+        if helper.open and 0 < len(jobs) < _procs.MAX_JOBS and payload is not None:
             done = _with_helper(helper, jobs, parent_first, payload)
             if done is not None:
                 return done
         helper.close()
-    if len(jobs) < 2 or len(jobs) >= 2**16 or not can_fork():
+    if len(jobs) < 2 or len(jobs) >= _procs.MAX_JOBS or not can_fork():
         if parent_first is not None:
             parent_first()
         return [_call(j) for j in jobs]
@@ -366,20 +270,11 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
             before_fork()
         except Exception:  # noqa: BLE001 - only a warm-up; the jobs report their own errors
             pass
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, b"".join(_INDEX.pack(i) for i in range(len(jobs))))
-    os.close(write_fd)
-    os.set_blocking(read_fd, False)
-    fd, result_path = tempfile.mkstemp(prefix="hlm-figures-", suffix=".pkl")
-    os.close(fd)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    read_fd = _procs.job_pipe(len(jobs))
     # keep the garbage collector off the inherited heap: a collection writes to every object
     # it visits, and each written page is copied for the child (Python's docs on gc.freeze)
     gc.freeze()
-    pid = os.fork()
-    if pid == 0:  # child: take jobs until none are left, report, leave without cleanup
-        finish_child(result_path, lambda: _take_all(read_fd, jobs))
+    child = _procs.fork_child(lambda: _take_all(read_fd, jobs), prefix="hlm-figures-")
 
     results: dict[int, object] = {}
     try:
@@ -387,33 +282,18 @@ def run_jobs(jobs: list[Callable[[], object]], *, parent_first: Callable[[], obj
             parent_first()
         results.update(_take_all(read_fd, jobs))
     except BaseException:  # Ctrl-C or a failing parent_first: do not leave the child drawing
-        import signal
-
-        os.kill(pid, signal.SIGKILL)
+        child.kill()
         raise
     finally:
         gc.unfreeze()
         os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
-        try:
-            if os.waitstatus_to_exitcode(status) == 0:
-                with open(result_path, "rb") as fh:
-                    results.update(pickle.load(fh))
-        except (OSError, EOFError, pickle.UnpicklingError):
-            pass
-        finally:
-            Path(result_path).unlink(missing_ok=True)
+        if not child.reaped:
+            ok, done = child.collect()
+            if ok and isinstance(done, dict):
+                results.update(done)
+        child.kill()  # removes the result file
     return [results[i] if i in results else _call(job) for i, job in enumerate(jobs)]
 
 
 def _take_all(read_fd: int, jobs: list[Callable[[], object]]) -> dict[int, object]:
-    done: dict[int, object] = {}
-    while True:
-        try:
-            raw = os.read(read_fd, _INDEX.size)
-        except BlockingIOError:
-            return done
-        if len(raw) < _INDEX.size:
-            return done
-        (i,) = _INDEX.unpack(raw)
-        done[i] = _call(jobs[i])
+    return {i: _call(jobs[i]) for i in _procs.claim(read_fd)}

@@ -1,4 +1,4 @@
-"""The compiled-model cache (hlm_cli.compile_cache), quick first fits (hlm_cli.compile_quick) and
+"""The compiled-model cache (hlm_cli.sampling.cache), quick first fits (hlm_cli.sampling.quick) and
 the figure helper of `hlm fit` (hlm_cli.outputs.parallel.start_helper).
 
 Every test compiles real models: a cold compile of these small models takes a few seconds.
@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hlm_cli import compile_cache, compile_quick
+from hlm_cli import sampling
+from hlm_cli.sampling import cache as compile_cache
+from hlm_cli.sampling import quick as compile_quick
 from hlm_cli.outputs import parallel
 from hlm_cli.spec import FitSpec
 
@@ -32,11 +34,9 @@ def _built(data: Path, formula: str, family: str = "gaussian"):
 
 
 def _draws(compiled, cores: int, seed: int = 3) -> dict[str, np.ndarray]:
-    import nutpie
+    from hlm_cli.sampling import _nutpie
 
-    from hlm_cli.sampling import _light_arviz
-
-    _light_arviz()
+    nutpie = _nutpie.import_nutpie()
     tree = nutpie.sample(compiled, draws=60, tune=60, chains=2, cores=cores, seed=seed, progress_bar=False)
     post = tree["posterior"]
     return {name: np.asarray(post[name].values) for name in post.data_vars}
@@ -103,7 +103,7 @@ def test_quick_model_is_the_compiled_model(quick_on, data, formula, family):
     gradients equal to 1e-15 relative and diverging chains for the LKJ model)."""
     built = _built(data, formula, family)
     compile_cache.clear_memo()  # earlier tests may have compiled the same structure
-    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    quick = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
     assert compile_quick.is_quick(quick)
     compile_cache.clear_memo()
     full = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None)
@@ -135,7 +135,7 @@ def test_quick_chains_on_two_processes(quick_on):
 
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
-    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    quick = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
     assert compile_quick.chain_groups(4, 2) == [2, 2] and compile_quick.chain_groups(3, 8) == [1, 1, 1]
     assert compile_quick.chain_groups(5, 1) == [5]
     assert compile_quick.group_seeds(9, 1) == [9] and len(set(compile_quick.group_seeds(9, 3))) == 3
@@ -200,7 +200,7 @@ def test_damaged_entry_is_filled_again_after_a_quick_fit(quick_on, tmp_path):
     (entry,) = tmp_path.rglob("*.entry")
     entry.write_bytes(entry.read_bytes()[:1000])
     compile_cache.clear_memo()
-    quick = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)
+    quick = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)[0]
     assert compile_quick.is_quick(quick) and not entry.exists()
     assert list(compile_quick._PENDING) == [entry]
 
@@ -219,10 +219,10 @@ def test_quick_path_is_only_for_small_data(quick_on, monkeypatch):
 def test_quick_fit_schedules_the_cache_fill_only_with_a_cache(quick_on, tmp_path):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
-    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
     assert compile_quick.pending() == 0
     compile_quick._SEEN.clear()  # as in a new process
-    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)
+    sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=tmp_path, quick=True)[0]
     assert compile_quick.pending() == 1
     assert compile_quick.start_background_fills() == 0  # HLM_BACKGROUND_COMPILE=0
     assert compile_quick.pending() == 0 and not list(tmp_path.rglob("*.entry"))
@@ -231,12 +231,12 @@ def test_quick_fit_schedules_the_cache_fill_only_with_a_cache(quick_on, tmp_path
 def test_second_quick_fit_of_a_structure_in_one_process_compiles_it(quick_on):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
-    first = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
-    second = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
-    third = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    first = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
+    second = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
+    third = sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
     assert compile_quick.is_quick(first) and not compile_quick.is_quick(second) and not compile_quick.is_quick(third)
     before = compile_cache.stats()["memo_hits"]
-    compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)
+    sampling.compile_model(built.model, structure_key=built.structure_key, cache_dir=None, quick=True)[0]
     assert compile_cache.stats()["memo_hits"] == before + 1
 
 

@@ -1,5 +1,5 @@
-"""Trust model of the compiled-model cache (hlm_cli.compile_cache) and the rules for the
-detached background compile (hlm_cli.compile_quick.start_background_fills); docs/cache.md.
+"""Trust model of the compiled-model cache (hlm_cli.sampling.cache) and the rules for the
+detached background compile (hlm_cli.sampling.quick.start_background_fills); docs/cache.md.
 
 Most tests work on entry bytes, directories and lock files directly. One module fixture
 compiles a four-line PyMC model once (a few seconds) for the tests that go through
@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hlm_cli import compile_cache, compile_quick
+from hlm_cli import sampling
+from hlm_cli.sampling import cache as compile_cache
+from hlm_cli.sampling import quick as compile_quick
 
-LOGGER = "hlm_cli.compile_cache"
+LOGGER = "hlm_cli.sampling.cache"
 
 
 @pytest.fixture(autouse=True)
@@ -329,7 +331,7 @@ def test_unsafe_directory_compiles_without_the_cache(compiled_once, monkeypatch,
         compile_cache.clear_memo()
         before = compile_cache.stats()
         with caplog.at_level(logging.WARNING, logger=LOGGER):
-            compiled = compile_cache.compile_model(_model(), structure_key="security-test", cache_dir=cache, quick=True)
+            compiled = sampling.compile_model(_model(), structure_key="security-test", cache_dir=cache, quick=True)[0]
         after = compile_cache.stats()
         assert compile_quick.is_quick(compiled) and compile_quick.pending() == 0
         assert after["disk_hits"] == before["disk_hits"] and after["quick"] == before["quick"] + 1

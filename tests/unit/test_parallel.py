@@ -1,28 +1,77 @@
-"""Figure jobs shared between this process and a forked child (hlm_cli.outputs.parallel)."""
+"""Figure jobs shared between this process and a forked child (hlm_cli.outputs.parallel) and the
+process plumbing under them (hlm_cli._procs).
 
+These tests check the protocol, not the timing: where a test needs the child to take a job it
+waits for it with explicit synchronisation (a barrier shared across the fork, or a pipe), never
+with a sleep that assumes when the other process runs, so they pass on a loaded machine.
+"""
+
+import multiprocessing
 import os
-import time
 
 import pytest
 
+from hlm_cli import _procs
 from hlm_cli.outputs import parallel
 
 needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork here (platform, one CPU or HLM_SERIAL_FIGURES)")
+#: A generous bound on waiting for the other process: only reached when something is broken.
+LIVENESS_S = 120
 
 
-def _job(i, log=None):
+def _job(i):
     def run():
-        time.sleep(0.05)
         return (i, os.getpid())
     return run
 
 
+@pytest.fixture
+def forks(monkeypatch):
+    """The children parallel forks, recorded (to check that each was reaped)."""
+    made = []
+    real = _procs.fork_child
+
+    def record(work, **kw):
+        child = real(work, **kw)
+        made.append(child.pid)
+        return child
+
+    monkeypatch.setattr(_procs, "fork_child", record)
+    return made
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def _never_returns(fd: int):
+    """Block on a pipe nobody writes to (a hung process, without a sleep)."""
+    os.read(fd, 1)
+    raise AssertionError("unreachable: nobody writes to this pipe")
+
+
 @needs_fork
-def test_jobs_run_once_each_in_order_on_two_processes():
-    results = parallel.run_jobs([_job(i) for i in range(12)], before_fork=None)
-    assert [r[0] for r in results] == list(range(12))
-    pids = {r[1] for r in results}
-    assert os.getpid() in pids and len(pids) == 2  # both sides took jobs
+def test_jobs_run_once_each_in_order_on_two_processes(forks):
+    """Jobs 0 and 1 meet at a barrier of two: whichever process took one of them can only go
+    on when the other process took the other, so both sides provably take jobs."""
+    barrier = multiprocessing.get_context("fork").Barrier(2)
+
+    def meet(i):
+        def run():
+            barrier.wait(timeout=LIVENESS_S)
+            return (i, os.getpid())
+        return run
+
+    jobs = [meet(0), meet(1)] + [_job(i) for i in range(2, 12)]
+    results = parallel.run_jobs(jobs, before_fork=None)
+    assert [r[0] for r in results] == list(range(12))  # each job's own result, in order
+    assert {results[0][1], results[1][1]} == {os.getpid(), forks[0]}  # one each
+    assert {r[1] for r in results} <= {os.getpid(), forks[0]}
+    assert _reaped(forks[0])
 
 
 def test_a_failing_job_is_reported_not_raised():
@@ -36,33 +85,43 @@ def test_a_failing_job_is_reported_not_raised():
 
 
 @needs_fork
-def test_jobs_of_a_crashed_child_are_redone_here():
+def test_jobs_of_a_crashed_child_are_redone_here(forks):
+    """The child dies on the first job it takes without reporting anything; whichever jobs it
+    claimed are run again here. The parent's first job waits until the child has died (its
+    pipe closes), so the child surely claimed one."""
     parent = os.getpid()
+    died_r, died_w = os.pipe()
 
     def crash_in_child(i):
         def run():
             if os.getpid() != parent:
                 os._exit(3)  # the child dies without reporting anything
+            if i == 0:
+                os.close(died_w)
+                assert os.read(died_r, 1) == b""  # end of file: the child's copy is closed too
             return (i, os.getpid())
         return run
 
-    results = parallel.run_jobs([crash_in_child(i) for i in range(6)], before_fork=None)
+    try:
+        results = parallel.run_jobs([crash_in_child(i) for i in range(6)], before_fork=None)
+    finally:
+        _procs.close_quietly(died_r)
     assert results == [(i, parent) for i in range(6)]
+    assert _reaped(forks[0])
 
 
 @needs_fork
-def test_parent_first_runs_once_here_and_its_error_propagates(tmp_path):
+def test_parent_first_runs_once_here_and_its_error_propagates(forks):
     calls = []
     results = parallel.run_jobs([_job(i) for i in range(4)], parent_first=lambda: calls.append(os.getpid()), before_fork=None)
-    assert calls == [os.getpid()] and len(results) == 4
+    assert calls == [os.getpid()] and [r[0] for r in results] == [0, 1, 2, 3]
 
     def fail():
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
         parallel.run_jobs([_job(i) for i in range(4)], parent_first=fail, before_fork=None)
-    with pytest.raises(ChildProcessError):  # the child was reaped, none is left behind
-        os.waitpid(-1, os.WNOHANG)
+    assert len(forks) == 2 and all(_reaped(pid) for pid in forks)  # no child is left behind
 
 
 def test_serial_when_asked(monkeypatch):
@@ -93,6 +152,7 @@ def test_helper_draws_every_job_and_sends_the_early_result_first():
     assert [r[0] for r in results] == list(range(6))
     assert os.getpid() not in {r[1] for r in results}  # all drawn by the helper and its child
     assert not os.path.exists(helper.result_path)
+    assert _reaped(helper.pid)
 
 
 @needs_fork
@@ -116,32 +176,95 @@ def test_jobs_of_a_crashed_helper_are_redone_here():
 
 
 @needs_fork
-def test_unused_helper_is_stopped_at_once():
-    helper = parallel.start_helper(_plan, warm=lambda: time.sleep(30))
-    t = time.perf_counter()
-    helper.close()
-    assert time.perf_counter() - t < 5
-    with pytest.raises(ChildProcessError):
-        os.waitpid(helper.pid, os.WNOHANG)  # reaped
-    assert helper.early_result() is None
+def test_unused_helper_is_stopped():
+    """A helper still warming up (here: blocked for good) is killed and reaped by close()."""
+    block_r, block_w = os.pipe()
+    try:
+        helper = parallel.start_helper(_plan, warm=lambda: _never_returns(block_r))
+        helper.close()
+        assert _reaped(helper.pid)
+        assert helper.early_result() is None
+        assert not os.path.exists(helper.result_path)
+    finally:
+        _procs.close_quietly(block_r, block_w)
 
 
 @needs_fork
 def test_unpicklable_payload_falls_back_to_drawing_here():
     helper = parallel.start_helper(_plan, warm=lambda: None)
     results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": [], "bad": lambda: 0})
-    assert [r[0] for r in results] == [0, 1]
-
+    assert results == [(0, os.getpid()), (1, os.getpid())]
+    assert _reaped(helper.pid)
 
 
 @needs_fork
 def test_a_hung_helper_is_killed_and_its_jobs_redone_here(monkeypatch):
-    def plan(payload):
-        time.sleep(60)
+    """The helper never reports (it blocks for good): after HELPER_TIMEOUT_S it is killed and
+    every job is drawn here."""
+    block_r, block_w = os.pipe()
 
-    monkeypatch.setattr(parallel, "HELPER_TIMEOUT_S", 1.0)
-    helper = parallel.start_helper(plan, warm=lambda: None)
-    t = time.perf_counter()
-    results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": []})
-    assert time.perf_counter() - t < 20
+    def plan(payload):
+        _never_returns(block_r)
+
+    monkeypatch.setattr(parallel, "HELPER_TIMEOUT_S", 0.5)
+    try:
+        helper = parallel.start_helper(plan, warm=lambda: None)
+        results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": []})
+    finally:
+        _procs.close_quietly(block_r, block_w)
     assert results == [(i, os.getpid()) for i in range(2)]
+    assert _reaped(helper.pid)
+
+
+# -- hlm_cli._procs -------------------------------------------------------------------------
+
+
+@needs_fork
+def test_forked_child_reports_its_result_or_its_failure():
+    child = _procs.fork_child(lambda: {"answer": 42})
+    assert child.collect() == (True, {"answer": 42})
+    assert not os.path.exists(child.result_path) and _reaped(child.pid)
+
+    def fail():
+        raise RuntimeError("boom")
+
+    child = _procs.fork_child(fail)
+    assert child.collect() == (False, None)
+    assert not os.path.exists(child.result_path)
+
+
+@needs_fork
+def test_a_child_past_its_deadline_is_killed():
+    block_r, block_w = os.pipe()
+    try:
+        child = _procs.fork_child(lambda: _never_returns(block_r))
+        assert child.collect(timeout=0.2) == (False, None)
+        assert _reaped(child.pid)
+    finally:
+        _procs.close_quietly(block_r, block_w)
+
+
+def test_job_numbers_are_claimed_once_each():
+    fd = _procs.job_pipe(5)
+    try:
+        first = next(_procs.claim(fd))
+        rest = list(_procs.claim(fd))
+    finally:
+        os.close(fd)
+    assert [first, *rest] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="at most"):
+        _procs.job_pipe(_procs.MAX_JOBS)
+
+
+def test_messages_survive_a_pipe():
+    r, w = os.pipe()
+    try:
+        _procs.send_message(w, b"table")
+        _procs.send_message(w, b"")
+        os.close(w)
+        w = -1
+        assert _procs.receive_message(r) == b"table"
+        assert _procs.receive_message(r) == b""
+        assert _procs.receive_message(r) == b""  # closed
+    finally:
+        _procs.close_quietly(r, w)

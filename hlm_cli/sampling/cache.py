@@ -1,4 +1,4 @@
-"""Compile-once caching of nutpie-compiled PyMC models.
+"""Compile-once caching of nutpie-compiled PyMC models (private to :mod:`hlm_cli.sampling`).
 
 Compiling a PyMC model with ``nutpie.compile_pymc_model`` (numba backend) takes
 ~6 s per process for a small crossed random-intercept model, while sampling it
@@ -32,9 +32,14 @@ fingerprint of its generative graph (including every constant) and the
 software/CPU environment (library versions, numba's codegen target, numba
 optimisation level). Entries that are unreadable, fail their checksum, need
 symbols the process does not provide, or do not fit the model are ignored and
-the model is compiled normally; every cache error is swallowed (and logged at
-DEBUG level on the ``hlm_cli.compile_cache`` logger), so the cache can make a
-fit faster but never break it. Files are written atomically (temporary file
+the model is compiled normally (logged at DEBUG level on the
+``hlm_cli.sampling.cache`` logger). An unexpected error in a cache step is not
+swallowed silently either: the fit compiles the model without the cache and the
+step is named once per process at WARNING level (:func:`_attempt`), so the
+cache can make a fit faster but never break it. When the installed nutpie,
+numba or PyTensor is outside the versions :mod:`hlm_cli.sampling._nutpie` was
+written for, the cache is not used at all (one WARNING on ``hlm_cli.sampling``).
+Every private name of those libraries is used through that module. Files are written atomically (temporary file
 plus ``os.replace``), so concurrent processes of one user may share a cache
 directory.
 
@@ -69,7 +74,6 @@ machines share it when they see the same key file (a shared home directory).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import functools
@@ -84,18 +88,19 @@ import stat
 import sys
 import tempfile
 import threading
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hlm_cli.sampling import _nutpie
+
 if TYPE_CHECKING:
     import nutpie
     import pymc as pm
 
-__all__ = ["compile_model", "default_cache_dir", "key_file", "clear_memo", "stats"]
+__all__ = ["compile_model", "find", "compile_and_store", "Slot", "default_cache_dir", "key_file", "clear_memo", "stats"]
 
 #: Bump when the on-disk entry layout or the reconstruction logic changes.
 _FORMAT_VERSION = 4  # 4: entries authenticated with HMAC-SHA256 under a per-user key
@@ -114,6 +119,8 @@ _log = logging.getLogger(__name__)
 _MEMO: OrderedDict[str, _MemoEntry] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
 _STATS = {"memo_hits": 0, "disk_hits": 0, "compiles": 0, "disk_writes": 0, "quick": 0}
+#: Cache steps whose unexpected failure was already reported in this process.
+_FAILED: set[str] = set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,24 +131,6 @@ class _MemoEntry:
     #: The initial-point function does not depend on pm.Data and can be reused.
     fixed_point: bool
 
-
-class _LoadedCFunc:
-    """Stand-in for ``numba.core.ccallback.CFunc`` rebuilt from a cache entry.
-
-    nutpie only reads ``.address``; the compile result (and its code library)
-    is kept referenced so the machine code stays alive.
-    """
-
-    def __init__(self, cres: Any) -> None:
-        self._cres = cres
-        self._library = cres.library
-        self.native_name = cres.fndesc.llvm_cfunc_wrapper_name
-        self.address = self._library.get_pointer_to_function(self.native_name)
-        if not self.address:
-            raise RuntimeError("cached C callback has no address")
-
-    def __repr__(self) -> str:
-        return f"<cached numba C callback {self.native_name[:40]}...>"
 
 
 # --------------------------------------------------------------------------
@@ -198,6 +187,11 @@ def stats() -> dict[str, int]:
     return out
 
 
+def count(name: str) -> None:
+    """Add one to the counter ``name`` of :func:`stats` (``"quick"``: a quick first fit)."""
+    _count(name)
+
+
 def _count(name: str) -> None:
     with _MEMO_LOCK:
         _STATS[name] += 1
@@ -209,12 +203,28 @@ def clear_memo() -> None:
         _MEMO.clear()
 
 
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """Where a model's compilation is looked up and stored (:func:`find`)."""
+
+    structure_key: str
+    #: The model's signature and graph fingerprint; None: the model cannot be cached.
+    identity: dict[str, Any] | None
+    #: Key of the in-process memo ("" without an identity).
+    memo_key: str
+    #: The trusted cache directory, or None (no disk cache: disabled, unusable or untrusted).
+    cache_dir: Path | None
+    #: The entry file of this model, or None.
+    path: Path | None
+    secret: bytes | None = dataclasses.field(default=None, repr=False)
+
+
 def compile_model(
     model: pm.Model,
     *,
     structure_key: str,
     cache_dir: Path | None,
-    quick: bool = False,
 ) -> nutpie.CompiledModel:
     """Compile `model` with nutpie, reusing an on-disk cache keyed by `structure_key`.
 
@@ -248,11 +258,6 @@ def compile_model(
         A ``nutpie.compile_pymc.CompiledPyMCModel`` bound to `model`'s current
         ``pm.Data`` values and coordinate labels, ready for ``nutpie.sample``
         or ``.with_data(...)``.
-    quick : bool
-        On a miss, return a model that needs no C callbacks
-        (:func:`hlm_cli.compile_quick.compile_quick`) when the model is small enough, and
-        schedule the normal compile into `cache_dir` for when the command ends. Sample such a
-        model with one core (:func:`hlm_cli.compile_quick.is_quick`).
 
     Notes
     -----
@@ -264,11 +269,28 @@ def compile_model(
 
     Data whose shape differs from the compiled entry is accepted after
     checking that every sampled and deterministic variable keeps its shape.
+
+    When the installed nutpie, numba or PyTensor is not one
+    :mod:`hlm_cli.sampling._nutpie` supports, this is ``nutpie.compile_pymc_model(model)``
+    (no memo, no disk cache; :func:`hlm_cli.sampling._nutpie.available` warns once).
     """
-    identity = _safe(_model_identity, model)
+    compiled, slot = find(model, structure_key=structure_key, cache_dir=cache_dir)
+    if compiled is not None:
+        return compiled
+    return compile_and_store(model, slot)
+
+
+def find(model: pm.Model, *, structure_key: str, cache_dir: Path | None) -> tuple[Any | None, Slot]:
+    """Look `model` up in the memo, then on disk: ``(compiled or None, slot)``.
+
+    The slot says where :func:`compile_and_store` stores a compilation of `model`
+    (its ``cache_dir`` is None when the disk cache is off, unusable or untrusted).
+    """
+    if not _nutpie.available():
+        return None, Slot(structure_key, None, "", None, None)
+    identity = _attempt("describing the model", _model_identity, model)
     if identity is None:  # cannot describe the model safely: no caching at all
-        _count("compiles")
-        return _compile_recording(model)[0]
+        return None, Slot(structure_key, None, "", None, None)
     memo_key = _hash(["memo", structure_key, identity])
 
     with _MEMO_LOCK:
@@ -276,58 +298,48 @@ def compile_model(
         if entry is not None:
             _MEMO.move_to_end(memo_key)
     if entry is not None:
-        rebound = _safe(_rebind, entry, model)
+        rebound = _attempt("re-binding a compiled model", _rebind, entry, model)
         if rebound is not None:
             _log.debug("compile cache: in-process hit")
             _count("memo_hits")
-            return rebound
+            return rebound, Slot(structure_key, identity, memo_key, None, None)
 
-    compiled = None
-    path = None
-    secret = None
-    store = _safe(_open_store, Path(cache_dir)) if cache_dir is not None else None
-    if store is None:
-        cache_dir = None  # unusable or untrusted: compile without the disk cache
-    else:
-        entry_dir, secret = store
-        key = _safe(_disk_key, structure_key, identity)
-        if key is not None:
-            path = entry_dir / (key + _ENTRY_SUFFIX)
-            compiled = _safe(_load_from_disk, model, path, secret)
-            _log.debug(
-                "compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path
-            )
-    if compiled is None and quick:
-        from hlm_cli import compile_quick
-
-        fast = _safe(_quick, model, structure_key, cache_dir, path) if compile_quick.first_time(memo_key) else None
-        if fast is not None:
-            return fast
+    store = _attempt("opening the cache directory", _open_store, Path(cache_dir)) if cache_dir is not None else None
+    key = _attempt("computing the cache key", _disk_key, structure_key, identity) if store is not None else None
+    if store is None or key is None:  # disabled, unusable or untrusted: compile without the disk cache
+        return None, Slot(structure_key, identity, memo_key, None, None)
+    entry_dir, secret = store
+    path = entry_dir / (key + _ENTRY_SUFFIX)
+    slot = Slot(structure_key, identity, memo_key, Path(cache_dir), path, secret)
+    compiled = _attempt("loading a cache entry", _load_from_disk, model, path, secret)
+    _log.debug("compile cache: disk %s (%s)", "hit" if compiled is not None else "miss", path)
     if compiled is None:
-        compiled, records = _compile_recording(model)
-        _count("compiles")
-        point_spec = _safe(_initial_point_spec, model, compiled)
-        if path is not None and _safe(_save_to_disk, model, path, compiled, records, point_spec, secret):
+        return None, slot
+    _count("disk_hits")
+    _attempt("remembering a compiled model", _memoise, memo_key, compiled, isinstance(compiled.initial_point_func, _JitteredPoint))
+    return compiled, slot
+
+
+def compile_and_store(model: pm.Model, slot: Slot) -> Any:
+    """Compile `model` (a miss of :func:`find`), write its entry to ``slot.path`` and
+    memoise it."""
+    _count("compiles")
+    if slot.identity is None:
+        import nutpie
+
+        return nutpie.compile_pymc_model(model)
+    compiled, records = _nutpie.compile_recording(model)
+    point_spec = _attempt("describing the initial point", _initial_point_spec, model, compiled)
+    if slot.path is not None and slot.secret is not None:
+        if _attempt("writing a cache entry", _save_to_disk, model, slot.path, compiled, records, point_spec, slot.secret):
             _count("disk_writes")
-        fixed_point = point_spec is not None
-    else:
-        _count("disk_hits")
-        fixed_point = isinstance(compiled.initial_point_func, _JitteredPoint)
-
-    _safe(_memoise, memo_key, compiled, fixed_point)
+    _attempt("remembering a compiled model", _memoise, slot.memo_key, compiled, point_spec is not None)
     return compiled
 
 
-def _quick(model: pm.Model, structure_key: str, cache_dir: Path | None, path: Path | None) -> Any | None:
-    from hlm_cli import compile_quick
-
-    if not compile_quick.quick_ok(model):
-        return None
-    compiled = compile_quick.compile_quick(model, _pymc_point_fn(model))
-    _count("quick")
-    if cache_dir is not None and path is not None:
-        compile_quick.schedule_fill(model, structure_key, Path(cache_dir), path)
-    return compiled
+def pymc_point_fn(model: pm.Model) -> Any:
+    """PyMC's seeded initial-point function as nutpie compiles it (the quick first fit's)."""
+    return _nutpie.pymc_point_fn(model)
 
 
 # --------------------------------------------------------------------------
@@ -574,7 +586,6 @@ def _environment() -> dict[str, Any]:
 
     import numba
     import pytensor
-    from numba.core.registry import cpu_target
 
     versions = {}
     for pkg in ("numpy", "numba", "llvmlite", "pytensor", "pymc", "nutpie"):
@@ -587,7 +598,7 @@ def _environment() -> dict[str, Any]:
         "python": sys.version,
         "platform": platform.platform(),
         "versions": versions,
-        "codegen": list(cpu_target.target_context.codegen().magic_tuple()),
+        "codegen": _nutpie.codegen_magic(),
         "numba_opt": str(numba.config.OPT),
         "fastmath": str(pytensor.config.numba__fastmath),
         "floatX": str(pytensor.config.floatX),
@@ -595,143 +606,8 @@ def _environment() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
-# compiling (cold path)
+# compiling (cold path): nutpie's compile, recorded (hlm_cli.sampling._nutpie)
 # --------------------------------------------------------------------------
-
-
-def _compile_recording(model: pm.Model) -> tuple[Any, list[Any] | None]:
-    """Compile with stock nutpie, capturing numba's compile results.
-
-    nutpie forwards extra keyword arguments to ``numba.cfunc``; a compiler
-    pipeline subclass records the top-level compile result of each C callback
-    (logp first, then expand) so it can be serialised like numba's own cache
-    does.
-    """
-    import nutpie
-
-    try:
-        from numba.core.compiler import Compiler
-    except ImportError:  # pragma: no cover - numba is a nutpie requirement
-        return nutpie.compile_pymc_model(model), None
-
-    records: list[Any] = []
-
-    class _RecordingCompiler(Compiler):
-        def compile_extra(self, func):
-            cres = super().compile_extra(func)
-            records.append(cres)
-            return cres
-
-    try:
-        with _loop_copy_wrappers():
-            compiled = nutpie.compile_pymc_model(model, pipeline_class=_RecordingCompiler)
-    except TypeError:
-        # A nutpie version that no longer forwards compiler options.
-        return nutpie.compile_pymc_model(model), None
-    return compiled, records
-
-
-@contextlib.contextmanager
-def _loop_copy_wrappers():
-    """Compile nutpie's two C callbacks with element loops instead of ``out[...] = grad``.
-
-    numba lowers a slice assignment together with the f-string ``ValueError`` of its
-    shape check (``raise_shape_mismatch_error``), about 3 s of every cold compile, a third
-    of it (benchmarks/compile_cache/FINDINGS.md, t_loopcopy.py: identical posterior). The
-    callbacks below are nutpie 0.16's ``_make_c_logp_func`` / ``_make_c_expand_func`` with
-    only that line changed (a wrong length still returns the same error code). Used only for
-    the nutpie version they were written against; any other keeps nutpie's own.
-    """
-    import nutpie.compile_pymc as ncp
-
-    if not _LOOP_COPY_OK(ncp):
-        yield
-        return
-    saved = ncp._make_c_logp_func, ncp._make_c_expand_func
-    ncp._make_c_logp_func, ncp._make_c_expand_func = _make_c_logp_func, _make_c_expand_func
-    try:
-        yield
-    finally:
-        ncp._make_c_logp_func, ncp._make_c_expand_func = saved
-
-
-def _LOOP_COPY_OK(ncp) -> bool:
-    from importlib.metadata import version
-
-    try:
-        return version("nutpie").startswith("0.16.") and hasattr(ncp, "make_extraction_fn")
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
-    import numba
-    from nutpie.compile_pymc import make_extraction_fn
-
-    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
-    c_sig = numba.types.int64(
-        numba.types.uint64,
-        numba.types.CPointer(numba.types.double),
-        numba.types.CPointer(numba.types.double),
-        numba.types.CPointer(numba.types.double),
-        numba.types.voidptr,
-    )
-
-    def logp_numba(dim, x_, out_, logp_, user_data_):
-        if dim != n_dim:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_dim,))
-            logp = numba.carray(logp_, ())
-            logp_val, grad = extract(x, user_data_)
-            logp[()] = logp_val
-            if grad.shape[0] != n_dim:
-                return 1
-            for i in range(n_dim):
-                out[i] = grad[i]
-            if not np.all(np.isfinite(out)):
-                return 3
-            if not np.isfinite(logp_val):
-                return 4
-        except Exception:  # noqa: BLE001
-            return 1
-        return 0
-
-    return logp_numba, c_sig
-
-
-def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
-    import numba
-    from nutpie.compile_pymc import make_extraction_fn
-
-    extract = make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
-    c_sig = numba.types.int64(
-        numba.types.uint64,
-        numba.types.uint64,
-        numba.types.CPointer(numba.types.double),
-        numba.types.CPointer(numba.types.double),
-        numba.types.voidptr,
-    )
-
-    def expand_numba(dim, expanded, x_, out_, user_data_):
-        if dim != n_dim:
-            return -1
-        if expanded != n_expanded:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_expanded,))
-            (values,) = extract(x, user_data_)
-            if values.shape[0] != n_expanded:
-                return -2
-            for i in range(n_expanded):
-                out[i] = values[i]
-        except Exception:  # noqa: BLE001
-            return -2
-        return 0
-
-    return expand_numba, c_sig
 
 
 class _JitteredPoint:
@@ -793,10 +669,8 @@ def _initial_point_spec(model: pm.Model, compiled: Any) -> dict[str, Any] | None
     from pytensor.graph.traversal import graph_inputs
 
     reference = compiled.initial_point_func  # nutpie: flat array wrapper(lock(pymc inner(fn)))
-    fn = reference
-    for _ in range(3):
-        fn = getattr(fn, "__wrapped__", None)
-    if fn is None or not hasattr(fn, "maker"):
+    fn = _nutpie.pytensor_point_fn(reference)
+    if fn is None:
         return None
     outputs = fn.maker.fgraph.outputs
     rngs = find_rng_nodes(outputs)
@@ -871,14 +745,6 @@ def _initial_point_spec(model: pm.Model, compiled: Any) -> dict[str, Any] | None
     return spec
 
 
-def _reduce_cres(cres: Any) -> tuple:
-    if cres.library.has_dynamic_globals:
-        raise ValueError("compiled function references process-local addresses")
-    if any(not getattr(x, "can_cache", False) for x in cres.lifted):
-        raise ValueError("compiled function has lifted loops")
-    return cres._reduce()
-
-
 def _save_to_disk(
     model: pm.Model,
     path: Path,
@@ -888,15 +754,16 @@ def _save_to_disk(
     secret: bytes,
 ) -> bool:
     """Write the cache entry for a cold compile; ``True`` if one was written."""
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    if not records or len(records) != 2 or type(compiled) is not CompiledPyMCModel:
+    if not records or len(records) != 2 or not _nutpie.is_compiled_pymc(compiled):
         return False
     logp_cres, expand_cres = records
     if (
-        logp_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_logp_func.native_name
-        or expand_cres.fndesc.llvm_cfunc_wrapper_name != compiled.compiled_expand_func.native_name
+        _nutpie.callback_name(logp_cres) != compiled.compiled_logp_func.native_name
+        or _nutpie.callback_name(expand_cres) != compiled.compiled_expand_func.native_name
     ):
+        return False
+    logp_parts, expand_parts = _nutpie.reduce_result(logp_cres), _nutpie.reduce_result(expand_cres)
+    if logp_parts is None or expand_parts is None:  # process-local addresses or lifted loops
         return False
 
     # The shared variables of the compiled functions must be pm.Data
@@ -929,16 +796,14 @@ def _save_to_disk(
         return False
 
     meta["initial_point"] = point_spec
-    meta["external_symbols"] = sorted(_external_symbols(logp_cres) | _external_symbols(expand_cres))
+    meta["external_symbols"] = sorted(_nutpie.external_symbols(logp_cres) | _nutpie.external_symbols(expand_cres))
     payload = {
         "format": _FORMAT_VERSION,
         "meta": meta,
-        "logp": _reduce_cres(logp_cres),
-        "expand": _reduce_cres(expand_cres),
+        "logp": logp_parts,
+        "expand": expand_parts,
     }
-    from numba.core.serialize import dumps
-
-    _atomic_write(path, _seal(secret, path.name, dumps(payload)))
+    _atomic_write(path, _seal(secret, path.name, _nutpie.dumps(payload)))
     _prune(path.parent)
     return True
 
@@ -957,14 +822,6 @@ def _prune(entry_dir: Path) -> None:
             p.unlink()
         except OSError:
             pass
-
-
-def _external_symbols(cres: Any) -> set[str]:
-    """Names the object code expects the process to provide (NRT, helperlib, CPython)."""
-    mod = cres.library._final_module
-    names = {f.name for f in mod.functions if f.is_declaration and not f.name.startswith("llvm.")}
-    names |= {g.name for g in mod.global_variables if g.is_declaration}
-    return names
 
 
 def _atomic_write(path: Path, blob: bytes) -> None:
@@ -1075,26 +932,10 @@ def _load_from_disk(model: pm.Model, path: Path, secret: bytes) -> Any | None:
     if not _shapes_ok(model, shapes, data_shapes):
         return None
 
-    from numba.core.compiler import CompileResult
-    from numba.core.compiler_lock import global_compiler_lock
-    from numba.core.registry import cpu_target
-    from numba.core.runtime import rtsys
-
-    ctx = cpu_target.target_context
-    # An unresolved symbol makes LLVM abort the whole process while linking
-    # the object code, so make sure everything the entry needs is registered
-    # first. Initialising the numba runtime (NRT) registers its symbols and
-    # numba's C helpers; ctx.refresh() (what numba runs before loading one of
-    # its own cache entries, ~5x slower) is the fallback.
-    rtsys.initialize(ctx)
-    if not _symbols_available(meta["external_symbols"]):
-        ctx.refresh()
-        if not _symbols_available(meta["external_symbols"]):
-            return None
-    with global_compiler_lock, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logp_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["logp"]))
-        expand_fn = _LoadedCFunc(CompileResult._rebuild(ctx, *payload["expand"]))
+    callbacks = _nutpie.load_callbacks(payload["logp"], payload["expand"], meta["external_symbols"])
+    if callbacks is None:  # the process lacks a symbol the object code needs
+        return None
+    logp_fn, expand_fn = callbacks
     compiled = _assemble(model, meta, logp_fn, expand_fn)
     if compiled is not None:
         try:
@@ -1102,12 +943,6 @@ def _load_from_disk(model: pm.Model, path: Path, secret: bytes) -> Any | None:
         except OSError:
             pass
     return compiled
-
-
-def _symbols_available(names: list[str]) -> bool:
-    import llvmlite.binding as ll
-
-    return all(ll.address_of_symbol(name) for name in names)
 
 
 def _shapes_ok(
@@ -1121,9 +956,7 @@ def _shapes_ok(
     """
     if _data_shapes(model) == data_shapes:
         return True
-    from nutpie.compile_pymc import _compute_shapes
-
-    current = _compute_shapes(model)
+    current = _nutpie.compute_shapes(model)
     for name, shape in shapes.items():
         if name not in current or tuple(int(d) for d in np.asarray(current[name]).ravel()) != shape:
             return False
@@ -1134,78 +967,20 @@ def _pymc_initial_point_fn(
     model: pm.Model, *, names: list[str], shapes: list[tuple[int, ...]]
 ) -> Any:
     """PyMC's seeded initial-point function, wrapped exactly as nutpie does."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
-
-    return _rv_dict_to_flat_array_wrapper(_pymc_point_fn(model), names=names, shapes=shapes)
-
-
-def _pymc_point_fn(model: pm.Model) -> Any:
-    """PyMC's initial-point function with nutpie.compile_pymc_model's defaults (jittered
-    support point, returning a dict of transformed values), behind nutpie's lock."""
-    from nutpie.compile_pymc import _wrap_with_lock
-    from pymc.initial_point import make_initial_point_fn
-
-    point_fn = make_initial_point_fn(
-        model=model,
-        default_strategy="support_point",
-        jitter_rvs=set(model.free_RVs),
-        return_transformed=True,
-    )
-    return _wrap_with_lock(point_fn)
+    return _nutpie.flat_point_fn(_nutpie.pymc_point_fn(model), names=names, shapes=shapes)
 
 
 def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: Any) -> Any:
     """Rebuild a ``CompiledPyMCModel`` from cached metadata and callbacks."""
-    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
-
-    data_vars = {v.name: v for v in model.data_vars}
-    shared_var_keys = {}
-    shared_data = {}
-    for item in meta["shared"]:
-        var = data_vars[item["name"]]
-        if int(var.ndim) != item["ndim"]:
-            return None
-        value = np.array(var.get_value(), dtype=item["dtype"], order="C", copy=True)
-        value.flags.writeable = False
-        shared_var_keys[var] = item["key"]
-        shared_data[item["key"]] = value
-    user_data = make_user_data(shared_var_keys, shared_data)
-    if user_data.dtype.descr != meta["user_data_dtype"]:
-        return None
-
-    names = meta["names"]
-    slices = [slice(a, b) for a, b in meta["slices"]]
-    shapes = [np.array(s, dtype=np.int64) for s in meta["shapes"]]
-    shape_info = (names, slices, shapes)
-    n_free = meta["n_free"]
-
     spec = meta.get("initial_point")
     if spec is not None:
         initial_point_fn = _JitteredPoint(**spec)
     else:
+        n_free = meta["n_free"]
         initial_point_fn = _pymc_initial_point_fn(
-            model, names=names[:n_free], shapes=[tuple(s) for s in meta["shapes"][:n_free]]
+            model, names=meta["names"][:n_free], shapes=[tuple(s) for s in meta["shapes"][:n_free]]
         )
-    reparameterized = list(meta["reparameterized_names"])
-    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-
-    return CompiledPyMCModel(
-        _n_dim=meta["n_dim"],
-        dims=dims,
-        _coords=coords,
-        _shapes={name: tuple(shape) for name, shape in zip(names, meta["shapes"], strict=True)},
-        compiled_logp_func=logp_fn,
-        compiled_expand_func=expand_fn,
-        initial_point_func=initial_point_fn,
-        shared_data=shared_data,
-        shared_var_keys=shared_var_keys,
-        user_data=user_data,
-        n_expanded=meta["n_expanded"],
-        shape_info=shape_info,
-        logp_func=None,
-        expand_func=None,
-        reparameterized_names=reparameterized,
-    )
+    return _nutpie.assemble(model, meta, logp_fn, expand_fn, initial_point_fn)
 
 
 # --------------------------------------------------------------------------
@@ -1214,7 +989,7 @@ def _assemble(model: pm.Model, meta: dict[str, Any], logp_fn: Any, expand_fn: An
 
 
 def _memoise(memo_key: str, compiled: Any, fixed_point: bool) -> None:
-    shapes = getattr(compiled, "_shapes", None)
+    shapes = _nutpie.compiled_shapes(compiled)
     if shapes is None:
         return
     entry = _MemoEntry(
@@ -1239,8 +1014,6 @@ def _data_shapes_from(compiled: Any) -> dict[str, tuple[int, ...]]:
 
 def _rebind(entry: _MemoEntry, model: pm.Model) -> Any | None:
     """Return the memoised model bound to `model`'s data and coordinates."""
-    from nutpie.compile_pymc import _prepare_dims_and_coords
-
     compiled = entry.compiled
     data_vars = {v.name: v for v in model.data_vars}
     names = [var.name for var in compiled.shared_var_keys]
@@ -1251,25 +1024,36 @@ def _rebind(entry: _MemoEntry, model: pm.Model) -> Any | None:
         return None
     updates = {n: data_vars[n].get_value() for n in names}
     rebound = compiled.with_data(**updates) if updates else compiled
-    dims, coords = _prepare_dims_and_coords(
-        model, compiled.shape_info, compiled.reparameterized_names or []
-    )
-    changes: dict[str, Any] = {"dims": dims, "_coords": coords}
+    dims, coords = _nutpie.dims_and_coords(model, compiled.shape_info, compiled.reparameterized_names or [])
+    point_fn = None
     if not entry.fixed_point:
         # The support point may depend on pm.Data: use the new model's.
         n_free = len(model.free_RVs)
-        changes["initial_point_func"] = _pymc_initial_point_fn(
+        point_fn = _pymc_initial_point_fn(
             model,
             names=list(compiled.shape_info[0][:n_free]),
             shapes=[tuple(int(d) for d in np.ravel(s)) for s in compiled.shape_info[2][:n_free]],
         )
-    return dataclasses.replace(rebound, **changes)
+    return _nutpie.rebind(rebound, dims=dims, coords=coords, initial_point_func=point_fn)
 
 
-def _safe(fn: Any, *args: Any) -> Any:
-    """Run a cache operation; any failure means "no cache"."""
+def _attempt(what: str, fn: Any, *args: Any) -> Any:
+    """Run one cache step; an unexpected error means "no cache for this step".
+
+    Expected outcomes (a miss, an entry that does not fit, an untrusted directory) are
+    return values of the steps, not exceptions. An exception here is a bug or an upstream
+    change :func:`hlm_cli.sampling._nutpie.check` did not catch: the fit goes on without the
+    cache (it compiles the model), and the failing step is reported once per process at
+    WARNING level with the error, so a slow fit always says why.
+    """
     try:
         return fn(*args)
-    except Exception:  # noqa: BLE001 - the cache must never break a fit
-        _log.debug("compile cache: %s failed; ignoring", fn.__name__, exc_info=True)
+    except Exception as err:  # noqa: BLE001 - the cache must never break a fit
+        _log.debug("compile cache: %s failed", what, exc_info=True)
+        with _MEMO_LOCK:
+            first = what not in _FAILED
+            _FAILED.add(what)
+        if first:
+            _log.warning("compiled-model cache: %s failed (%s: %s); compiling without the cache",
+                         what, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
         return None

@@ -1,4 +1,5 @@
-"""Quick first fits: sample without compiling nutpie's C callbacks, fill the cache afterwards.
+"""Quick first fits: sample without compiling nutpie's C callbacks, fill the cache afterwards
+(private to :mod:`hlm_cli.sampling`, which decides when a fit is quick).
 
 A cold ``nutpie.compile_pymc_model`` spends about 5 s (cell-line model) to 13 s (an LKJ
 model) in numba compiling two C callbacks around PyTensor's log-density function; PyTensor's
@@ -8,7 +9,7 @@ compilation (benchmarks/compile_cache/FINDINGS.md).
 
 For small models this module skips the callbacks on the first fit: nutpie samples through its
 Python-function interface (``nutpie.compiled_pyfunc.from_pyfunc``) and calls PyTensor's
-numba-compiled function directly, about 15-25 microseconds per gradient instead of well under
+numba-compiled function directly (:func:`hlm_cli.sampling._nutpie.python_model`), about 15-25 microseconds per gradient instead of well under
 one. Every gradient then needs the GIL, so threads cannot run chains in parallel: :func:`sample`
 splits the chains over forked processes, one per core, each with a seed derived from the
 fit's. The log density, its gradient and the initial points are the compiled model's
@@ -20,7 +21,7 @@ the compiled model's by Monte Carlo error only.
 The C callbacks are still wanted for the next fit of the same structure. After the command has
 written everything, :func:`start_background_fills` forks one detached, low-priority process
 per cache directory that compiles the pending models the normal way into the on-disk cache
-(:mod:`hlm_cli.compile_cache`), one after another, so a repeat fit loads them in 0.1 s.
+(:mod:`hlm_cli.sampling.cache`), one after another, so a repeat fit loads them in 0.1 s.
 
 Rules for the background compile (docs/cache.md). The CLI asks for it only after a command
 that succeeded. It starts only on Linux, and not when
@@ -33,10 +34,13 @@ that succeeded. It starts only on Linux, and not when
 * ``MAX_BACKGROUND`` (1) background compilers are already running for that cache directory.
   Each holds a lock file ``background-<i>.filling`` in the cache directory that names its
   process (pid and start time); a lock whose process is gone is stale and is removed;
-* the cache directory is not a trusted one (:mod:`hlm_cli.compile_cache`: the user's own,
+* the cache directory is not a trusted one (:mod:`hlm_cli.sampling.cache`: the user's own,
   not writable by group or others), or the model is already in the cache.
 
 A model that gets no background compile is compiled in the foreground by its next fit.
+
+Imports point one way: this module uses :mod:`hlm_cli.sampling.cache` (the background compile
+fills it); the cache knows nothing of quick fits. Forked processes go through :mod:`hlm_cli._procs`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hlm_cli import _procs
+from hlm_cli.sampling import _nutpie
 
 #: Largest data array (rows) for which a quick first fit pays off.
 #: The Python call costs ~15-25 us per gradient; the C callbacks cost ~5-15 s of compiling
@@ -129,63 +136,20 @@ def compile_quick(model, initial_point_fn) -> Any:
     ----------
     model : pymc.Model
     initial_point_fn : callable
-        PyMC's seeded initial-point function as nutpie wraps it (jittered support point);
-        the same function gives the same initial points as ``nutpie.compile_pymc_model``.
+        PyMC's seeded initial-point function as nutpie wraps it (jittered support point,
+        :func:`hlm_cli.sampling.cache.pymc_point_fn`); the same function gives the same
+        initial points as ``nutpie.compile_pymc_model``.
 
     Returns
     -------
     nutpie.compiled_pyfunc.PyFuncModel
     """
-    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
-    from nutpie.compiled_pyfunc import from_pyfunc
-
-    n_dim, _, logp_pt, expand_pt, point_fn, shape_info, reparameterized = _make_functions(
-        model,
-        mode="NUMBA",
-        compute_grad=True,
-        join_expanded=False,
-        pymc_initial_point_fn=initial_point_fn,
-        var_names=None,
-    )
-    logp_jit = logp_pt.vm.jit_fn
-    expand_jit = expand_pt.vm.jit_fn
-    logp_args = tuple(np.asarray(v.get_value()) for v in logp_pt.get_shared())
-    expand_args = tuple(np.asarray(v.get_value()) for v in expand_pt.get_shared())
-    names, _, shapes = shape_info
-
-    def make_logp():
-        def logp(x):
-            value, grad = logp_jit(x, *logp_args)
-            return float(value), grad
-
-        return logp
-
-    def make_expand(seed1, seed2, chain):
-        def expand(x):
-            values = expand_jit(x, *expand_args)
-            return {n: np.asarray(v, dtype="float64", order="C").reshape(s) for n, v, s in zip(names, values, shapes, strict=True)}
-
-        return expand
-
-    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    compiled = from_pyfunc(
-        ndim=n_dim,
-        make_logp_fn=make_logp,
-        make_expand_fn=make_expand,
-        make_initial_point_fn=point_fn,
-        expanded_dtypes=[np.dtype("float64")] * len(names),
-        expanded_shapes=shapes,
-        expanded_names=names,
-        dims=dims,
-        coords=coords,
-        reparameterized_names=reparameterized,
-    )
-    return compiled
+    return _nutpie.python_model(model, initial_point_fn)
 
 
 def is_quick(compiled) -> bool:
     """Whether ``compiled`` came from :func:`compile_quick` (sample it with one core)."""
-    return type(compiled).__name__ == "PyFuncModel"
+    return _nutpie.is_python_model(compiled)
 
 
 # --------------------------------------------------------------------------
@@ -227,51 +191,27 @@ def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
     try:
         trees = [nutpie.sample(compiled, chains=sizes[0], cores=1, seed=seeds[0], **kwargs)]
     finally:
-        results = [_collect(pid, path) for pid, path in children]
-    for (n, s), res in zip(zip(sizes[1:], seeds[1:], strict=True), results, strict=True):
-        if isinstance(res, BaseException):
+        results = [child.collect() for child in children]
+    for (n, s), (ok, res) in zip(zip(sizes[1:], seeds[1:], strict=True), results, strict=True):
+        if ok and isinstance(res, BaseException):
             raise res
-        trees.append(res if res is not None else nutpie.sample(compiled, chains=n, cores=1, seed=s, **kwargs))
+        # a child that died is redone here: its chains are sampled in this process
+        trees.append(res if ok and res is not None else nutpie.sample(compiled, chains=n, cores=1, seed=s, **kwargs))
     return _concat_chains(trees)
 
 
-def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> tuple[int, str]:
-    import tempfile
-
+def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> _procs.Child:
+    """A forked child sampling ``chains`` chains: its result is the tree, or the sampler's
+    own failure as a RuntimeError (the parent reports it)."""
     import nutpie
 
-    fd, path = tempfile.mkstemp(prefix="hlm-chains-", suffix=".pkl")
-    os.close(fd)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        from hlm_cli.outputs.parallel import finish_child
+    def chains_here():
+        try:
+            return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
+        except RuntimeError as err:  # the sampler's own failure: the parent reports it
+            return RuntimeError(str(err))
 
-        def chains_here():
-            try:
-                return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
-            except RuntimeError as err:  # the sampler's own failure: the parent reports it
-                return RuntimeError(str(err))
-
-        finish_child(path, chains_here)
-    return pid, path
-
-
-def _collect(pid: int, path: str):
-    """The child's tree, its sampler error, or None (it died: sample its chains here)."""
-    import pickle
-
-    try:
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            return None
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except (OSError, EOFError, pickle.UnpicklingError):
-        return None
-    finally:
-        Path(path).unlink(missing_ok=True)
+    return _procs.fork_child(chains_here, prefix="hlm-chains-")
 
 
 def _concat_chains(trees):
@@ -335,7 +275,7 @@ def start_background_fills() -> int:
     if why is not None:
         _log.debug("background compile not started: %s", why)
         return 0
-    from hlm_cli import compile_cache
+    from hlm_cli.sampling import cache
 
     by_dir: dict[Path, list[tuple[Any, str]]] = {}
     for model, key, cache_dir, entry in jobs:
@@ -344,8 +284,8 @@ def start_background_fills() -> int:
     started = 0
     for cache_dir, models in by_dir.items():
         try:
-            compile_cache._private_dir(cache_dir)  # trusted, as when the fill was scheduled
-        except (OSError, compile_cache._Untrusted) as err:
+            cache._private_dir(cache_dir)  # trusted, as when the fill was scheduled
+        except (OSError, cache._Untrusted) as err:
             _log.debug("background compile not started: %s", err)
             continue
         lock = _take_slot(cache_dir)
@@ -510,11 +450,11 @@ def _fork_detached(models: list[tuple[Any, str]], cache_dir: Path, lock: Path) -
             os.nice(10)
         except OSError:
             pass
-        from hlm_cli import compile_cache
+        from hlm_cli.sampling import cache
 
         for model, key in models:
             try:
-                compile_cache.compile_model(model, structure_key=key, cache_dir=cache_dir)
+                cache.compile_model(model, structure_key=key, cache_dir=cache_dir)
             except Exception:  # noqa: BLE001 - a failed fill only means the next fit compiles
                 pass
     except BaseException:  # noqa: BLE001

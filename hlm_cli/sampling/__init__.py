@@ -1,9 +1,24 @@
 """Sampling a built model, and completing the result for the output contract.
 
-nutpie is the default sampler (Rust NUTS over a numba-compiled log density); compiled models
-are cached by structure (:mod:`hlm_cli.compile_cache`) so a repeat fit of the same model
-shape skips compilation. ``pymc`` uses PyMC's own NUTS; ``numpyro`` and ``blackjax`` go
-through ``pm.sample(nuts_sampler=...)`` when JAX and those packages are installed.
+nutpie is the default sampler (Rust NUTS over a numba-compiled log density). ``pymc`` uses
+PyMC's own NUTS; ``numpyro`` and ``blackjax`` go through ``pm.sample(nuts_sampler=...)`` when
+JAX and those packages are installed.
+
+The package, and which way its modules import each other::
+
+    sampling/__init__.py   sample(): cache -> quick path -> background fill (compile_model)
+        |-> quick.py       quick first fits (no C callbacks), chains over forked processes,
+        |     |            the detached background compile that fills the cache
+        |     v
+        |-> cache.py       compiled-model cache: in-process memo + authenticated disk entries
+        v     v
+        _nutpie.py         every private name of nutpie, numba, PyTensor, llvmlite (pinned)
+
+:func:`compile_model` makes a nutpie model ready: a cached compilation (memo or disk), else a
+quick model for a small first fit (its compile is scheduled for the background), else a cold
+compile that is stored. When the installed libraries are outside the versions
+:mod:`hlm_cli.sampling._nutpie` supports, it compiles the standard way
+(``nutpie.compile_pymc_model``) and says so once at WARNING level on this package's logger.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +49,7 @@ class Posterior:
     seed: int = 0
     sampler: str = "nutpie"
     #: How the model was made ready: "cache" (memo or disk), "compiled", "quick"
-    #: (no C callbacks, see hlm_cli.compile_quick) or "" for the PyMC/JAX samplers.
+    #: (no C callbacks, see hlm_cli.sampling.quick) or "" for the PyMC/JAX samplers.
     compile_mode: str = ""
 
     @property
@@ -45,55 +61,47 @@ def default_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def _light_arviz() -> None:
-    """nutpie does ``import arviz`` only for ``from_dict``/``dict_to_dataset``; in arviz 1.x
-    that also imports arviz_plots (0.3 s per run). Give it arviz_base's functions instead,
-    unless the real package is already loaded."""
-    import sys
-    import types
+def compile_model(model, *, structure_key: str, cache_dir: Path | None, quick: bool = False) -> tuple[object, str]:
+    """A nutpie-ready model for ``model`` and how it was made: "cache", "quick" or "compiled".
 
-    if "arviz" in sys.modules:
-        return
-    _import_arviz_base()
-    import arviz_base
+    Parameters
+    ----------
+    model : pymc.Model
+    structure_key : str
+        The caller's hash of the model's structure (:func:`hlm_cli.sampling.cache.compile_model`).
+    cache_dir : pathlib.Path or None
+        Root of the on-disk cache; None: only the in-process memo.
+    quick : bool
+        On a miss, return a model without C callbacks when the model is small enough
+        (:func:`hlm_cli.sampling.quick.quick_ok`) and this is the structure's first fit in
+        this process, and schedule its normal compile into ``cache_dir`` for when the command
+        ends. Sample such a model with :func:`hlm_cli.sampling.quick.sample`.
+    """
+    from hlm_cli.sampling import _nutpie, cache
+    from hlm_cli.sampling import quick as quick_mod
 
-    shim = types.ModuleType("arviz")
-    shim.from_dict = arviz_base.from_dict
-    shim.dict_to_dataset = arviz_base.dict_to_dataset
-    shim.__hlm_shim__ = True
-    sys.modules["arviz"] = shim
-
-
-def _import_arviz_base() -> None:
-    """Import arviz_base without its 0.3 s detour: arviz_base asks ``lazy_loader.load`` for jax
-    and numpyro, and when they are not installed lazy_loader records where it was called
-    from with ``inspect.stack()``, which reads the source of every frame on the stack (hlm's,
-    typer's, click's). ``inspect.stack(0)`` gives the same frames without the source lines."""
-    import inspect
-    import sys
-
-    if "arviz_base" in sys.modules:
-        return
-    full = inspect.stack
-    inspect.stack = lambda context=1: full(0)
-    try:
-        import arviz_base  # noqa: F401
-    finally:
-        inspect.stack = full
+    _nutpie.import_nutpie()
+    if not _nutpie.available():  # warned once: the standard, public compile
+        cache.count("compiles")
+        return _nutpie.import_nutpie().compile_pymc_model(model), "compiled"
+    compiled, slot = cache.find(model, structure_key=structure_key, cache_dir=cache_dir)
+    if compiled is not None:
+        return compiled, "cache"
+    if quick and slot.identity is not None and quick_mod.first_time(slot.memo_key) and quick_mod.quick_ok(model):
+        fast = quick_mod.compile_quick(model, cache.pymc_point_fn(model))
+        cache.count("quick")
+        if slot.path is not None:
+            quick_mod.schedule_fill(model, structure_key, slot.cache_dir, slot.path)
+        return fast, "quick"
+    return cache.compile_and_store(model, slot), "compiled"
 
 
 def _compile(built: BuiltModel, use_cache: bool, quick: bool = False):
     """nutpie-ready model and how it was made: "cache", "compiled" or "quick"."""
-    _light_arviz()
-    from hlm_cli import compile_cache, compile_quick
+    from hlm_cli.sampling import cache
 
-    cache_dir = compile_cache.default_cache_dir() if use_cache else None
-    before = compile_cache.stats()
-    compiled = compile_cache.compile_model(built.model, structure_key=built.structure_key, cache_dir=cache_dir, quick=quick)
-    after = compile_cache.stats()
-    if compile_quick.is_quick(compiled):
-        return compiled, "quick"
-    return compiled, "cache" if after["hits"] > before["hits"] else "compiled"
+    cache_dir = cache.default_cache_dir() if use_cache else None
+    return compile_model(built.model, structure_key=built.structure_key, cache_dir=cache_dir, quick=quick)
 
 
 def sample(
@@ -115,7 +123,7 @@ def sample(
     quick : bool
         For a small model not yet in the cache, sample without compiling nutpie's C
         callbacks and compile them for the cache when the command ends
-        (:mod:`hlm_cli.compile_quick`). Best for one fit; a process that fits the same
+        (:mod:`hlm_cli.sampling.quick`). Best for one fit; a process that fits the same
         structure many times (batch, refits) leaves it off and compiles once.
     on_progress : callable, optional
         Receives short stage names ("compile", "sample", "predict").
@@ -130,9 +138,9 @@ def sample(
     mode = ""
     t0 = time.perf_counter()
     if spec.sampler == "nutpie":
-        _light_arviz()
-        import nutpie
+        from hlm_cli.sampling import _nutpie
 
+        nutpie = _nutpie.import_nutpie()
         say("compile")
         compiled, mode = _compile(built, use_cache, quick)
         if mode != "quick" and _needs_data_swap(compiled, built):
@@ -145,9 +153,9 @@ def sample(
         with interrupt_guard() as interrupted:
             try:
                 if mode == "quick":
-                    from hlm_cli import compile_quick
+                    from hlm_cli.sampling import quick as quick_mod
 
-                    tree = compile_quick.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
+                    tree = quick_mod.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
                 else:
                     tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings)
             except RuntimeError as err:
@@ -322,4 +330,5 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
 
 
-__all__ = ["Posterior", "sample", "complete", "sample_prior_predictive", "default_cores"]
+__all__ = ["Posterior", "sample", "compile_model", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
+           "default_cores"]
