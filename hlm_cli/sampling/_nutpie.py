@@ -485,7 +485,9 @@ def _loop_copy_wrappers():
     (benchmarks/compile_cache/FINDINGS.md, t_loopcopy.py: identical posterior). The callbacks
     below are nutpie 0.16's ``_make_c_logp_func`` / ``_make_c_expand_func`` with only that line
     changed (a wrong length still returns the same error code). The module attributes are
-    restored when the block ends; :func:`check` verifies their signatures.
+    restored when the block ends; :func:`check` verifies their signatures. Cache entries
+    pickle the two functions by module path: moving them needs a new cache format
+    (``hlm_cli.sampling.cache._FORMAT_VERSION``).
     """
     import nutpie.compile_pymc as ncp
 

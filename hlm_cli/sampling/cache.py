@@ -102,8 +102,9 @@ if TYPE_CHECKING:
 
 __all__ = ["compile_model", "find", "compile_and_store", "Slot", "default_cache_dir", "key_file", "clear_memo", "stats"]
 
-#: Bump when the on-disk entry layout or the reconstruction logic changes.
-_FORMAT_VERSION = 4  # 4: entries authenticated with HMAC-SHA256 under a per-user key
+#: Bump when the on-disk entry layout or the reconstruction logic changes, and when the C
+#: callbacks' Python functions move to another module: numba pickles them by module path.
+_FORMAT_VERSION = 5  # 4: entries authenticated with HMAC-SHA256 under a per-user key; 5: callbacks pickled from hlm_cli.sampling._nutpie
 _MAGIC = b"HLM-NUTPIE-CACHE\x00"
 _TAG_SIZE = 32  # HMAC-SHA256
 _KEY_SIZE = 32
