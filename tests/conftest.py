@@ -3,6 +3,7 @@ tests (tests/data/cell_lines_run, never sampled here) and a real fitted run for 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,10 +19,12 @@ DATA = Path(__file__).parent / "data"
 UNIT = Path(__file__).parent / "unit"
 SAMPLE = ROOT / "sample_data"
 
-# keep compiled-model caches of the test run away from the user's ~/.cache/hlm
-os.environ.setdefault("HLM_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache"))
-# and the key that signs its entries away from the user's ~/.config/hlm/cache.key
-os.environ.setdefault("HLM_CACHE_KEY_FILE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "hlm-test-cache.key"))
+# keep compiled-model caches of the test run away from the user's ~/.cache/hlm, and the key
+# that signs its entries away from ~/.config/hlm/cache.key; one cache per checkout, so that
+# test runs of two checkouts (other code) on one machine never read each other's entries
+_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / f"hlm-test-cache-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]}"
+os.environ.setdefault("HLM_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("HLM_CACHE_KEY_FILE", f"{_CACHE}.key")
 # The suite fits the same few structures many times in one process: compile each once and
 # reuse it (the in-process memo) instead of quick first fits, and start no detached background
 # compiles. tests/unit/test_cache_security.py and tests/e2e/test_compile_cache_e2e.py turn

@@ -160,44 +160,87 @@ def test_kill_9_then_rerun_finishes_only_the_rest(screens, tmp_path):
 
 
 @pytest.fixture
-def dask_cluster(tmp_path):
-    """A real `dask scheduler` and one `dask worker` on 127.0.0.1 (free port), torn down after."""
+def private_cache(tmp_path, monkeypatch):
+    """A compiled-model cache of this test's own: processes started from here (the Dask
+    scheduler and worker) inherit it, and no other test run on the machine writes to it."""
+    monkeypatch.setenv("HLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HLM_CACHE_KEY_FILE", str(tmp_path / "cache.key"))
+    return tmp_path / "cache"
+
+
+def _wait_for(what: str, ready, procs: list[subprocess.Popen], logs: list[Path], guard: float = 600) -> None:
+    """Poll ``ready()`` until it is true. Fails at once if a process exits (its log is shown);
+    ``guard`` only stops a hang: how long a loaded machine takes to start one is not a test."""
+    deadline = time.monotonic() + guard
+    while not ready():
+        for p, log in zip(procs, logs, strict=True):
+            if p.poll() is not None:
+                pytest.fail(f"{what}: {p.args[1]} exited with {p.returncode}:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: nothing after {guard:.0f} s:\n" + "\n".join(log.read_text()[-1000:] for log in logs))
+        time.sleep(0.1)
+
+
+def _address(sched_file: Path) -> str | None:
+    """The scheduler's address once it has written its file (it writes it in place, so a
+    read can see it empty or half written: that is "not yet")."""
+    try:
+        return json.loads(sched_file.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@pytest.fixture
+def dask_cluster(tmp_path, private_cache):
+    """A real `dask scheduler` and one `dask worker` on 127.0.0.1 (free port), torn down after.
+
+    Started by protocol, not by timing: the scheduler's address is read from its scheduler
+    file, and the worker counts once the scheduler says it has registered.
+    """
     bindir = Path(sys.executable).parent
     if not (bindir / "dask").exists():
         pytest.skip("the dask command is not installed")
     sched_file = tmp_path / "scheduler.json"
+    logs = [tmp_path / "scheduler.log", tmp_path / "worker.log"]
+    sinks = [log.open("w") for log in logs]
     procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)]
+                              stdout=subprocess.DEVNULL, stderr=sinks[0], cwd=tmp_path)]
     try:
-        for _ in range(300):
-            if sched_file.exists() and sched_file.read_text().strip():
-                break
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+        _wait_for("the Dask scheduler", lambda: _address(sched_file) is not None, procs, logs[:1])
+        address = _address(sched_file)
         procs.append(subprocess.Popen([str(bindir / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
                                        "--no-dashboard", "--memory-limit", "0", "--host", "127.0.0.1"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+                                      stdout=subprocess.DEVNULL, stderr=sinks[1], cwd=tmp_path))
         from dask.distributed import Client
 
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(1, timeout=60)
+        with Client(address, timeout="600s") as client:
+            _wait_for("the Dask worker", lambda: sum(client.nthreads().values()) >= 1, procs, logs)
         yield address
     finally:
         for p in reversed(procs):
             p.terminate()
         for p in procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+        for sink in sinks:
+            sink.close()
 
 
 @pytest.mark.dask  # about 15 s with a warm compile cache, 30 s cold: in the default run
 def test_dask_scheduler_gives_the_same_results(tmp_path, dask_cluster):
+    """Same seeds, same numbers: a batch through a Dask worker (another process that compiles
+    or loads the model itself, one core per fit) writes the tables of a local batch."""
     inputs, ref = reference(tmp_path / "local", 3)
     out = tmp_path / "out"
     assert main(batch_args(str(inputs), out, "--scheduler", dask_cluster, "--quiet")) == 0
+    for run in sorted(p.name for p in ref.iterdir() if (p / "summary.csv").exists()):
+        if (out / run / "summary.csv").read_text() != (ref / run / "summary.csv").read_text():
+            how = {k: json.loads((d / run / "run.json").read_text()).get("sampler") for k, d in (("local", ref), ("dask", out))}
+            pytest.fail(f"{run}: the Dask worker's draws differ from the local fit's; sampler records: {how}")
     assert (out / "batch_summary.csv").read_text() == (ref / "batch_summary.csv").read_text()
     st = pd.read_csv(out / "batch_status.csv", keep_default_na=False)
     assert len(st) == 3 and st["worker"].str.len().min() > 0
