@@ -1,14 +1,14 @@
 """Q4: one process, compile once, then 20 datasets.
 
 (a) raw nutpie: compiled.with_data(...) + nutpie.sample
-(b) hlm_cli.compile_cache: build pm.Model per dataset + compile_model (memo hit) + nutpie.sample
+(b) hlm_cli.sampling.cache: build pm.Model per dataset + compile_model (memo hit) + nutpie.sample
 (c) baseline: fresh nutpie.compile_pymc_model per dataset (first 3 only)
 """
 import sys, time, json, warnings, statistics
 import numpy as np, pymc as pm, nutpie
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data, build
-from hlm_cli.compile_cache import compile_model
+from hlm_cli.sampling.cache import compile_model
 warnings.filterwarnings("ignore")
 S = dict(chains=4, draws=1000, tune=1000, progress_bar=False, seed=3)
 cores = int(sys.argv[1]) if len(sys.argv) > 1 else None

@@ -9,7 +9,7 @@ import time
 w0, c0 = time.perf_counter(), time.process_time()
 import sys, json, logging
 import numpy as np, pymc as pm, nutpie
-from hlm_cli.compile_cache import compile_model
+from hlm_cli.sampling.cache import compile_model
 w1, c1 = time.perf_counter(), time.process_time()
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data, build
@@ -17,7 +17,7 @@ from pathlib import Path
 logs = []
 class H(logging.Handler):
     def emit(self, r): logs.append(r.getMessage())
-lg = logging.getLogger("hlm_cli.compile_cache"); lg.setLevel(logging.DEBUG); lg.addHandler(H())
+lg = logging.getLogger("hlm_cli.sampling.cache"); lg.setLevel(logging.DEBUG); lg.addHandler(H())
 mode = sys.argv[1]
 seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 90

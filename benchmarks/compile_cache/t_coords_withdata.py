@@ -5,7 +5,7 @@ import numpy as np, pymc as pm, nutpie
 from pathlib import Path
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data
-from hlm_cli.compile_cache import compile_model
+from hlm_cli.sampling.cache import compile_model
 warnings.filterwarnings("ignore")
 def build(y, gi, ci, ng, nc, prefix):
     with pm.Model(coords={"gene": [f"{prefix}{i}" for i in range(ng)], "cell_line": [f"cl{i}" for i in range(nc)]}) as m:

@@ -7,8 +7,8 @@ import nutpie.compile_pymc as ncp
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data, build
 
-# the patched callbacks are the ones hlm compiles with (hlm_cli.compile_cache._loop_copy_wrappers)
-from hlm_cli.compile_cache import _make_c_expand_func, _make_c_logp_func
+# the patched callbacks are the ones hlm compiles with (hlm_cli.sampling._nutpie._loop_copy_wrappers)
+from hlm_cli.sampling._nutpie import _make_c_expand_func, _make_c_logp_func
 
 if sys.argv[1:] == ["patched"]:
     ncp._make_c_logp_func = _make_c_logp_func

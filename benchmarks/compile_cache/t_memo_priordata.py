@@ -3,7 +3,7 @@ import sys, json, warnings
 import numpy as np, pymc as pm, nutpie
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data
-from hlm_cli.compile_cache import compile_model
+from hlm_cli.sampling.cache import compile_model
 warnings.filterwarnings("ignore")
 def build(y, gi, ci, ng, nc):
     with pm.Model(coords={"gene": range(ng), "cell_line": range(nc)}) as m:

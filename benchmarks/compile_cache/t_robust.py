@@ -1,4 +1,4 @@
-"""Robustness/correctness checks for hlm_cli.compile_cache (each scenario in a fresh subprocess where it matters).
+"""Robustness/correctness checks for hlm_cli.sampling.cache (each scenario in a fresh subprocess where it matters).
 
 usage: t_robust.py            (driver)
        t_robust.py child ...  (internal)
@@ -15,11 +15,11 @@ def child(argv):
     import numpy as np, pymc as pm, nutpie
     sys.path.insert(0, str(HERE))
     from model_def import make_data
-    import hlm_cli.compile_cache as cc
+    import hlm_cli.sampling.cache as cc
     logs = []
     class H(logging.Handler):
         def emit(self, r): logs.append(r.getMessage())
-    lg = logging.getLogger("hlm_cli.compile_cache"); lg.setLevel(logging.DEBUG); lg.addHandler(H())
+    lg = logging.getLogger("hlm_cli.sampling.cache"); lg.setLevel(logging.DEBUG); lg.addHandler(H())
     opts = json.loads(argv[0])
     cache = None if opts.get("cache") is None else Path(opts["cache"])
     n, ng, seed = opts.get("n", 90), opts.get("ng", 10), opts.get("seed", 0)

@@ -1,8 +1,8 @@
-"""CPU-time (process_time) breakdown of a warm (disk-hit) hlm_cli.compile_cache.compile_model call. usage: t_warm_breakdown.py CACHE_DIR"""
+"""CPU-time (process_time) breakdown of a warm (disk-hit) hlm_cli.sampling.cache.compile_model call. usage: t_warm_breakdown.py CACHE_DIR"""
 import time, sys, json, collections
 t0 = time.process_time()
 import numpy as np, pymc as pm, nutpie
-import hlm_cli.compile_cache as cc
+import hlm_cli.sampling.cache as cc
 t_imp = time.process_time() - t0
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from model_def import make_data, build

@@ -24,6 +24,10 @@ parent built (checked by the jobs' keys). The helper then draws every figure, sh
 child forked from it (already warm, so nothing is imported twice), while the parent writes its
 tables; the parent draws only what the helper did not report.
 
+The process plumbing (forked children that report one pickled result, the shared job pipe,
+reaping with a deadline) is :mod:`hlm_cli._procs`; this module keeps the figure-specific
+scheduling on top of it.
+
 The fork is skipped (everything runs here, in order) where it is unsafe or useless: no
 ``os.fork`` (Windows) or macOS (frameworks that are not fork-safe), one CPU, a single job,
 a large process (the copy-on-write child could double the memory of a big fit), or

@@ -61,6 +61,15 @@ def default_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def preload() -> None:
+    """Import what sampling with nutpie needs (nutpie, PyMC), e.g. in a worker process before
+    its first fit; nutpie comes without arviz's plotting stack (:func:`_nutpie.import_nutpie`)."""
+    from hlm_cli.sampling import _nutpie
+
+    _nutpie.import_nutpie()
+    import pymc  # noqa: F401
+
+
 def compile_model(model, *, structure_key: str, cache_dir: Path | None, quick: bool = False) -> tuple[object, str]:
     """A nutpie-ready model for ``model`` and how it was made: "cache", "quick" or "compiled".
 
@@ -330,5 +339,5 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
 
 
-__all__ = ["Posterior", "sample", "compile_model", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
+__all__ = ["Posterior", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
            "default_cores"]
