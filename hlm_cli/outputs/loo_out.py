@@ -122,7 +122,7 @@ def compare_frame(result) -> pd.DataFrame | None:
 
 def write(result, out: Path) -> list[str]:
     """Write every file into ``out`` (atomically); return the names written."""
-    from hlm_cli.outputs import rundir
+    from hlm_cli.outputs import figures, rundir
 
     written: list[str] = []
     with rundir.staged(Path(out), force=True, foreign_of=foreign_entries) as stage:
@@ -137,63 +137,9 @@ def write(result, out: Path) -> list[str]:
         (stage / "loo.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False, default=str) + "\n")
         written.append("loo.json")
         if any(m.pareto_k is not None for m in result.models):
-            pareto_k_plot(result, stage / "pareto_k.png")
+            figures.pareto_k(result, stage / "pareto_k.png")
             written.append("pareto_k.png")
         if result.table is not None:
-            compare_plot(result, stage / "compare.png")
+            figures.loo_compare(result, stage / "compare.png")
             written.append("compare.png")
     return written
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def pareto_k_plot(result, path: Path) -> None:
-    """Pareto k against observation, one panel per model, with the thresholds drawn."""
-    plt = _plt()
-    models = [m for m in result.models if m.pareto_k is not None]
-    fig, axes = plt.subplots(len(models), 1, figsize=(8, 2.6 * len(models)), squeeze=False, sharex=False)
-    for ax, m in zip(axes[:, 0], models, strict=True):
-        k = m.pareto_k
-        good_k = m.ktable.good_k
-        colors = np.where(k > 1, "#b2182b", np.where(k > good_k, "#ef8a62", np.where(k > 0.5, "#999999", "#4d4d4d")))
-        ax.scatter(np.arange(k.size), k, s=10, c=colors, linewidths=0)
-        if m.refit_obs:
-            ax.scatter(m.refit_obs, k[m.refit_obs], s=60, facecolors="none", edgecolors="#2166ac", label="refitted (reloo)")
-            ax.legend(loc="upper right", fontsize=8, frameon=False)
-        for y, style in ((min(0.5, good_k), ":"), (good_k, "--"), (1.0, "-")):
-            ax.axhline(y, color="#b2182b", linestyle=style, linewidth=0.8)
-        ax.set_ylabel("Pareto k")
-        ax.set_title(f"{m.name}: {m.ktable.n_bad} above {good_k:.2f} (S = {m.n_samples} draws)", fontsize=10, loc="left")
-    axes[-1, 0].set_xlabel("observation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def compare_plot(result, path: Path) -> None:
-    """ELPD with +-1 SE per model (filled) and the difference from the best with its SE (open)."""
-    plt = _plt()
-    t = result.table
-    names = list(t.index)
-    y = np.arange(len(names))[::-1].astype(float)
-    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.6 * len(names)))
-    ax.errorbar(t["elpd"], y, xerr=t["se"], fmt="o", color="#2166ac", label="elpd ± SE")
-    best = float(t["elpd"].iloc[0])
-    rest = slice(1, None)
-    ax.errorbar(best + t["elpd_diff"].iloc[rest], y[rest] - 0.2, xerr=t["dse"].iloc[rest], fmt="^", color="#999999",
-                mfc="white", label="difference from best ± SE")
-    ax.axvline(best, color="#999999", linestyle="--", linewidth=0.8)
-    ax.set_yticks(y, names)
-    ax.set_ylim(-0.7, len(names) - 0.4)
-    ax.set_xlabel(result.models[0].elpd_name + " (higher is better)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

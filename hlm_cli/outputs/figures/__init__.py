@@ -9,6 +9,7 @@ ppc               ppc.png, prior_ppc.png, ppc_rootogram.png, pred_vs_obs.png
 pooling           shrinkage_<factor>.png; ``hlm pooling``'s pooling_<factor>.png
 contrast          ``hlm contrast``'s contrast_<term>.png
 identifiability   identifiability.png, pairs.png
+loo               ``hlm loo``'s pareto_k.png and compare.png
 ================  ==========================================================================
 
 Each figure has two halves: a function that computes what is drawn (plain numpy/pandas,
@@ -38,6 +39,7 @@ from hlm_cli.outputs.figures.effects import (
                                              shown_as_levels,
 )
 from hlm_cli.outputs.figures.identifiability import ident_series, identifiability, pairs
+from hlm_cli.outputs.figures.loo import loo_compare, pareto_k
 from hlm_cli.outputs.figures.pooling import (
                                              Shrinkage,
                                              group_means,
@@ -50,7 +52,7 @@ from hlm_cli.outputs.figures.ppc import Predictions, ppc, pred_vs_obs, predictio
 __all__ = [
     "CI_PROB", "Effect", "ForestTerm", "Panel", "Predictions", "Shrinkage", "conditional", "conditional_effects", "contrast",
     "draws", "effect_grid", "effect_pairs", "estimates", "forest", "forest_terms", "group_means", "ident_series",
-    "identifiability", "kde_line", "pairs", "panel_title", "pooling_estimates", "posterior_panels", "posteriors", "ppc",
+    "identifiability", "kde_line", "loo_compare", "pairs", "pareto_k", "panel_title", "pooling_estimates", "posterior_panels", "posteriors", "ppc",
     "pred_vs_obs", "predictions", "predictor_kinds", "rank", "rootogram", "save", "shown_as_levels", "shrinkage",
     "shrinkage_data", "slug", "thin", "trace",
 ]
