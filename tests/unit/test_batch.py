@@ -6,7 +6,6 @@ Fits are replaced by a fake ``fit_one`` that commits a run directory the way run
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -44,16 +43,27 @@ def write_inputs(folder: Path, names=("a", "b", "c")) -> list[Path]:
     return paths
 
 
-def fake_fit_one(calls: list | None = None, divergences: int = 0, delay: float = 0.0):
-    """A stand-in for fit_one: commits summary.csv + run.json atomically, like run_fit."""
-    import time
+class FakeClock:
+    """The batch's clock (``workflows.batch.time``): it stands still, except while a fake fit
+    "runs", so whether the tables are rebuilt never depends on how busy the machine is."""
 
-    from hlm_cli.outputs import rundir
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def fake_fit_one(calls: list | None = None, divergences: int = 0, clock: FakeClock | None = None, seconds: float = 0.0):
+    """A stand-in for fit_one: commits summary.csv + run.json atomically, like run_fit; with a
+    ``clock``, each fit takes ``seconds`` of it."""
+    from hlm_cli.outputs import rundir, runinfo
 
     def fit_one(fit):
         if calls is not None:
             calls.append(fit.entry.run_dir)
-        time.sleep(delay)
+        if clock is not None:
+            clock.now += seconds
         spec = FitSpec.model_validate(fit.spec)
         with rundir.staged(spec.out, force=True) as stage:
             pd.DataFrame({
@@ -65,11 +75,12 @@ def fake_fit_one(calls: list | None = None, divergences: int = 0, delay: float =
             }).to_csv(stage / "summary.csv", index=False)
             findings = [{"code": "divergences", "message": f"{divergences} divergent transition(s)", "remedy": "raise --target-accept",
                          "params": [], "value": float(divergences), "severity": "warning"}] if divergences else []
-            (stage / "run.json").write_text(json.dumps({
+            runinfo.write(stage / "run.json", {  # the fit's writer (schema_version, checksums)
                 "config": fit.spec, "data": {"sha256": fit.entry.sha256},
                 "timings": {"load": 0.1, "build": 0.2, "compile": 0.3, "sample": 0.4, "total": 1.0},
                 "diagnostics": {"ok": not findings, "findings": findings},
-            }))
+                "checksums": runinfo.checksums(stage, ("summary.csv",)),
+            })
         status = "diagnostics-warning" if findings else "ok"
         return {"run_dir": fit.entry.run_dir, "input": fit.entry.input, "model": fit.entry.model,
                 "sha256": fit.entry.sha256, "fingerprint": fit.entry.fingerprint, "attempted_at": "2026-01-01T00:00:00+00:00",
@@ -373,7 +384,9 @@ def test_a_glob_that_matches_nothing_creates_nothing(tmp_path, capsys):
 
 def test_tables_are_written_while_the_batch_runs(tmp_path, monkeypatch):
     inputs = write_inputs(tmp_path / "d")
-    monkeypatch.setattr(wb, "fit_one", fake_fit_one(delay=0.5))  # longer than 10 rebuilds
+    clock = FakeClock()  # a fit takes 1 s of the batch's clock, rebuilding the tables none
+    monkeypatch.setattr(wb, "time", clock)
+    monkeypatch.setattr(wb, "fit_one", fake_fit_one(clock=clock, seconds=1.0))
     snapshots = []
 
     def peek(p):

@@ -14,8 +14,8 @@ import xarray as xr
 
 from hlm_cli.cli.app import main
 from hlm_cli.errors import ConfigError, InputError
-from hlm_cli.outputs import runinfo
 from hlm_cli.workflows import loo as loo_wf
+from tests.helpers import write_run
 
 # --------------------------------------------------------------------------------------------
 # synthetic run directories
@@ -33,18 +33,15 @@ def make_run(path: Path, y: np.ndarray, *, mu_shift: float = 0.0, sigma: float =
     n = y.size
     mu = rng.normal(y.mean() + mu_shift, sigma / np.sqrt(n), size=(chains, draws))
     ll = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * ((y[None, None, :] - mu[..., None]) / sigma) ** 2
-    tree = xr.DataTree.from_dict({
+    groups = {
         "posterior": xr.Dataset({"Intercept": (("chain", "draw"), mu)}),
         "log_likelihood": xr.Dataset({"y": (("chain", "draw", "__obs__"), ll)}),
         "observed_data": xr.Dataset({"y": (("__obs__",), y)}),
-    })
-    path.mkdir(parents=True)
-    tree.to_netcdf(path / "posterior.nc", engine="h5netcdf")
+    }
     data = str(path / "data.csv")  # not written: these runs cannot be refitted
     info = {"formula": formula, "response": "y", "data": {"file": data, "sha256": sha, "rows_used": n},
             "config": {"data": data, "formula": formula, "out": str(path)}}
-    runinfo.write(path / "run.json", info)  # the fit's writer: schema_version, versions, argv
-    return path
+    return write_run(path, groups, info)
 
 
 @pytest.fixture
