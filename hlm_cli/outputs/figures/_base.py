@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-CI_PROB = 0.94  # the project's interval width: summary.csv's hdi94/eti94 (hlm_cli.outputs.summary)
+from hlm_cli.outputs.summary import CI_PROB
+
+# CI_PROB: summary.csv's hdi94/eti94, every figure's interval width
 INNER_PROB = 0.5
 MAX_POINT_BARS = 600  # interval bars per point only up to this many points
 

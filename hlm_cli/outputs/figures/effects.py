@@ -101,7 +101,7 @@ def posterior_panels(tree, params) -> list[Panel]:
 def panel_title(panel: Panel, numbers: pd.DataFrame) -> str:
     """The panel's title: its label, mean and 94% HDI as summary.csv has them."""
     r = numbers.loc[panel.name]
-    return f"{panel.label}\nmean {r['mean']:.3g}, 94% HDI [{r['hdi94_lb']:.3g}, {r['hdi94_ub']:.3g}]"
+    return f"{panel.label}\nmean {r['mean']:.3g}, {CI_PROB:.0%} HDI [{r['hdi94_lb']:.3g}, {r['hdi94_ub']:.3g}]"
 
 
 def posteriors(tree, params, path: Path, *, numbers: pd.DataFrame, svg: bool = False) -> list[Path]:
