@@ -1,6 +1,7 @@
-"""hlm loo on real fits (all @slow; tests/unit/test_loo.py covers the plumbing without
-sampling): reloo repairs a deliberately outlying point, the sleepstudy comparison matches
-brms, grouped K-fold leaves out whole subjects."""
+"""hlm loo on real fits (tests/unit/test_loo.py covers the plumbing without sampling, on the
+recorded run in tests/data, whose layout the one default test here checks against a fit of
+today): reloo repairs a deliberately outlying point, the sleepstudy comparison matches brms,
+grouped K-fold leaves out whole subjects (those are @slow)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hlm_cli.cli.app import main
-from tests.conftest import FAST, SAMPLE
+from tests.conftest import DATA, FAST, SAMPLE
 
 
 def _json(args, capsys) -> dict:
@@ -19,6 +20,27 @@ def _json(args, capsys) -> dict:
     cap = capsys.readouterr()
     assert code == 0, cap.err
     return json.loads(cap.out)
+
+
+def _layout(run) -> dict:
+    """What a reader of a run directory relies on: groups, variables and their dims, run.json's keys."""
+    import xarray as xr
+
+    tree = xr.open_datatree(run / "posterior.nc", engine="h5netcdf")
+    info = json.loads((run / "run.json").read_text())
+    return {
+        "groups": {g: {v: tree[g][v].dims for v in tree[g].data_vars} for g in tree.children},
+        "run.json": sorted(k for k in info if k not in ("plots", "report", "timings")),  # --no-plots: no figures or report
+        "parameters": info["parameters"], "family": info["family"], "formula": info["formula"],
+    }
+
+
+def test_recorded_run_has_the_layout_a_fit_writes_now(fitted_run):
+    """tests/unit reads tests/data/cell_lines_run instead of sampling: it must stay what
+    `hlm fit` writes. If this fails, rerun tests/data/make_recorded_run.py and commit it."""
+    recorded, fitted = _layout(DATA / "cell_lines_run"), _layout(fitted_run)
+    assert recorded == fitted, "tests/data/cell_lines_run is stale: rerun tests/data/make_recorded_run.py"
+    assert (DATA / "cell_lines.csv").read_bytes() == (SAMPLE / "cell_lines.csv").read_bytes()
 
 
 @pytest.mark.slow  # a fit and 1-3 refits (each refit shape compiles once): 20-60 s
