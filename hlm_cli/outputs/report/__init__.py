@@ -9,11 +9,12 @@ tables, and every figure with a one-sentence caption saying how to read it.
 
 plan
     which figures, in which order, with which captions; the jobs that draw them
-    (:mod:`hlm_cli.outputs.figures`) and the figure helper process of ``hlm fit``.
+    (:mod:`hlm_cli.outputs.figures`).
 html
     the pages as HTML strings.
 page
-    reading a run directory, drawing, rendering and writing the pages; run.json's record.
+    reading a run directory, drawing, rendering and writing the pages; run.json's record;
+    the figure helper process of ``hlm fit`` (:func:`start_helper`).
 """
 
 from hlm_cli.outputs.report.html import render_html
@@ -22,10 +23,11 @@ from hlm_cli.outputs.report.page import (
            REPORT_NAME,
            check_color_by,
            data_columns,
+           start_helper,
            write_batch_report,
            write_report,
 )
-from hlm_cli.outputs.report.plan import CAPTIONS, Figure, start_helper
+from hlm_cli.outputs.report.plan import CAPTIONS, Figure
 
 __all__ = ["BATCH_REPORT_NAME", "CAPTIONS", "Figure", "REPORT_NAME", "check_color_by", "data_columns", "render_html",
            "start_helper", "write_batch_report", "write_report"]

@@ -18,7 +18,13 @@ import pandas as pd
 
 from hlm_cli.errors import InputError, OutputError, closest_match
 from hlm_cli.outputs.report import html as html_mod
-from hlm_cli.outputs.report.plan import Figure, draw_all
+from hlm_cli.outputs.report.plan import (
+    HELPER_MAX_CSV_BYTES,
+    HELPER_MAX_VALUES,
+    Figure,
+    draw_all,
+    plan_figures,
+)
 
 REPORT_NAME = "report.html"
 BATCH_REPORT_NAME = "batch_report.html"
@@ -106,6 +112,53 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
     _write_page(out, page)
     _record(run_dir, figs, time.perf_counter() - t0)
     return out
+
+
+# --------------------------------------------------------------------------- the figure helper
+
+
+def start_helper(data: Path | None = None, *, draws: int = 4000, color_by: str | None, svg: bool):
+    """Fork the process that will draw this fit's figures, before the data are even read
+    (:func:`hlm_cli.outputs.parallel.start_helper`): it imports the figure stack while this
+    process loads, builds, compiles and samples. None where forking is not possible or the
+    data file is too big for the posterior to go through a pipe afterwards."""
+    from hlm_cli.outputs import parallel
+
+    try:  # rows x draws (chains x draws per chain) of the posterior's pointwise groups, roughly
+        if data is not None and (Path(data).stat().st_size > HELPER_MAX_CSV_BYTES
+                                 or Path(data).read_bytes().count(b"\n") * draws > HELPER_MAX_VALUES):
+            return None
+    except OSError:
+        pass  # a missing file is reported by the fit itself
+
+    def plan(payload: dict):
+        built, table = payload["built"], payload["table"]
+        ctx = context(Path(payload["run_dir"]), payload["tree"], built, table, read_info=False)
+        ctx = dataclasses.replace(ctx, info={"config": dict(payload.get("config") or {})})
+        frame = ctx.prepared.table.frame.reset_index(drop=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, jobs, keys = plan_figures(ctx, frame, Path(payload["run_dir"]) / "plots", color_by=color_by, svg=svg,
+                                         standard=payload["standard"])
+        early = None
+        if payload.get("summarize"):  # the parameter table, so that the parent never imports arviz_stats
+            from hlm_cli.outputs import summary as summary_mod
+
+            early = lambda: summary_mod.summarize(ctx.tree, built.params)  # noqa: E731
+        return keys, jobs, early
+
+    return parallel.start_helper(plan, warm=_warm_helper)
+
+
+def _warm_helper() -> None:
+    """Everything a figure job imports, loaded while the parent is busy on one core."""
+    import importlib
+
+    from hlm_cli.outputs import parallel
+
+    for name in ("pandas", "xarray", "hlm_cli.model.linpred", "hlm_cli.outputs.figures", "hlm_cli.diagnostics"):
+        importlib.import_module(name)
+    parallel.warm_figures()
 
 
 # --------------------------------------------------------------------------- reading

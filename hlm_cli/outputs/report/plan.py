@@ -1,15 +1,14 @@
 """Which figures a report shows, in which order, with which captions, and the jobs that draw them.
 
 :func:`plan_figures` is a pure function of its arguments: the figure helper forked at the
-start of ``hlm fit`` (:func:`start_helper`) calls it with the same arguments to rebuild the
-same jobs. :func:`draw_all` runs the jobs on two processes (:mod:`hlm_cli.outputs.parallel`)
+start of ``hlm fit`` (:func:`hlm_cli.outputs.report.page.start_helper`) calls it with the
+same arguments to rebuild the same jobs. :func:`draw_all` runs the jobs on two processes (:mod:`hlm_cli.outputs.parallel`)
 and returns one :class:`Figure` per item of the page, a figure that failed included.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,53 +220,7 @@ def _existing(plot_dir: Path, key: str) -> Figure:
     return Figure(key, path if path.exists() else None, TITLES[key], CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
 
 
-# --------------------------------------------------------------------------- the figure helper
-
-
-def start_helper(data: Path | None = None, *, draws: int = 4000, color_by: str | None, svg: bool):
-    """Fork the process that will draw this fit's figures, before the data are even read
-    (:func:`hlm_cli.outputs.parallel.start_helper`): it imports the figure stack while this
-    process loads, builds, compiles and samples. None where forking is not possible or the
-    data file is too big for the posterior to go through a pipe afterwards."""
-    from hlm_cli.outputs import parallel
-
-    try:  # rows x draws (chains x draws per chain) of the posterior's pointwise groups, roughly
-        if data is not None and (Path(data).stat().st_size > HELPER_MAX_CSV_BYTES
-                                 or Path(data).read_bytes().count(b"\n") * draws > HELPER_MAX_VALUES):
-            return None
-    except OSError:
-        pass  # a missing file is reported by the fit itself
-
-    def plan(payload: dict):
-        from hlm_cli.outputs.report.page import context
-
-        built, table = payload["built"], payload["table"]
-        ctx = context(Path(payload["run_dir"]), payload["tree"], built, table, read_info=False)
-        ctx = dataclasses.replace(ctx, info={"config": dict(payload.get("config") or {})})
-        frame = ctx.prepared.table.frame.reset_index(drop=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, jobs, keys = plan_figures(ctx, frame, Path(payload["run_dir"]) / "plots", color_by=color_by, svg=svg,
-                                         standard=payload["standard"])
-        early = None
-        if payload.get("summarize"):  # the parameter table, so that the parent never imports arviz_stats
-            from hlm_cli.outputs import summary as summary_mod
-
-            early = lambda: summary_mod.summarize(ctx.tree, built.params)  # noqa: E731
-        return keys, jobs, early
-
-    return parallel.start_helper(plan, warm=_warm_helper)
-
-
-def _warm_helper() -> None:
-    """Everything a figure job imports, loaded while the parent is busy on one core."""
-    import importlib
-
-    from hlm_cli.outputs import parallel
-
-    for name in ("pandas", "xarray", "hlm_cli.model.linpred", "hlm_cli.outputs.figures", "hlm_cli.diagnostics"):
-        importlib.import_module(name)
-    parallel.warm_figures()
+# --------------------------------------------------------------------------- the figure helper (see page.start_helper)
 
 
 def _helper_payload(ctx, plot_dir: Path, standard: bool, keys: list, summarize: bool) -> dict | None:
