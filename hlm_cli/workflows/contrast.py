@@ -35,9 +35,7 @@ significance in the Bayesian framework. Front Psychol 10, 2767.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -427,7 +425,9 @@ def run_contrast(spec: ContrastSpec) -> ContrastResult:
     png = None
     if spec.plot:
         png = csv.with_suffix(".png")
-        plot(table, png, identity=_is_identity(fam), shade_rope=spec.rope_on == "difference")
+        from hlm_cli.outputs.figures import contrast as contrast_figure
+
+        contrast_figure(table, png, identity=_is_identity(fam), shade_rope=spec.rope_on == "difference")
     return ContrastResult(spec, table, csv, png, kind, fam.name, fam.link, notes)
 
 
@@ -448,43 +448,6 @@ def _notes(ctx, spec: ContrastSpec, kind: str, pairs: list[Pair]) -> list[str]:
     if spec.new_group:
         notes.append("'new group': a group not in the data, its effects drawn from the fitted group-level distribution")
     return notes
-
-
-def plot(table: pd.DataFrame, path: Path, *, identity: bool, shade_rope: bool = True) -> Path:
-    """Forest plot of each contrast: mean and HDI per level, the ROPE shaded, 0 marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    scales = ["response"] if identity else ["response", "link"]
-    sub0 = table[table["scale"] == "response"]
-    n = len(sub0)
-    fig, axes = plt.subplots(1, len(scales), figsize=(5.5 * len(scales), 1.0 + 0.38 * n), squeeze=False)
-    for ax, scale in zip(axes[0], scales, strict=True):
-        sub = table[table["scale"] == scale].reset_index(drop=True)
-        y = np.arange(len(sub))[::-1]
-        labels = [f"{r.contrast} | {r.level}" if sub["contrast"].nunique() > 1 else str(r.level) for r in sub.itertuples()]
-        if shade_rope and sub["rope_lower"].notna().any():
-            ax.axvspan(float(sub["rope_lower"].iloc[0]), float(sub["rope_upper"].iloc[0]), color="0.85", zorder=0, label="ROPE")
-        ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=1)
-        ax.hlines(y, sub["lower"], sub["upper"], color="C0", lw=2, zorder=2)
-        ax.plot(sub["mean"], y, "o", color="C0", zorder=3)
-        ax.set_yticks(y, labels)
-        prob = float(sub["ci_prob"].iloc[0]) if len(sub) else 0.94
-        title = table["term"].iloc[0] + (f": {sub['contrast'].iloc[0]}" if sub["contrast"].nunique() == 1 else "")
-        ax.set_title(f"{title} ({scale} scale)" if not identity else title, fontsize=10)
-        ax.set_xlabel(f"difference (mean and {prob:.0%} HDI)")
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 __all__ = ["ContrastSpec", "ContrastResult", "Pair", "run_contrast", "pairs_for", "contrast_draws", "summarize", "describe", "parse_pair", "parse_rope", "write_csv", "check_writable"]
