@@ -44,6 +44,9 @@ from pydantic import (
 )
 
 from hlm_cli.errors import ConfigError, PriorError, UsageError, closest_match
+from hlm_cli.formula.families import NAMES as FAMILY_NAMES
+from hlm_cli.formula.families import family_key
+from hlm_cli.formula.priors import parse_prior
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 Adaptation = Literal["diag", "draw_diag", "low_rank"]
@@ -151,7 +154,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "data": ("the path of the data file", '"data/ko.csv"'),
     "formula": ("an lme4 formula", '"logfc ~ 1 + (1|gene)"'),
     "out": ("the run directory to create", '"results/ko"'),
-    "family": ("gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta or lognormal", '"gaussian"'),
+    "family": (", ".join(FAMILY_NAMES[:-1]) + " or " + FAMILY_NAMES[-1], '"gaussian"'),
     "priors": ('a table of TERM = "Dist(args)" strings', '{ Intercept = "Normal(0, 5)", sigma = "HalfNormal(1)" }'),
     "categorical": ("a list of column names", '["cell_line"]'),
     "se": ("the column of known standard errors", '"sigma"'),
@@ -272,8 +275,6 @@ def _normalize_config(raw: dict[str, Any], source: str) -> tuple[dict[str, Any],
 
 def _prior_list(items: list, source: str, key: str) -> dict[str, str]:
     """``priors = ["sigma=HalfNormal(1)", ...]`` in a config file, as the flags write them."""
-    from hlm_cli.model.priors import parse_prior
-
     table: dict[str, str] = {}
     for i, text in enumerate(items):
         where = f"{source}: {key}[{i}]"
@@ -288,8 +289,6 @@ def _prior_list(items: list, source: str, key: str) -> dict[str, str]:
 
 
 def _flag_priors(texts: list[str]) -> dict[str, str]:
-    from hlm_cli.model.priors import parse_prior
-
     table: dict[str, str] = {}
     for text in texts:
         term, _ = parse_prior(text)
@@ -314,6 +313,43 @@ def load_fit_spec(config: Path | None, **flags: Any) -> FitSpec:
     source = str(config) if config else "command line"
     raw = read_toml(config) if config else {}
     return spec_from_layers(raw, source, config_file=config, **flags)
+
+
+def formula_list(formulas: list[str] | None) -> list[str]:
+    """The ``--formula`` values of ``hlm fit`` (one model each); a later one may not be empty.
+
+    The first is validated with the rest of the spec (``formula`` is required and not blank).
+    """
+    texts = list(formulas or [])
+    for i, text in enumerate(texts[1:], start=2):
+        if not text.strip():
+            raise ConfigError(f"--formula number {i} is empty", hint='give a formula each time, e.g. --formula "logfc ~ 1 + (1|gene)"')
+    return texts
+
+
+def check_batch_options(*, out: Path | None, inputs: list[str] | None, manifest: Path | None,
+                        workers: int | None, scheduler: str | None) -> None:
+    """Refuse ``hlm batch`` options that cannot work, before any input is looked at."""
+    if out is None:
+        raise ConfigError("hlm batch needs --out", hint="e.g. --out results/batch (one run directory per input goes there)")
+    if not inputs and manifest is None:
+        raise ConfigError("no input files given", hint='e.g. hlm batch "data/*.csv" --formula ... --out results/batch, or --manifest list.txt')
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1 (got {workers})", hint="--workers takes a whole number >= 1, e.g. --workers 4 (leave it out to use all cores)")
+    if scheduler is not None and not scheduler.strip():
+        raise ConfigError("--scheduler is empty", hint="give the Dask scheduler's address, e.g. --scheduler tcp://10.0.0.5:8786, or leave it out to run here")
+
+
+def load_batch_specs(config: Path | None, *, out: Path, formulas: list[str] | None, priors: list[str] | None,
+                     **flags: Any) -> list[FitSpec]:
+    """One :class:`FitSpec` template per distinct ``--formula`` of ``hlm batch`` (in order).
+
+    ``data`` and ``out`` differ per input; the placeholders ``INPUT`` and ``OUT/INPUT`` only
+    let the shared settings validate (the batch workflow replaces them).
+    """
+    texts = list(dict.fromkeys(formulas)) if formulas else [None]
+    return [load_fit_spec(config, data=Path("INPUT"), out=out / "INPUT", formula=f, priors=list(priors or []), **flags)
+            for f in texts]
 
 
 def spec_from_layers(raw: dict[str, Any], source: str, *, config_file: Path | None = None, **flags: Any) -> FitSpec:
@@ -355,11 +391,8 @@ def _check_totals(spec: FitSpec, source: str, layer: dict, written: dict) -> Non
 
 def _check_family_and_priors(spec: FitSpec, source: str, layer: dict, written: dict) -> None:
     """Unknown families and config-file priors fail here, before any data is read."""
-    from hlm_cli.model.families import get_family
-    from hlm_cli.model.priors import parse_prior
-
     try:
-        get_family(spec.family)
+        family_key(spec.family)
     except ConfigError as err:
         if "family" in layer:
             raise  # the message names the value given to --family

@@ -12,6 +12,14 @@ from typing import Annotated
 import typer
 
 from hlm_cli import __version__
+from hlm_cli.cli import batch as batch_cmd
+from hlm_cli.cli import contrast as contrast_cmd
+from hlm_cli.cli import fit as fit_cmd
+from hlm_cli.cli import hypothesis as hypothesis_cmd
+from hlm_cli.cli import loo as loo_cmd
+from hlm_cli.cli import pooling as pooling_cmd
+from hlm_cli.cli import predict as predict_cmd
+from hlm_cli.cli import report as report_cmd
 
 app = typer.Typer(
     name="hlm",
@@ -43,19 +51,17 @@ def root(
     _state["debug"] = debug
 
 
-def _register() -> None:
-    from hlm_cli.cli import fit as fit_cmd
-
-    app.command("fit", no_args_is_help=True)(fit_cmd.fit)
-    for mod_name in ("loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling"):
-        try:
-            mod = __import__(f"hlm_cli.cli.{mod_name}", fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(app)
-
-
-_register()
+# Every command, registered by name in the order ``hlm --help`` lists them. The command
+# modules import only typer and the standard library at the top (their work is imported in
+# the body), so this stays instant; a command that fails to import fails here, loudly.
+app.command("fit", no_args_is_help=True)(fit_cmd.fit)
+app.command("loo", no_args_is_help=True)(loo_cmd.loo)
+app.command("batch", no_args_is_help=True)(batch_cmd.batch)
+app.command("report", no_args_is_help=True)(report_cmd.report)
+app.command("contrast", no_args_is_help=True)(contrast_cmd.contrast)
+app.command("hypothesis", no_args_is_help=True)(hypothesis_cmd.hypothesis)
+app.command("predict", no_args_is_help=True)(predict_cmd.predict)
+app.command("pooling", no_args_is_help=True)(pooling_cmd.pooling)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +132,7 @@ def run() -> None:  # console-script entry point
 
     sys.stdout.flush()
     sys.stderr.flush()
-    quick = sys.modules.get("hlm_cli.compile_quick")
+    quick = sys.modules.get("hlm_cli.sampling.quick")
     if code == 0 and quick is not None and quick.pending():  # never after a failed or interrupted command
         try:  # compile what the quick first fits skipped, for the next fit (detached)
             quick.start_background_fills()

@@ -28,6 +28,7 @@ def contrast(
 
     Example: hlm contrast results/drug --term treatment --contrast placebo,drug --by group --rope=-0.5,0.5
     """
+    from hlm_cli.cli import render
     from hlm_cli.workflows.contrast import ContrastSpec, parse_pair, parse_rope, run_contrast
 
     spec = ContrastSpec(
@@ -38,50 +39,4 @@ def contrast(
         plot=not no_plot, seed=seed,
     )
     result = run_contrast(spec)
-    render_result(result)
-
-
-def render_result(result) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-    from rich.text import Text
-
-    from hlm_cli.cli import render
-
-    t = result.table
-    identity = result.family != "lognormal" and result.link == "identity"
-    show = t[t["scale"] == "response"] if identity else t
-    pct = f"{result.spec.prob:.0%}"
-    has_rope = t["p_rope"].notna().any()
-    has_es = t["es_mean"].notna().any()
-    by = f", by {result.spec.by}" if result.spec.by else ""
-    render._out.print(f"[bold]Contrast:[/bold] {escape(result.spec.term)} ({result.term_kind}{escape(by)}); family {result.family} (link: {result.link})")
-    table = Table(show_edge=False, pad_edge=False)
-    cols = ["contrast", "level"] + ([] if identity else ["scale"])
-    for c in cols:
-        table.add_column(c)
-    for c in ("mean", f"l-{pct} HDI", f"u-{pct} HDI", "P(direction)"):
-        table.add_column(c, justify="right")
-    if has_rope:
-        lo, hi = t["rope_lower"].iloc[0], t["rope_upper"].iloc[0]
-        on = " es" if result.spec.rope_on == "effect_size" else ""
-        table.add_column(f"P(ROPE{on} {render._fmt(lo)},{render._fmt(hi)})", justify="right")
-    if has_es:
-        table.add_column(f"effect size [{pct} HDI]", justify="right")
-    for r in show.itertuples():
-        row = [Text(str(r.contrast)), Text(str(r.level))] + ([] if identity else [r.scale])
-        row += [render._fmt(r.mean), render._fmt(r.lower), render._fmt(r.upper), f"{r.pd:.3f}"]
-        if has_rope:
-            row.append(f"{r.p_rope:.3f}")
-        if has_es:
-            row.append(f"{render._fmt(r.es_mean)} [{render._fmt(r.es_lower)}, {render._fmt(r.es_upper)}]")
-        table.add_row(*row)
-    render._out.print(table)
-    for note in result.notes:
-        render._out.print(f"note: {note}", markup=False)
-    wrote = f"{result.csv}" + (f" and {result.plot}" if result.plot else "")
-    render._out.print(f"Wrote {wrote}", markup=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("contrast", no_args_is_help=True)(contrast)
+    render.contrast_result(result)

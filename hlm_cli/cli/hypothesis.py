@@ -22,39 +22,8 @@ def hypothesis(
 
     Example: hlm hypothesis results/mice "Treatment > 0" "Treatment:Genotype = 0"
     """
+    from hlm_cli.cli import render
     from hlm_cli.workflows.hypothesis import run_hypothesis
 
     result = run_hypothesis(run_dir, list(hypotheses), prob=hdi, out=out)
-    render_result(result)
-
-
-def render_result(result) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from hlm_cli.cli import render
-
-    pct = f"{result.prob:.0%}"
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("Hypothesis", overflow="fold")
-    for c in ("Estimate", "Est.Error", f"l-{pct} HDI", f"u-{pct} HDI", "Evid.Ratio", "Post.Prob"):
-        table.add_column(c, justify="right", no_wrap=True)
-    table.add_column("Evidence", no_wrap=True)
-    notes = []
-    for i, r in enumerate(result.table.itertuples(), start=1):
-        mark = ""
-        if r.note:
-            notes.append(f"[{i}] {r.note}")
-            mark = f" [{i}]"
-        er = "inf" if r.evid_ratio == float("inf") else render._fmt(r.evid_ratio)
-        pp = "" if r.post_prob != r.post_prob else f"{r.post_prob:.3f}"
-        er = "" if r.evid_ratio != r.evid_ratio else er
-        table.add_row(Text(r.hypothesis + mark), render._fmt(r.estimate), render._fmt(r.est_error), render._fmt(r.lower), render._fmt(r.upper), er, pp, r.evidence)
-    render._out.print(table)
-    for n in notes + [f"note: {n}" for n in result.notes]:
-        render._out.print(n, markup=False)
-    render._out.print(f"Wrote {result.csv}", markup=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("hypothesis", no_args_is_help=True)(hypothesis)
+    render.hypothesis_result(result)

@@ -57,8 +57,3 @@ def loo(
         loo_render.json_result(result)
     else:
         loo_render.result(result, out=out, written=written)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``hlm loo`` to the root app."""
-    app.command("loo", no_args_is_help=True)(loo)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-SHOWN_ROWS = 20
-
 
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="run directory written by 'hlm fit --out', e.g. results/mice", show_default=False)],
@@ -23,33 +21,8 @@ def predict(
 
     Example: hlm predict results/mice new_mice.csv --out pred.csv --kind response
     """
+    from hlm_cli.cli import render
     from hlm_cli.workflows.predict import run_predict
 
     result = run_predict(run_dir, new_data, out=out, kind=kind, interval=interval, seed=seed, data=data)
-    render_result(result)
-
-
-def render_result(result) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from hlm_cli.cli import render
-
-    t = result.table
-    pct = f"{result.interval:.0%}"
-    table = Table(show_edge=False, pad_edge=False, title=f"Predictions ({result.kind}), {pct} intervals", title_justify="left", title_style="bold")
-    names = {"lower": f"l-{pct}", "upper": f"u-{pct}"}
-    for c in t.columns:
-        table.add_column(Text(names.get(c, str(c))), justify="right" if c in ("mean", "sd", "lower", "upper") else "left")
-    for row in t.head(SHOWN_ROWS).itertuples(index=False):
-        table.add_row(*(render._fmt(v) if isinstance(v, float) else Text(str(v)) for v in row))
-    render._out.print(table)
-    if len(t) > SHOWN_ROWS:
-        render._out.print(f"... {len(t) - SHOWN_ROWS} more rows in the CSV")
-    for n in result.notes:
-        render._out.print(f"note: {n}", markup=False)
-    render._out.print(f"Wrote {result.csv}", markup=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("predict", no_args_is_help=True)(predict)
+    render.predict_result(result)

@@ -1,16 +1,19 @@
-"""Rich tables and messages: the only module that prints."""
+"""Rich tables and messages: the only module that prints (each command's result has a function here)."""
 
 from __future__ import annotations
 
 import sys
 
 from rich.console import Console
-from rich.markup import escape  # noqa: F401  (re-exported for cli modules)
+from rich.markup import escape  # also used by cli modules (render.escape)
 from rich.table import Table
+from rich.text import Text
 
 _out = Console(highlight=False, soft_wrap=False, emoji=False)
 if not _out.is_terminal:  # files and pipes: wide enough for the summary tables
     _out = Console(highlight=False, soft_wrap=False, width=120, emoji=False)
+SHOWN_ROWS = 20  # rows of a predict or pooling table printed; the CSV has them all
+
 _err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
@@ -121,7 +124,7 @@ def fit_result(result) -> None:
 def _quick_note() -> str:
     import sys
 
-    quick = sys.modules.get("hlm_cli.compile_quick")
+    quick = sys.modules.get("hlm_cli.sampling.quick")
     if quick is not None and quick.pending() and quick.background_enabled():
         return " (quick first fit of this model; it is compiled for the cache in the background)"
     return " (quick first fit of this model, not compiled)"
@@ -129,9 +132,193 @@ def _quick_note() -> str:
 
 def findings(items) -> None:
     if not items:
-        _out.print("[green]Diagnostics: all checks passed[/green] (R-hat <= 1.01, ESS >= 100 per chain, no divergences, no tree-depth hits, E-BFMI >= 0.3)")
+        from hlm_cli.diagnostics import PASSED  # the thresholds' one home
+
+        _out.print(f"[green]Diagnostics: all checks passed[/green] ({escape(PASSED)})")
         return
     for f in items:
         _out.print(f"[yellow]warning:[/yellow] {escape(f.message)}")
         _out.print(f"  [dim]remedy:[/dim] {escape(f.remedy)}")
     _out.print()
+
+
+# -- hlm batch
+
+
+class BatchProgress:
+    """A Rich progress bar on stderr (done / failed / running, ETA); in logs, a line per fit."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.log = enabled and not self.console.is_terminal  # e.g. a SLURM job's log file
+        self.enabled = enabled and self.console.is_terminal
+        self.bar = None
+        self.task = None
+        self.finished = 0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                SpinnerColumn(), TextColumn("fitting"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[warn]} warn[/] [red]{task.fields[failed]} failed[/] {task.fields[running]} running"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )
+            self.bar.__enter__()
+        return self
+
+    def update(self, p) -> None:
+        if self.log and p.done + p.failed > self.finished:
+            self.finished = p.done + p.failed
+            print(f"[{self.finished}/{p.total}] {p.last}", file=sys.stderr, flush=True)
+        if self.bar is None:
+            return
+        fields = dict(ok=p.done - p.warnings, warn=p.warnings, failed=p.failed, running=p.running)
+        if self.task is None:
+            if p.skipped:
+                self.console.print(f"skipping {p.skipped} finished fit(s); fitting {p.total} with {p.workers or '?'} worker(s)")
+            self.task = self.bar.add_task("fitting", total=p.total or None, **fields)
+        self.bar.update(self.task, completed=p.done + p.failed, **fields)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def batch_result(result, quiet: bool) -> None:
+    """hlm batch's closing lines: counts, each failure on stderr, the files written."""
+    out = Console(highlight=False, soft_wrap=True)
+    status = result.status
+    failed = status[status["status"] == "failed"]
+    n = len(status)
+    if not quiet:
+        warn = result.count("diagnostics-warning")
+        pending = result.count("pending")
+        extra = f", {pending} not finished" if pending else ""
+        out.print(
+            f"Fitted {result.count('ok') + warn} of {n} ({warn} with diagnostics warnings, {len(failed)} failed{extra}); "
+            f"{result.fitted} run now, {result.skipped} already done; {result.wall_s:.1f} s"
+            + (f" with {result.workers} worker(s)" if result.workers else "")
+        )
+    for _, row in failed.iterrows():
+        print(f"failed: {row['run_dir']} ({row['input']}): {row['error']}", file=sys.stderr)
+    if not quiet:
+        report = result.summary_path.parent / "batch_report.html"
+        extra = f" and {report}" if report.exists() else ""
+        out.print(f"Wrote {result.summary_path}, {result.status_path}{extra}")
+    if n and result.succeeded == 0 and len(failed):
+        first = failed.iloc[0]
+        error(f"no input was fitted ({len(failed)} failed); first: {first['error']}",
+              first["hint"] or f"see {result.status_path}")
+
+
+# -- hlm hypothesis, contrast, predict, pooling
+
+
+def hypothesis_result(result) -> None:
+    """hlm hypothesis: the brms-style table, its notes, and the CSV written."""
+    pct = f"{result.prob:.0%}"
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("Hypothesis", overflow="fold")
+    for c in ("Estimate", "Est.Error", f"l-{pct} HDI", f"u-{pct} HDI", "Evid.Ratio", "Post.Prob"):
+        table.add_column(c, justify="right", no_wrap=True)
+    table.add_column("Evidence", no_wrap=True)
+    notes = []
+    for i, r in enumerate(result.table.itertuples(), start=1):
+        mark = ""
+        if r.note:
+            notes.append(f"[{i}] {r.note}")
+            mark = f" [{i}]"
+        er = "inf" if r.evid_ratio == float("inf") else _fmt(r.evid_ratio)
+        pp = "" if r.post_prob != r.post_prob else f"{r.post_prob:.3f}"
+        er = "" if r.evid_ratio != r.evid_ratio else er
+        table.add_row(Text(r.hypothesis + mark), _fmt(r.estimate), _fmt(r.est_error), _fmt(r.lower), _fmt(r.upper), er, pp, r.evidence)
+    _out.print(table)
+    for n in notes + [f"note: {n}" for n in result.notes]:
+        _out.print(n, markup=False)
+    _out.print(f"Wrote {result.csv}", markup=False)
+
+
+def contrast_result(result) -> None:
+    """hlm contrast: the table of differences per level (and scale), notes, files written."""
+    t = result.table
+    identity = result.family != "lognormal" and result.link == "identity"
+    show = t[t["scale"] == "response"] if identity else t
+    pct = f"{result.spec.prob:.0%}"
+    has_rope = t["p_rope"].notna().any()
+    has_es = t["es_mean"].notna().any()
+    by = f", by {result.spec.by}" if result.spec.by else ""
+    _out.print(f"[bold]Contrast:[/bold] {escape(result.spec.term)} ({result.term_kind}{escape(by)}); family {result.family} (link: {result.link})")
+    table = Table(show_edge=False, pad_edge=False)
+    cols = ["contrast", "level"] + ([] if identity else ["scale"])
+    for c in cols:
+        table.add_column(c)
+    for c in ("mean", f"l-{pct} HDI", f"u-{pct} HDI", "P(direction)"):
+        table.add_column(c, justify="right")
+    if has_rope:
+        lo, hi = t["rope_lower"].iloc[0], t["rope_upper"].iloc[0]
+        on = " es" if result.spec.rope_on == "effect_size" else ""
+        table.add_column(f"P(ROPE{on} {_fmt(lo)},{_fmt(hi)})", justify="right")
+    if has_es:
+        table.add_column(f"effect size [{pct} HDI]", justify="right")
+    for r in show.itertuples():
+        row = [Text(str(r.contrast)), Text(str(r.level))] + ([] if identity else [r.scale])
+        row += [_fmt(r.mean), _fmt(r.lower), _fmt(r.upper), f"{r.pd:.3f}"]
+        if has_rope:
+            row.append(f"{r.p_rope:.3f}")
+        if has_es:
+            row.append(f"{_fmt(r.es_mean)} [{_fmt(r.es_lower)}, {_fmt(r.es_upper)}]")
+        table.add_row(*row)
+    _out.print(table)
+    for note in result.notes:
+        _out.print(f"note: {note}", markup=False)
+    wrote = f"{result.csv}" + (f" and {result.plot}" if result.plot else "")
+    _out.print(f"Wrote {wrote}", markup=False)
+
+
+def predict_result(result) -> None:
+    """hlm predict: the first SHOWN_ROWS predictions, notes, the CSV written."""
+    t = result.table
+    pct = f"{result.interval:.0%}"
+    table = Table(show_edge=False, pad_edge=False, title=f"Predictions ({result.kind}), {pct} intervals", title_justify="left", title_style="bold")
+    names = {"lower": f"l-{pct}", "upper": f"u-{pct}"}
+    for c in t.columns:
+        table.add_column(Text(names.get(c, str(c))), justify="right" if c in ("mean", "sd", "lower", "upper") else "left")
+    for row in t.head(SHOWN_ROWS).itertuples(index=False):
+        table.add_row(*(_fmt(v) if isinstance(v, float) else Text(str(v)) for v in row))
+    _out.print(table)
+    if len(t) > SHOWN_ROWS:
+        _out.print(f"... {len(t) - SHOWN_ROWS} more rows in the CSV")
+    for n in result.notes:
+        _out.print(f"note: {n}", markup=False)
+    _out.print(f"Wrote {result.csv}", markup=False)
+
+
+def pooling_result(result) -> None:
+    """hlm pooling: the estimates of the first SHOWN_ROWS levels, the MSE against a truth, files written."""
+    con = Console(highlight=False, emoji=False)
+    t = Table(title=f"Pooling by {escape(result.factor)}", title_justify="left")
+    for c in result.table.columns:
+        t.add_column(c, justify="left" if c == "level" else "right")
+    for _, r in result.table.head(SHOWN_ROWS).iterrows():
+        t.add_row(*[escape(str(v)) if isinstance(v, str) else f"{v:.4g}" for v in r])
+    con.print(t)
+    if len(result.table) > SHOWN_ROWS:
+        con.print(f"... {len(result.table) - SHOWN_ROWS} more levels in {result.csv}")
+    if result.mse:
+        best = min(result.mse, key=result.mse.get)
+        con.print("MSE against the truth: " + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in result.mse.items()) + f" (best: {best.replace('_', ' ')})")
+    if result.report is not None:
+        con.print(f"Wrote {result.csv} and {result.png}; added them to {result.report}")
+    else:
+        con.print(f"Wrote {result.csv} and {result.png}")

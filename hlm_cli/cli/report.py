@@ -19,17 +19,6 @@ def report(
     Example: hlm report results/ko --color-by gene --svg
     """
     from hlm_cli.cli import render
-    from hlm_cli.model.linpred import load_run
-    from hlm_cli.outputs.report import check_color_by, data_columns, write_report
+    from hlm_cli.workflows.report import run_report
 
-    if color_by is not None and (columns := data_columns(run_dir, data)) is not None:
-        check_color_by(columns, color_by)  # a typo costs milliseconds, not a model rebuild
-    ctx = load_run(run_dir, data=data)
-    check_color_by(ctx.prepared.table.frame.columns, color_by)
-    path = write_report(run_dir, tree=ctx.tree, built=ctx.built, table=ctx.prepared.table, color_by=color_by, svg=svg)
-    render.info(f"Wrote {path}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``hlm report`` to the root app (called by hlm_cli.cli.app)."""
-    app.command("report", no_args_is_help=True)(report)
+    render.info(f"Wrote {run_report(run_dir, color_by=color_by, svg=svg, data=data)}")

@@ -1,6 +1,6 @@
 """``hlm hypothesis``: brms-style tests of hypotheses about named parameters.
 
-Each hypothesis ``LEFT OP RIGHT`` (parsed by :mod:`hlm_cli.hypothesis_expr`, never
+Each hypothesis ``LEFT OP RIGHT`` (parsed by :mod:`hlm_cli.formula.hypothesis`, never
 ``eval``'d) is turned into draws of ``LEFT - RIGHT`` and reported as brms's ``hypothesis()``
 does (Bürkner 2017): the estimate (posterior mean), its sd, an HDI, and
 
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hlm_cli.errors import InputError
-from hlm_cli.hypothesis_expr import Hypothesis, HypothesisError, canonical, difference, parse
+from hlm_cli.formula.hypothesis import Hypothesis, HypothesisError, canonical, difference, parse
 
 COLUMNS = ["hypothesis", "estimate", "est_error", "lower", "upper", "ci_prob", "post_prob", "evid_ratio", "evidence", "note"]
 
@@ -181,9 +181,9 @@ def run_hypothesis(run_dir: Path, hypotheses: list[str], *, prob: float = 0.94, 
     -------
     HypothesisResult
     """
-    from hlm_cli.model.linpred import open_tree
     from hlm_cli.outputs import runinfo
     from hlm_cli.workflows.contrast import check_prob, check_writable, write_csv
+    from hlm_cli.workflows.runs import open_tree
 
     check_prob(prob)
     if not hypotheses:

@@ -27,6 +27,47 @@ class PoolingResult:
     factor: str
     table: pd.DataFrame  # level, n, no_pooling, complete_pooling, partial_pooling[, truth]
     mse: dict[str, float] | None
+    csv: Path | None = None  # written by run_pooling
+    png: Path | None = None
+    report: Path | None = None  # the run's report.html, when run_pooling added the figure to it
+
+
+def run_pooling(run_dir: Path, *, factor: str | None = None, truth: Path | None = None,
+                out: Path | None = None) -> PoolingResult:
+    """``hlm pooling``: compare the estimates, write the CSV and its figure, update the report.
+
+    Parameters
+    ----------
+    run_dir : Path
+        An ``hlm fit --out`` directory.
+    factor : str, optional
+        Grouping factor (default: the one with most levels).
+    truth : Path, optional
+        CSV ``parameter,value`` with rows like ``mu[S01],-6.7``: adds the MSE against it.
+    out : Path, optional
+        CSV to write; default ``RUN_DIR/pooling_FACTOR.csv``. The PNG goes beside it. Only
+        with the default is the run's report.html (if it has one) rebuilt to include them.
+
+    Returns
+    -------
+    PoolingResult
+        With ``csv``, ``png`` and ``report`` (None when the report was not rebuilt) set.
+    """
+    from hlm_cli.workflows.runs import load_run
+
+    run_dir = Path(run_dir)
+    ctx = load_run(run_dir)
+    result = compare(ctx, factor=factor, truth=read_truth(truth) if truth else None)
+    csv = Path(out) if out is not None else run_dir / f"pooling_{result.factor.replace(':', '_')}.csv"
+    result.table.to_csv(csv, index=False, float_format="%.6g")
+    result.csv = csv
+    result.png = plot(result, csv.with_suffix(".png"))
+    if (run_dir / "report.html").exists() and out is None:
+        from hlm_cli.outputs.report import write_report
+
+        write_report(run_dir, tree=ctx.tree, built=ctx.built, table=ctx.prepared.table)
+        result.report = run_dir / "report.html"
+    return result
 
 
 def read_truth(path: Path) -> dict[str, float]:

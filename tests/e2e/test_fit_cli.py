@@ -161,14 +161,75 @@ def test_help_and_version_are_instant_and_import_no_stack():
     assert r.returncode == 0 and r.stdout.startswith("hlm ")
 
 
-@pytest.mark.parametrize("cmd", [["fit", "--help"]])
+@pytest.mark.parametrize("cmd", [["fit", "--help"], ["batch", "--help"]])
 def test_subcommand_help_has_examples(cmd, capsys):
     assert main(cmd) == 0
     out = capsys.readouterr().out
     for opt in ("--formula", "--family", "--prior", "--draws", "--tune", "--chains", "--cores", "--seed", "--target-accept",
-                "--sampler", "--categorical", "--dropna", "--prior-predictive", "--force", "--quiet", "--config", "--strict"):
+                "--sampler", "--categorical", "--dropna", "--prior-predictive", "--force", "--quiet", "--config", "--strict",
+                "--max-treedepth", "--parameterization", "--adaptation", "--se", "--sep", "--no-plots", "--no-cache"):
         assert opt in out, opt
     assert "e.g." in out
+
+
+COMMANDS = ["fit", "loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling"]
+
+
+def test_every_command_is_registered_in_order(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split() and line.split()[0] in COMMANDS]
+    assert listed == COMMANDS
+
+
+def test_a_command_that_fails_to_import_is_an_error_not_a_missing_command():
+    # before issue 17, cli/app.py skipped a command whose module raised ImportError
+    code = ("import sys; sys.modules['hlm_cli.cli.pooling'] = None\n"
+            "try:\n    import hlm_cli.cli.app\nexcept ImportError as e:\n    print('ImportError', e); sys.exit(3)\n"
+            "sys.exit(0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "hlm_cli.cli.pooling" in r.stdout
+
+
+def _options(command) -> dict:
+    import typer
+
+    from hlm_cli.cli import app as app_mod
+
+    group = typer.main.get_command(app_mod.app)
+    return {p.name: p for p in group.commands[command].params}
+
+
+SHARED = ["config", "sep", "family", "prior", "categorical", "se", "draws", "tune", "chains", "seed", "target_accept",
+          "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "no_plots", "no_cache"]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_fit_and_batch_share_one_definition_of_each_sampler_and_model_option(name):
+    fit, batch = _options("fit")[name], _options("batch")[name]
+    assert (fit.opts, fit.secondary_opts, fit.default, fit.help, fit.multiple) == \
+        (batch.opts, batch.secondary_opts, batch.default, batch.help, batch.multiple)
+    assert getattr(fit, "rich_help_panel", None) == getattr(batch, "rich_help_panel", None)
+
+
+def test_fit_and_batch_keep_their_option_names():
+    assert sorted(_options("fit")) == sorted([
+        "data", "formula", "out", "config", "family", "prior", "categorical", "se", "sep", "sigma_formula", "draws",
+        "tune", "chains", "cores", "seed", "target_accept", "max_treedepth", "sampler", "parameterization",
+        "adaptation", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
+    assert sorted(_options("batch")) == sorted([
+        "inputs", "formula", "out", "manifest", "config", "workers", "scheduler", "rerun_failed", "force", "no_compare",
+        "family", "prior", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
+        "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "quiet", "strict",
+        "no_plots", "no_cache"])
+
+
+def test_family_help_lists_exactly_the_known_families():
+    from hlm_cli.cli.options import FAMILY_HELP
+    from hlm_cli.formula.families import NAMES
+
+    assert FAMILY_HELP == ", ".join(NAMES) + " [default: gaussian]"
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hlm_cli.hypothesis_expr import (
+from hlm_cli.formula.hypothesis import (
     BinOp,
     HypothesisError,
     Neg,

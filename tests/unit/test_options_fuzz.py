@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hlm_cli.errors import HlmError
-from hlm_cli.model.priors import DISTRIBUTIONS, Prior, parse_prior, parse_priors
+from hlm_cli.formula.priors import DISTRIBUTIONS, Prior, parse_prior, parse_priors
 from hlm_cli.spec import (
     MAX_CHAINS,
     MAX_DRAWS,

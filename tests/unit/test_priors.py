@@ -3,7 +3,7 @@
 import pytest
 
 from hlm_cli.errors import PriorError
-from hlm_cli.model.priors import DISTRIBUTIONS, EXAMPLES, POSITIVE_ARGS, parse_prior, parse_priors
+from hlm_cli.formula.priors import DISTRIBUTIONS, EXAMPLES, POSITIVE_ARGS, parse_prior, parse_priors
 
 
 def test_positional_and_keyword_arguments():
@@ -96,3 +96,13 @@ def test_duplicate_terms():
 
 def test_str_roundtrip_is_readable():
     assert str(parse_prior("sigma=HalfNormal(10)")[1]) == "HalfNormal(sigma=10)"
+
+
+def test_the_model_uses_the_one_prior_parser():
+    from hlm_cli.formula import priors as syntax
+    from hlm_cli.model import priors as model
+
+    for name in ("DISTRIBUTIONS", "EXAMPLES", "POSITIVE_ARGS", "MAX_PRIOR_CHARS", "Prior", "parse_prior", "parse_priors"):
+        assert getattr(model, name) is getattr(syntax, name), name
+    _, p = parse_prior("b=Normal(0, 2.5)")
+    assert str(p) == "Normal(mu=0, sigma=2.5)" and p.to_json()["args"] == {"mu": 0.0, "sigma": 2.5}

@@ -299,3 +299,67 @@ def test_cli_config_errors_and_batch_workers(tmp_path, capsys):
     assert main(["batch", "x.csv", "--formula", "y ~ 1", "--out", str(out), "--tune", "0"]) == 2
     assert "error: --tune must be >= 1 (got 0)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_family_names_below_the_spec_match_the_family_table():
+    from hlm_cli.formula import families as names
+    from hlm_cli.model.families import ALIASES, FAMILIES, get_family
+
+    assert names.NAMES == tuple(FAMILIES)
+    assert names.ALIASES == ALIASES
+    for alias in ALIASES:
+        assert names.family_key(alias.upper()) == get_family(alias).name
+    with pytest.raises(ConfigError) as ei:
+        names.family_key("gausian")
+    assert str(ei.value) == "unknown family 'gausian'"
+    assert ei.value.hint == "choose one of: " + ", ".join(FAMILIES)
+
+
+def test_spec_imports_nothing_from_the_layers_above_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; import hlm_cli.spec; "
+            "bad = [m for m in sys.modules if m.startswith(('hlm_cli.model', 'hlm_cli.workflows', 'hlm_cli.outputs', 'hlm_cli.sampling'))]; print(bad)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_unknown_family_in_a_config_names_the_key(tmp_path):
+    cfg = write(tmp_path, 'formula = "y ~ x"\nfamily = "poison"\n')
+    with pytest.raises(ConfigError) as ei:
+        load_fit_spec(cfg, data=Path("d.csv"), out=Path("o"))
+    assert str(ei.value) == f"{cfg}: family: unknown family 'poison'"
+    assert ei.value.hint.startswith("choose one of: gaussian, t, bernoulli")
+
+
+def test_formula_list_refuses_an_empty_later_formula():
+    assert spec_mod.formula_list(None) == []
+    assert spec_mod.formula_list(["y ~ 1", "y ~ x"]) == ["y ~ 1", "y ~ x"]
+    with pytest.raises(ConfigError) as ei:
+        spec_mod.formula_list(["y ~ 1", "y ~ x", "  "])
+    assert str(ei.value) == "--formula number 3 is empty"
+    assert "--formula" in ei.value.hint
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(out=None, inputs=["a.csv"], manifest=None, workers=None, scheduler=None), "hlm batch needs --out"),
+    (dict(out=Path("o"), inputs=[], manifest=None, workers=None, scheduler=None), "no input files given"),
+    (dict(out=Path("o"), inputs=["a.csv"], manifest=None, workers=0, scheduler=None), "--workers must be >= 1 (got 0)"),
+    (dict(out=Path("o"), inputs=None, manifest=Path("m.txt"), workers=None, scheduler=" "), "--scheduler is empty"),
+])
+def test_batch_options_refused(kwargs, message):
+    with pytest.raises(HlmError) as ei:
+        spec_mod.check_batch_options(**kwargs)
+    assert str(ei.value) == message and ei.value.hint
+    assert ei.value.exit_code == (2 if "--workers" in message else 1)
+
+
+def test_batch_specs_one_per_distinct_formula_with_placeholders():
+    specs = spec_mod.load_batch_specs(None, out=Path("res"), formulas=["y ~ 1", "y ~ x", "y ~ 1"],
+                                      priors=["sigma=HalfNormal(2)"], draws=300, family=None)
+    assert [s.formula for s in specs] == ["y ~ 1", "y ~ x"]
+    assert all(s.data == Path("INPUT") and s.out == Path("res/INPUT") for s in specs)
+    assert all(s.sampler.draws == 300 and s.priors == {"sigma": "HalfNormal(2)"} for s in specs)
+    with pytest.raises(ConfigError, match="formula is required"):
+        spec_mod.load_batch_specs(None, out=Path("res"), formulas=None, priors=None)
