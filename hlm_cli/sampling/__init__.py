@@ -23,6 +23,7 @@ compile that is stored. When the installed libraries are outside the versions
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -38,6 +39,8 @@ import numpy as np
 from hlm_cli.errors import ConfigError, SamplingError
 from hlm_cli.model.build import BuiltModel
 from hlm_cli.spec import SamplerSpec
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,11 +100,16 @@ def compile_model(model, *, structure_key: str, cache_dir: Path | None, quick: b
     if compiled is not None:
         return compiled, "cache"
     if quick and slot.identity is not None and quick_mod.first_time(slot.memo_key) and quick_mod.quick_ok(model):
-        fast = quick_mod.compile_quick(model, cache.pymc_point_fn(model))
-        cache.count("quick")
-        if slot.path is not None:
-            quick_mod.schedule_fill(model, structure_key, slot.cache_dir, slot.path)
-        return fast, "quick"
+        try:
+            fast = quick_mod.compile_quick(model, cache.pymc_point_fn(model))
+        except Exception as err:  # noqa: BLE001 - a quick fit is an optimisation: compile instead
+            _log.warning("quick first fit not possible (%s: %s); compiling the model", type(err).__name__,
+                         str(err).splitlines()[0] if str(err) else "")
+        else:
+            cache.count("quick")
+            if slot.path is not None:
+                quick_mod.schedule_fill(model, structure_key, slot.cache_dir, slot.path)
+            return fast, "quick"
     return cache.compile_and_store(model, slot), "compiled"
 
 

@@ -193,8 +193,9 @@ def test_unused_helper_is_stopped():
 def test_unpicklable_payload_falls_back_to_drawing_here():
     helper = parallel.start_helper(_plan, warm=lambda: None)
     results = parallel.run_jobs([_job(i) for i in range(2)], helper=helper, payload={"n": 2, "keys": [], "bad": lambda: 0})
-    assert results == [(0, os.getpid()), (1, os.getpid())]
+    # the helper is stopped and the jobs run as without one (here, and maybe in a child forked now)
     assert _reaped(helper.pid)
+    assert [r[0] for r in results] == [0, 1] and helper.pid not in {r[1] for r in results}
 
 
 @needs_fork
