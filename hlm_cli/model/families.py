@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hlm_cli.errors import ConfigError, InputError
+from hlm_cli.errors import InputError
+from hlm_cli.formula.families import ALIASES, NAMES, family_key  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,11 @@ FAMILIES: dict[str, Family] = {
         Family("lognormal", "identity", ("sigma",), "positive", False, "LogNormal(mu, sigma): mu and sigma on the log scale"),
     )
 }
-ALIASES = {"normal": "gaussian", "student_t": "t", "studentt": "t", "negbinomial": "negativebinomial", "negative_binomial": "negativebinomial", "logistic": "bernoulli"}
 
 
 def get_family(name: str) -> Family:
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in FAMILIES:
-        raise ConfigError(
-            f"unknown family {name!r}",
-            hint="choose one of: " + ", ".join(FAMILIES),
-        )
-    return FAMILIES[key]
+    """The family row for ``name`` (any case, or an alias; see :mod:`hlm_cli.formula.families`)."""
+    return FAMILIES[family_key(name)]
 
 
 _SUPPORT_RULES = {
