@@ -17,7 +17,7 @@ def write_run(run: Path, groups: dict, info: dict) -> Path:
     Parameters
     ----------
     run : Path
-        The run directory; created (it must not exist).
+        The run directory; created if it does not exist.
     groups : dict
         Inference-data groups, e.g. ``{"posterior": xr.Dataset, "log_likelihood": ...}``.
     info : dict
@@ -29,7 +29,7 @@ def write_run(run: Path, groups: dict, info: dict) -> Path:
     from hlm_cli.outputs import runinfo
 
     run = Path(run)
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     xr.DataTree.from_dict(groups).to_netcdf(run / "posterior.nc", engine="h5netcdf")
     runinfo.write(run / "run.json", {**info, "checksums": runinfo.checksums(run)})
     return run
