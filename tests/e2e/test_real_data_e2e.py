@@ -1,0 +1,111 @@
+"""Real fits behind issue 16 (centered/QR population design, huge Poisson rates); all slow.
+
+Each fit runs the CLI with default sampler settings except fewer draws, and checks what the
+issue asked for: mixing of the population-level coefficients when the predictors are far
+from 0, the user-scale Intercept, and that an observation-level random effect with a Poisson
+family fits instead of exiting 70. The R datasets (validation/real/data, written by
+validation/real/reference.R) are used where present; otherwise the test is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hlm_cli.cli.app import main
+
+pytestmark = pytest.mark.slow
+
+REAL = Path(__file__).resolve().parents[2] / "validation" / "real"
+RUN = ["--seed", "1", "--quiet", "--no-plots"]  # default sampler settings: 4 chains x 1000 draws
+
+
+def _real(name: str) -> tuple[Path, dict]:
+    data, ref = REAL / "data" / f"{name}.csv", REAL / "reference" / f"{name}.json"
+    if not data.exists() or not ref.exists():
+        pytest.skip(f"{data} not written (Rscript validation/real/reference.R)")
+    return data, json.loads(ref.read_text())
+
+
+def _fit(data: Path, out: Path, ref: dict, *extra: str) -> pd.DataFrame:
+    h = ref["hlm"]
+    cats = [a for c in h.get("categorical", []) for a in ("--categorical", c)]
+    code = main(["fit", str(data), "--formula", h["formula"], "--family", h.get("family", "gaussian"), *cats, "--out", str(out), *RUN, *extra])
+    assert code == 0
+    return pd.read_csv(out / "summary.csv").set_index("parameter")
+
+
+def _population(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[summary["kind"] == "population"]
+
+
+def test_cake_factor_by_numeric_interaction_mixes_and_matches_lmer(tmp_path):
+    """temp is 175-225: uncentered, recipe[B] and recipe[B]:temp are nearly collinear
+    (R-hat 1.027 before the centered/QR design)."""
+    data, ref = _real("cake")
+    pop = _population(_fit(data, tmp_path / "cake", ref))
+    assert (pop["r_hat"] <= 1.01).all(), pop["r_hat"]
+    assert (pop["ess_bulk"] >= 400).all(), pop["ess_bulk"]
+    # the Intercept is on the user's scale (temp = 0), like lmer's: within 0.3 SE
+    for name, v in ref["fixef"].items():
+        label = "Intercept" if name == "(Intercept)" else name
+        row = next(r for k, r in pop.iterrows() if k.replace("[", "").replace("]", "") == label.replace("[", "").replace("]", "") or k == label)
+        assert abs(row["mean"] - v["estimate"]) <= 0.3 * v["se"], (name, row["mean"], v)
+
+
+@pytest.mark.xfail(strict=True, reason="known: Produc's log(pcap) and log(emp) vary mostly between states, so the "
+                   "intercept and slopes still trade off against the state effects (R-hat 1.03 with the centered/QR "
+                   "design, 1.016 with --parameterization centered); remedy not implemented yet: center each state's "
+                   "effect on its covariate means (group-mean centering)")
+def test_gamma_on_log_predictors_near_10_mixes(tmp_path):
+    """Municipalities-like (plm::Produc: log(pcap), log(emp) around 10, Gamma log link):
+    R-hat 1.066 on Municipalities before the centered/QR design."""
+    data, ref = _real("produc_gamma")
+    pop = _population(_fit(data, tmp_path / "produc", ref))
+    assert (pop["r_hat"] <= 1.01).all(), pop["r_hat"]
+    intercept = ref["fixef"]["(Intercept)"]
+    assert abs(pop.loc["Intercept", "mean"] - intercept["estimate"]) <= 0.5 * intercept["se"]
+
+
+def test_observation_level_random_effect_with_poisson_fits(tmp_path):
+    """grouseticks: (1|INDEX) has one level per row; the posterior predictive used to exit 70
+    with numpy's 'lam value too large'."""
+    data, ref = _real("grouseticks")
+    out = tmp_path / "grouse"
+    summary = _fit(data, out, ref)
+    assert "1|INDEX_sigma" in summary.index and "1|BROOD_sigma" in summary.index
+    from xarray import open_datatree
+
+    tree = open_datatree(out / "posterior.nc", engine="h5netcdf")
+    ppc = np.asarray(tree["posterior_predictive"]["TICKS"])
+    ll = np.asarray(tree["log_likelihood"]["TICKS"])
+    assert np.all(np.isfinite(ppc)) and np.all(ppc >= 0) and not np.isnan(ll).any()
+    sd = ref["sd"]["INDEX"]["(Intercept)"]
+    assert abs(summary.loc["1|INDEX_sigma", "mean"] / sd - 1) < 0.25
+
+
+def test_simulated_gamma_with_uncentered_log_predictors(tmp_path):
+    """No R needed: 100 municipalities x 9 years, log(revenues) and log(grants) with means
+    near 10, Gamma log link; the population coefficients mix and recover the truth."""
+    rng = np.random.default_rng(16)
+    J, T = 100, 9
+    g = np.repeat(np.arange(J), T)
+    size = rng.normal(10, 0.8, J)[g]
+    rev = np.exp(size + rng.normal(0, 0.15, J * T))
+    grants = np.exp(size - 1.0 + rng.normal(0, 0.3, J * T))
+    mu = np.exp(-0.5 + 0.7 * np.log(rev) + 0.25 * np.log(grants) + rng.normal(0, 0.1, J)[g])
+    y = rng.gamma(40.0, mu / 40.0)
+    path = tmp_path / "munis.csv"
+    pd.DataFrame({"expenditures": y, "revenues": rev, "grants": grants, "municipality": [f"m{i:03d}" for i in g]}).to_csv(path, index=False)
+    out = tmp_path / "munis"
+    code = main(["fit", str(path), "--formula", "expenditures ~ log(revenues) + log(grants) + (1|municipality)", "--family", "gamma", "--out", str(out), *RUN])
+    assert code == 0
+    pop = _population(pd.read_csv(out / "summary.csv").set_index("parameter"))
+    assert (pop["r_hat"] <= 1.01).all() and (pop["ess_bulk"] >= 400).all(), pop[["r_hat", "ess_bulk"]]
+    truth = {"Intercept": -0.5, "log(revenues)": 0.7, "log(grants)": 0.25}
+    for name, value in truth.items():
+        assert abs(pop.loc[name, "mean"] - value) <= 4 * pop.loc[name, "sd"], (name, pop.loc[name])
