@@ -103,7 +103,7 @@ def compile_model(model, *, structure_key: str, cache_dir: Path | None, quick: b
         try:
             fast = quick_mod.compile_quick(model, cache.pymc_point_fn(model))
         except Exception as err:  # noqa: BLE001 - a quick fit is an optimisation: compile instead
-            _log.warning("quick first fit not possible (%s: %s); compiling the model", type(err).__name__,
+            _log.warning("warning: quick first fit not possible (%s: %s); compiling the model", type(err).__name__,
                          str(err).splitlines()[0] if str(err) else "")
         else:
             cache.count("quick")

@@ -249,7 +249,7 @@ def available() -> bool:
         _STATE["problems"] = problems
     if first and not ok:
         what = problems[0] if len(problems) == 1 else f"{problems[0]}; and {len(problems) - 1} more"
-        _log.warning("%s; compiling the standard way (slower first fit)", what)
+        _log.warning("warning: %s; compiling the standard way (slower first fit)", what)
     return ok
 
 

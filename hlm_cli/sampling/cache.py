@@ -1055,6 +1055,6 @@ def _attempt(what: str, fn: Any, *args: Any) -> Any:
             first = what not in _FAILED
             _FAILED.add(what)
         if first:
-            _log.warning("compiled-model cache: %s failed (%s: %s); compiling without the cache",
+            _log.warning("warning: compiled-model cache: %s failed (%s: %s); compiling without the cache",
                          what, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
         return None

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from hlm_cli import sampling
+from hlm_cli.outputs import parallel
 from hlm_cli.sampling import cache as compile_cache
 from hlm_cli.sampling import quick as compile_quick
-from hlm_cli.outputs import parallel
 from hlm_cli.spec import FitSpec
 
 ROOT = Path(__file__).resolve().parents[2]

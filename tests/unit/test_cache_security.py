@@ -488,3 +488,21 @@ def test_detached_compiler_holds_the_lock_while_it_runs(tmp_path):
     while lock.exists() and time.time() < deadline:
         time.sleep(0.2)
     assert not lock.exists(), "the background compiler did not remove its lock"
+
+
+def test_an_unexpected_cache_failure_is_named_once(caplog):
+    """Not a silent slowdown: a cache step that raises is reported (once per step and process)
+    and the fit goes on without the cache."""
+    compile_cache._FAILED.clear()
+
+    def boom():
+        raise KeyError("k")
+
+    try:
+        with caplog.at_level(logging.WARNING, logger=LOGGER):
+            assert compile_cache._attempt("loading a cache entry", boom) is None
+            assert compile_cache._attempt("loading a cache entry", boom) is None
+            assert compile_cache._attempt("writing a cache entry", lambda: 3) == 3
+        assert _warnings(caplog) == ["warning: compiled-model cache: loading a cache entry failed (KeyError: 'k'); compiling without the cache"]
+    finally:
+        compile_cache._FAILED.clear()

@@ -82,7 +82,7 @@ def test_unsupported_versions_compile_the_standard_way_and_warn_once(monkeypatch
             assert got == ("standard", "compiled")
     assert compiled_with == [("model", {})] * 3
     warned = [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
-    assert warned == ["nutpie 0.17.0 is newer than hlm's fast path supports (0.16.x); compiling the standard way (slower first fit)"]
+    assert warned == ["warning: nutpie 0.17.0 is newer than hlm's fast path supports (0.16.x); compiling the standard way (slower first fit)"]
     assert _nutpie.problems() == ["nutpie 0.17.0 is newer than hlm's fast path supports (0.16.x)"]
 
 
@@ -91,7 +91,7 @@ def test_a_failing_check_also_falls_back(monkeypatch, caplog, fresh_check):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert not _nutpie.available() and not _nutpie.available()
     warned = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert warned == ["nutpie.compile_pymc._compute_shapes is missing; compiling the standard way (slower first fit)"]
+    assert warned == ["warning: nutpie.compile_pymc._compute_shapes is missing; compiling the standard way (slower first fit)"]
 
 
 def test_supported_versions_say_nothing(caplog, fresh_check):
