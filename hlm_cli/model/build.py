@@ -17,7 +17,12 @@ unchanged, only the sampled coordinates are. Without centering, an intercept far
 data's centre trades off against every slope (R-hat 1.07 on a Municipalities-like Gamma
 regression on log(revenues), log(grants) with means near 10; see tests/unit/test_centering.py
 and tests/e2e/test_real_data_e2e.py). The same holds for a ``--sigma-formula`` with an
-intercept (``_sigma_Intercept_c``, reported as ``sigma_Intercept``).
+intercept (``_sigma_Intercept_c``, reported as ``sigma_Intercept``). When every slope has a
+Normal prior (the default), the centered slopes are also rotated by a QR factorization of
+their columns (rstanarm's QR, but with the user's priors kept exactly: see
+:func:`_population`), which removes the trade-off between correlated columns such as
+``recipe[B]`` and ``recipe[B]:temp`` (lme4's cake: min bulk ESS 317 centered only, 4000+
+rotated, 4 x 1000 draws).
 
 The prior given for ``Intercept`` (``--prior "Intercept=..."``) is therefore the prior of the
 centered intercept, the expected response (on the link scale) at the mean of the
