@@ -286,7 +286,7 @@ def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
     import pandas as pd
     import xarray as xr
 
-    from hlm_cli.model.linpred import load_run
+    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import summary as summary_mod
 
     ctx = load_run(fitted_run)
