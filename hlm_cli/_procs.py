@@ -231,3 +231,8 @@ __all__ = [
     "Child", "fork_available", "finish_child", "fork_child", "flush_std", "wait", "kill", "write_all", "read_exactly",
     "read_to_end", "send_message", "receive_message", "close_quietly", "job_pipe", "claim", "rss_bytes", "MAX_JOBS",
 ]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

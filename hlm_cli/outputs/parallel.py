@@ -84,7 +84,7 @@ def can_fork() -> bool:
 def warm_matplotlib() -> None:
     """Import matplotlib and lay out one text once, so that a forked child inherits the loaded
     fonts and caches instead of paying for them again (about 0.5 s per process)."""
-    import scipy.ndimage  # noqa: F401 - the densities' smoother (plots.kde_line)
+    import scipy.ndimage  # noqa: F401 - the densities' smoother (figures.kde_line)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

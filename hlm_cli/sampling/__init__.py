@@ -24,7 +24,6 @@ compile that is stored. When the installed libraries are outside the versions
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hlm_cli._procs import available_cores
 from hlm_cli.errors import ConfigError, SamplingError
 from hlm_cli.model.build import BuiltModel
 from hlm_cli.spec import SamplerSpec
@@ -61,7 +61,8 @@ class Posterior:
 
 
 def default_cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """Cores for one fit's chains: all this process may run on."""
+    return available_cores()
 
 
 def preload() -> None:

@@ -3,7 +3,7 @@
 The unit of work is one input: its fits (one per ``--formula``) and, with several formulas,
 the LOO comparison. Units run in worker processes (``ProcessPoolExecutor``, spawn context) or
 on a Dask cluster (``--scheduler``). Each worker imports PyMC once and keeps compiled models in
-memory (:mod:`hlm_cli.compile_cache`), so inputs of the same model structure compile once per
+memory (:mod:`hlm_cli.sampling.cache`), so inputs of the same model structure compile once per
 worker; the first unit runs alone so that the others can load its compiled model from the
 on-disk cache instead of compiling it again at the same time.
 
@@ -459,8 +459,11 @@ def _init_worker(single_thread: bool, parent_pid: int) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import nutpie  # noqa: F401
     import pymc  # noqa: F401
+
+    from hlm_cli import sampling
+
+    sampling.preload()
 
     from hlm_cli.workflows import fit  # noqa: F401
 
@@ -571,8 +574,10 @@ class _DaskPool:
 
 
 def default_workers() -> int:
-    """All the cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Worker processes: one per core this process may run on."""
+    from hlm_cli._procs import available_cores
+
+    return available_cores()
 
 
 # --------------------------------------------------------------------------

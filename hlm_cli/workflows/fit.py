@@ -163,7 +163,7 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
         Already-read data (batch reuses this).
     quick : bool
         Optimise for a single fit: the quick first fit of a small model not yet in the cache
-        (:mod:`hlm_cli.compile_quick`) and a figure helper forked at the start
+        (:mod:`hlm_cli.sampling.quick`) and a figure helper forked at the start
         (:func:`hlm_cli.outputs.report.start_helper`). Batch turns both off: it fits one
         structure many times, in worker processes that may run threads of their own.
 
