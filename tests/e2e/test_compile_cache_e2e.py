@@ -286,8 +286,8 @@ def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
     import pandas as pd
     import xarray as xr
 
-    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import summary as summary_mod
+    from hlm_cli.workflows.runs import load_run
 
     ctx = load_run(fitted_run)
     tree = xr.open_datatree(fitted_run / "posterior.nc", engine="h5netcdf").load()

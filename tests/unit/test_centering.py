@@ -12,7 +12,14 @@ import xarray as xr
 from hlm_cli.formula import parse
 from hlm_cli.formula.design import build_design
 from hlm_cli.model import likelihood, linpred
-from hlm_cli.model.build import CENTERED_INTERCEPT, CENTERED_SIGMA_INTERCEPT, QR_SLOPES, build_model, column_means, qr_rotation
+from hlm_cli.model.build import (
+    CENTERED_INTERCEPT,
+    CENTERED_SIGMA_INTERCEPT,
+    QR_SLOPES,
+    build_model,
+    column_means,
+    qr_rotation,
+)
 from hlm_cli.model.families import get_family
 from hlm_cli.model.priors import parse_priors
 from hlm_cli.model.reparam import to_user_scale
