@@ -52,7 +52,7 @@ from hlm_cli.errors import PriorError, closest_match
 from hlm_cli.formula.design import Design, GroupDesign
 from hlm_cli.model import parameterization as param
 from hlm_cli.model.families import Family
-from hlm_cli.model.priors import AUX_DEFAULTS, Prior, Scale, check_positive_target
+from hlm_cli.model.priors import Prior, Scale, check_positive_target
 
 OBS_DIM = "__obs__"
 PRIORS_DATA = "_priors"  # pm.Data vector of every prior hyperparameter
@@ -171,7 +171,7 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
                 pick(name, name, var, default=default)
     for a in aux:
         valid.add(a)
-        pick(a, a, default=AUX_DEFAULTS[a](scale), positive=a != "nu" or True)
+        pick(a, a, default=family.default_prior(a, scale), positive=True)
 
     for key in user:
         if key not in valid:
@@ -595,27 +595,7 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se
     else:
         sigma = aux.get("sigma")
-    match family.name:
-        case "gaussian":
-            pm.Normal(name, mu=eta, sigma=sigma, **kw)
-        case "t":
-            pm.StudentT(name, nu=aux["nu"], mu=eta, sigma=sigma, **kw)
-        case "lognormal":
-            pm.LogNormal(name, mu=eta, sigma=sigma, **kw)
-        case "bernoulli":
-            pm.Bernoulli(name, logit_p=eta, **kw)
-        case "binomial":
-            n = data("_trials", design.trials.astype(np.int64)) if design.trials is not None else 1
-            pm.Binomial(name, n=n, logit_p=eta, **kw)
-        case "poisson":
-            pm.Poisson(name, mu=pt.exp(eta), **kw)
-        case "negativebinomial":
-            pm.NegativeBinomial(name, mu=pt.exp(eta), alpha=aux["alpha"], **kw)
-        case "gamma":
-            mu = pt.exp(eta)
-            pm.Gamma(name, mu=mu, sigma=mu / pt.sqrt(aux["alpha"]), **kw)
-        case "beta":
-            mu = pm.math.invlogit(eta)
-            pm.Beta(name, alpha=mu * aux["kappa"], beta=(1 - mu) * aux["kappa"], **kw)
-        case _:
-            raise AssertionError(family.name)
+    trials = None
+    if family.trials and design.trials is not None:
+        trials = data("_trials", design.trials.astype(np.int64))
+    family.pymc(pm, pt, name, eta, {**aux, "sigma": sigma, "trials": trials}, **kw)

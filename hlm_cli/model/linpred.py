@@ -1,126 +1,25 @@
-"""Reading a run directory back, and the linear predictor for new rows.
+"""The linear predictor for new rows, and draws of new responses.
 
 Later commands (``loo``, ``contrast``, ``hypothesis``, ``predict``, ``report``) open a run
-with :func:`load_run`: ``run.json`` gives the resolved spec, the model is rebuilt from the
-original data file (its sha256 must match), and ``posterior.nc`` gives the draws. Predictions
-are computed from the draws in numpy, per posterior draw:
+with :func:`hlm_cli.workflows.runs.load_run` (a :class:`~hlm_cli.model.run.RunContext`).
+Predictions are computed from the draws in numpy, per posterior draw:
 
     eta = X_new @ beta + sum_terms sum_k Z_new[:, k] * b_term[level, k] + offset
 
 Rows whose group level was not in the fitted data get effects drawn from the fitted
 group-level distribution (brms's ``allow_new_levels = TRUE, sample_new_levels =
-"gaussian"``), including the correlation between intercept and slopes.
+"gaussian"``), including the correlation between intercept and slopes. The inverse link and
+the simulator of each family are fields of its row in :data:`hlm_cli.model.families.FAMILIES`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hlm_cli.errors import InputError
-
-
-@dataclass
-class RunContext:
-    run_dir: Path
-    info: dict  # run.json
-    tree: object  # xarray.DataTree from posterior.nc
-    prepared: object  # hlm_cli.workflows.fit.Prepared (table, formula, family, built)
-
-    @property
-    def built(self):
-        return self.prepared.built
-
-    @property
-    def spec(self):
-        from hlm_cli.spec import FitSpec
-
-        return FitSpec.model_validate(self.info["config"])
-
-
-def open_tree(run_dir: Path):
-    """posterior.nc of a run directory, or an InputError saying what is wrong (a missing,
-    truncated or foreign file is named; run.json is checked by ``runinfo.read``)."""
-    from hlm_cli.outputs import runinfo
-
-    run_dir = Path(run_dir)
-    path = run_dir / "posterior.nc"
-    if not (run_dir / "run.json").exists() or not path.exists():
-        raise InputError(
-            f"{str(run_dir)!r} is not an hlm run directory (no run.json/posterior.nc)",
-            hint="give the --out directory of an 'hlm fit' run",
-        )
-    info = runinfo.read(run_dir)  # damaged or newer run.json: say so before reading the draws
-    runinfo.verify(run_dir, "posterior.nc", info, hash_limit=64 << 20)
-    from xarray import open_datatree
-
-    try:
-        tree = open_datatree(path, engine="h5netcdf")
-        tree = tree.load()
-    except MemoryError:
-        raise
-    except Exception as err:  # noqa: BLE001 - h5py/xarray raise many kinds for a damaged file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(
-            f"{str(path)!r} is damaged or not an hlm posterior ({first[:160]})",
-            hint="the run was cut short or the file was replaced; refit with 'hlm fit ... --force'",
-        ) from None
-    if "posterior" not in tree.children:
-        raise InputError(f"{str(path)!r} has no posterior group", hint="refit with 'hlm fit ... --force'")
-    return tree
-
-
-def load_run(run_dir: Path, *, data: Path | None = None, check_hash: bool = True) -> RunContext:
-    """Open a run directory and rebuild its model (no sampling).
-
-    Parameters
-    ----------
-    run_dir : Path
-        An ``hlm fit --out`` directory.
-    data : Path, optional
-        The data file, if it moved since the fit (its sha256 must still match).
-    check_hash : bool
-        Refuse a data file whose sha256 differs from the one in run.json.
-    """
-    from hlm_cli import data as data_mod
-    from hlm_cli.outputs import runinfo
-    from hlm_cli.spec import FitSpec
-    from hlm_cli.workflows.fit import prepare
-
-    run_dir = Path(run_dir)
-    tree = open_tree(run_dir)
-    info = runinfo.read(run_dir)
-    cfg = dict(info["config"])
-    data_info = info.get("data") if isinstance(info.get("data"), dict) else {}
-    if not isinstance(data_info.get("file"), str) or not isinstance(data_info.get("sha256"), str):
-        raise InputError(f"{str(run_dir / 'run.json')!r} is damaged (no data file or sha256)", hint="refit with 'hlm fit ... --force'")
-    path = Path(data) if data is not None else Path(data_info["file"])
-    if not path.exists():
-        raise InputError(
-            f"the data file of {run_dir.name}, {str(path)!r}, no longer exists",
-            hint="pass the moved file with --data PATH",
-        )
-    table = data_mod.read_csv(path, sep=data_info.get("sep"))
-    if check_hash and table.sha256 != data_info["sha256"]:
-        raise InputError(
-            f"{path.name} changed since {run_dir.name} was fitted (sha256 differs)",
-            hint="refit the model, or pass the original file with --data",
-        )
-    cfg["data"] = str(path)
-    from pydantic import ValidationError
-
-    try:
-        spec = FitSpec.model_validate(cfg)
-    except ValidationError as err:
-        raise InputError(
-            f"{str(run_dir / 'run.json')!r} has a config this hlm cannot read ({err.errors()[0]['loc']}: {err.errors()[0]['msg']})",
-            hint="refit the model with this version of hlm",
-        ) from None
-    prepared = prepare(spec, table=table)
-    return RunContext(run_dir, info, tree, prepared)
+from hlm_cli.model.families import MAX_LOG_RATE, NORMAL_APPROX_RATE, poisson  # noqa: F401 (re-exported)
+from hlm_cli.model.run import RunContext
 
 
 def stacked(tree, name: str) -> np.ndarray:
@@ -291,16 +190,8 @@ def inverse_link(family, eta: np.ndarray) -> np.ndarray:
     """Mean of the response given the linear predictor (lognormal: the median exp(eta)).
 
     Never overflows: the logistic function is scipy's expit, and log-link rates are computed
-    from eta clipped at :data:`MAX_LOG_RATE` (about 1e300)."""
-    if family.link == "logit":
-        from scipy.special import expit
-
-        return expit(eta)
-    if family.link == "log":
-        return np.exp(np.minimum(eta, MAX_LOG_RATE))
-    if family.name == "lognormal":
-        return np.exp(eta)
-    return eta
+    from eta clipped at :data:`~hlm_cli.model.families.MAX_LOG_RATE` (about 1e300)."""
+    return family.mean(eta)
 
 
 def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | None = None, se: np.ndarray | None = None, seed: int = 0, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -337,34 +228,6 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
     return x.reshape(S, -1)
 
 
-# Log-rates above this are simulated at exp(MAX_LOG_RATE) (~1e300): exp() would overflow to
-# inf. Such a draw is the model's own statement (an observation-level effect far in the
-# tail), not an error; the log-likelihood (hlm_cli.model.likelihood) uses eta itself.
-MAX_LOG_RATE = 690.0
-# numpy's Poisson sampler refuses rates above ~9.2e18 ("lam value too large"); from this rate
-# on counts are drawn from the normal approximation N(lam, lam), rounded and floored at 0,
-# whose error (relative skewness 1/sqrt(lam) <= 1e-4) is far below Monte Carlo error.
-NORMAL_APPROX_RATE = 1e8
-
-
-def poisson(rng, lam: np.ndarray) -> np.ndarray:
-    """Poisson draws (as floats) that never fail on a large or infinite rate.
-
-    Rates below :data:`NORMAL_APPROX_RATE` use numpy's exact sampler; larger ones the normal
-    approximation (rounded, >= 0); non-finite rates give inf (nan rates give nan).
-    """
-    lam = np.asarray(lam, dtype=float)
-    big = ~(lam < NORMAL_APPROX_RATE)  # also nan and inf
-    if not big.any():
-        return rng.poisson(lam).astype(float)
-    out = rng.poisson(np.where(big, 0.0, lam)).astype(float)
-    with np.errstate(invalid="ignore", over="ignore"):
-        lb = lam[big]
-        approx = np.maximum(np.floor(lb + np.sqrt(lb) * rng.standard_normal(lb.shape) + 0.5), 0.0)
-        out[big] = np.where(np.isposinf(lb), np.inf, approx)
-    return out
-
-
 def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None) -> np.ndarray:
     """Draws from the likelihood given linear-predictor draws (the posterior predictive).
 
@@ -382,30 +245,7 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     sigma = aux("sigma")
     if se is not None:
         sigma = np.sqrt(se[None, :] ** 2 + (sigma**2 if sigma is not None else 0.0))
-    match fam.name:
-        case "gaussian":
-            return rng.normal(eta, sigma)
-        case "t":
-            return eta + sigma * rng.standard_t(aux("nu"), size=eta.shape)
-        case "lognormal":
-            return np.exp(rng.normal(eta, sigma))
-        case "bernoulli":
-            return rng.binomial(1, mu).astype(float)
-        case "binomial":
-            n = trials if trials is not None else np.ones(eta.shape[1])
-            return rng.binomial(np.asarray(n).astype(np.int64)[None, :], mu).astype(float)
-        case "poisson":
-            return poisson(rng, mu)
-        case "negativebinomial":
-            alpha = aux("alpha")
-            return poisson(rng, rng.gamma(alpha, mu / alpha))
-        case "gamma":
-            alpha = aux("alpha")
-            return rng.gamma(alpha, mu / alpha)
-        case "beta":
-            kappa = aux("kappa")
-            return rng.beta(mu * kappa, (1 - mu) * kappa)
-    raise AssertionError(fam.name)
+    return fam.simulate(rng, eta, mu, sigma, aux, trials)
 
 
-__all__ = ["RunContext", "load_run", "open_tree", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "poisson"]
+__all__ = ["RunContext", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "poisson"]

@@ -259,7 +259,7 @@ def contrast_draws(ctx, term: str, pairs: list[Pair], *, by: str | None = None, 
 
     Parameters
     ----------
-    ctx : hlm_cli.model.linpred.RunContext
+    ctx : hlm_cli.model.run.RunContext
     term : str
         The data column to vary.
     pairs : list of Pair
@@ -401,7 +401,7 @@ def run_contrast(spec: ContrastSpec) -> ContrastResult:
     -------
     ContrastResult
     """
-    from hlm_cli.model.linpred import load_run, open_tree
+    from hlm_cli.workflows.runs import load_run, open_tree
 
     check_spec(spec)
     open_tree(spec.run_dir)  # "not a run directory" before the slower model rebuild

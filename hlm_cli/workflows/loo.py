@@ -283,7 +283,7 @@ class _Run:
         """The run rebuilt from its data file (for refits); loaded once."""
         if self._ctx is None:
             from hlm_cli import data as data_mod
-            from hlm_cli.model.linpred import load_run
+            from hlm_cli.workflows.runs import load_run
 
             self._ctx = load_run(self.path, data=self.data)
             self._raw = data_mod.read_csv(self.data if self.data is not None else Path(self.info["data"]["file"]),
@@ -292,7 +292,7 @@ class _Run:
 
 
 def _open_run(path: Path) -> _Run:
-    from hlm_cli.model.linpred import open_tree
+    from hlm_cli.workflows.runs import open_tree
     from hlm_cli.outputs import runinfo
 
     path = Path(path)
@@ -500,7 +500,7 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
 
     Parameters
     ----------
-    ctx : hlm_cli.model.linpred.RunContext
+    ctx : hlm_cli.model.run.RunContext
         A run (or a refit) whose posterior is used.
     rows : DataFrame
         The rows as read from the CSV (before the fit's column handling).
@@ -627,7 +627,7 @@ def _wrapper_class():
         def log_likelihood__i(self, excluded_obs, idata__i):
             import xarray as xr
 
-            from hlm_cli.model.linpred import RunContext
+            from hlm_cli.workflows.runs import RunContext
 
             held = np.atleast_1d(np.asarray(excluded_obs, dtype=int))
             refit = RunContext(self.run.path, self.ctx.info, idata__i, self._prep)

@@ -162,7 +162,7 @@ def run_predict(run_dir: Path, new_csv: Path, *, out: Path | None = None, kind: 
     PredictResult
     """
     from hlm_cli import data as data_mod
-    from hlm_cli.model.linpred import load_run, open_tree
+    from hlm_cli.workflows.runs import load_run, open_tree
     from hlm_cli.workflows.contrast import check_prob, check_writable, write_csv
 
     if kind not in KINDS:

@@ -44,7 +44,8 @@ def make_run(root: Path, frame: pd.DataFrame, formula: str, *, family: str = "ga
     import xarray as xr
 
     from hlm_cli import diagnostics
-    from hlm_cli.model.linpred import RunContext, linear_predictor, response_draws
+    from hlm_cli.model.linpred import linear_predictor, response_draws
+    from hlm_cli.model.run import RunContext
     from hlm_cli.outputs import summary as summary_mod
     from hlm_cli.spec import FitSpec
     from hlm_cli.workflows.fit import _write_runinfo, prepare
@@ -125,7 +126,7 @@ def make_run(root: Path, frame: pd.DataFrame, formula: str, *, family: str = "ga
 def mixed_run(tmp_path_factory):
     """y ~ x * cond + (1|g): numeric x factor interaction, one grouping factor, forced
     intercept/group-mean trade-off (an identifiability finding)."""
-    from hlm_cli.outputs.report import write_report
+    from hlm_cli.workflows.report import run_report as write_report
 
     rng = np.random.default_rng(3)
     g = np.repeat([f"g{i}" for i in range(6)], 8)
@@ -141,7 +142,7 @@ def mixed_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory):
     """count ~ x with the Poisson family: no group terms and a discrete response."""
-    from hlm_cli.outputs.report import write_report
+    from hlm_cli.workflows.report import run_report as write_report
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=40)
@@ -196,7 +197,8 @@ def test_conditional_effect_of_x_is_the_population_line(mixed_run):
     """x on a grid, cond at its reference level 'a', group effects at 0: Intercept + x * b_x."""
     import dataclasses
 
-    from hlm_cli.model.linpred import load_run, stacked
+    from hlm_cli.model.linpred import stacked
+    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
 
     run, _ = mixed_run
@@ -240,7 +242,7 @@ def _printed(summary: pd.DataFrame) -> dict[str, str]:
 def test_posteriors_print_the_numbers_of_summary_csv(mixed_run, tmp_path):
     """hlm fit draws before summary.csv exists: shapes from thinned draws, numbers from all
     draws with summary's own call; the SVG's text is what the PNG prints."""
-    from hlm_cli.model.linpred import load_run
+    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
 
     run, _ = mixed_run
@@ -264,7 +266,7 @@ def test_posteriors_print_the_numbers_of_summary_csv(mixed_run, tmp_path):
 
 def test_report_figures_print_summary_csv(mixed_run):
     """hlm report: posteriors.png takes its numbers from summary.csv itself."""
-    from hlm_cli.outputs.report import write_report
+    from hlm_cli.workflows.report import run_report as write_report
 
     run, _ = mixed_run
     write_report(run, color_by="cond", svg=True)
@@ -275,7 +277,7 @@ def test_report_figures_print_summary_csv(mixed_run):
 
 def test_forest_draws_the_summary_estimates(mixed_run):
     """forest.png: each level's mean and 94% interval are summary.csv's mean and eti94."""
-    from hlm_cli.model.linpred import load_run
+    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
 
     run, _ = mixed_run
@@ -351,7 +353,8 @@ def test_no_group_terms_means_no_shrinkage_forest_or_pairs(plain_run):
 
 
 def test_color_by_unknown_column_names_the_closest(mixed_run):
-    from hlm_cli.outputs.report import check_color_by, write_report
+    from hlm_cli.outputs.report import check_color_by
+    from hlm_cli.workflows.report import run_report as write_report
 
     run, _ = mixed_run
     with pytest.raises(InputError) as err:

@@ -114,7 +114,8 @@ def test_pareto_k_table_bands():
 def test_heldout_log_lik_reproduces_the_saved_log_likelihood(recorded_run):
     """Evaluated under the full-data posterior, the held-out machinery gives posterior.nc's values."""
     from hlm_cli import data as data_mod
-    from hlm_cli.model.linpred import load_run, stacked
+    from hlm_cli.model.linpred import stacked
+    from hlm_cli.workflows.runs import load_run
 
     ctx = load_run(recorded_run)
     raw = data_mod.read_csv(Path(ctx.info["data"]["file"]))
@@ -270,7 +271,7 @@ def fake_sampler(recorded_run, monkeypatch):
     known; the calls record the rows each refit was given.
     """
     from hlm_cli import sampling
-    from hlm_cli.model.linpred import open_tree
+    from hlm_cli.workflows.runs import open_tree
 
     full = open_tree(recorded_run)
     calls = []

@@ -174,7 +174,7 @@ def test_run_json_from_a_newer_hlm_is_refused(tmp_path):
 
 
 def test_damaged_posterior_is_named(tmp_path):
-    from hlm_cli.model.linpred import open_tree
+    from hlm_cli.workflows.runs import open_tree
 
     run = make_run_dir(tmp_path / "r")
     (run / "posterior.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 50)

@@ -338,7 +338,7 @@ def conditional_effects(ctx, *, n_grid: int = 100) -> list[Effect]:
 
     Parameters
     ----------
-    ctx : hlm_cli.model.linpred.RunContext
+    ctx : hlm_cli.model.run.RunContext
         The run (a thinned posterior is enough).
 
     Returns

@@ -45,11 +45,11 @@ def data_columns(run_dir: Path, data: Path | None = None) -> list[str] | None:
         from hlm_cli import data as data_mod
 
         return data_mod.column_names(path, sep=info["data"].get("sep"))
-    except Exception:  # load_run will report the real problem
+    except Exception:  # loading the run will report the real problem
         return None
 
 
-def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: str | None = None, svg: bool = False,
+def write_report(run_dir: Path, *, tree, built, table, color_by: str | None = None, svg: bool = False,
                  parent_first=None, config: dict | None = None, helper=None) -> Path:
     """Draw the report's figures into ``run_dir/plots`` and write ``run_dir/report.html``.
 
@@ -58,12 +58,14 @@ def write_report(run_dir: Path, *, tree=None, built=None, table=None, color_by: 
     run_dir : Path
         A finished ``hlm fit`` directory, or its staging directory, holding summary.csv,
         run.json, posterior.nc and plots/.
-    tree : xarray.DataTree, optional
-        The posterior; read from posterior.nc when not given.
-    built : BuiltModel, optional
-        The model; rebuilt from run.json and the data file when not given (a few seconds).
-    table : hlm_cli.data.Table, optional
-        The fitted rows (``Prepared.table``); re-read from the data file when not given.
+    tree : xarray.DataTree
+        The posterior.
+    built : BuiltModel
+        The model.
+    table : hlm_cli.data.Table
+        The fitted rows (``Prepared.table``). The caller has these: ``hlm fit`` in memory,
+        the later commands from :func:`hlm_cli.workflows.runs.load_run` (the report reads
+        nothing back but run.json and summary.csv).
     color_by : str, optional
         Column that colours the predicted-against-observed points; default: the first
         population-level predictor, else the first grouping factor with at most 12 levels.
@@ -173,39 +175,15 @@ def _read_info(run_dir: Path) -> dict:
 
 
 def context(run_dir: Path, tree, built, table, *, read_info: bool = True):
-    """The run's RunContext: loaded from ``run_dir`` unless ``built`` (and tree, table) are given."""
-    from hlm_cli.model.linpred import RunContext, load_run, open_tree
+    """The run's RunContext from what the caller drew (posterior, model, fitted rows) and,
+    with ``read_info``, run.json."""
+    from hlm_cli.model.run import RunContext
 
-    if built is None:
-        ctx = load_run(run_dir)
-        if tree is not None:
-            ctx = dataclasses.replace(ctx, tree=tree)
-        return ctx
-    if not read_info and (tree is None or table is None):
-        raise ValueError("write_report(parent_first=...) needs the tree and the table")
+    if tree is None or built is None or table is None:
+        raise ValueError("write_report needs the run's tree, built model and table (see hlm_cli.workflows.runs.load_run)")
     info = _read_info(run_dir) if read_info else {}
-    if tree is None:
-        tree = open_tree(run_dir)
-    if table is None:
-        table = _fitted_table(info, built)
     prepared = SimpleNamespace(table=table, formula=built.design.formula, family=built.family, built=built)
     return RunContext(run_dir, info, tree, prepared)
-
-
-def _fitted_table(info: dict, built):
-    """The fitted rows, re-read as ``prepare`` read them (missing values dropped, factors made)."""
-    from hlm_cli import data as data_mod
-
-    table = data_mod.read_csv(Path(info["data"]["file"]), sep=info["data"].get("sep"))
-    f = built.design.formula
-    needed = set(f.columns) | ({f.response.se} if f.response.se else set())
-    table = data_mod.handle_missing(table, needed, dropna=info.get("config", {}).get("dropna", True))
-    if cats := info.get("config", {}).get("categorical"):
-        table = data_mod.make_categorical(table, cats)
-    if len(table.frame) != built.design.n:
-        raise InputError(f"{table.source.name} no longer matches the fitted model ({len(table.frame)} rows, fitted {built.design.n})",
-                         hint="refit the model, or pass the fitted table to write_report")
-    return table
 
 
 def _read_summary(run_dir: Path, info: dict | None = None) -> pd.DataFrame:
