@@ -292,8 +292,8 @@ class _Run:
 
 
 def _open_run(path: Path) -> _Run:
-    from hlm_cli.workflows.runs import open_tree
     from hlm_cli.outputs import runinfo
+    from hlm_cli.workflows.runs import open_tree
 
     path = Path(path)
     tree = open_tree(path)

@@ -162,8 +162,8 @@ def run_predict(run_dir: Path, new_csv: Path, *, out: Path | None = None, kind: 
     PredictResult
     """
     from hlm_cli import data as data_mod
-    from hlm_cli.workflows.runs import load_run, open_tree
     from hlm_cli.workflows.contrast import check_prob, check_writable, write_csv
+    from hlm_cli.workflows.runs import load_run, open_tree
 
     if kind not in KINDS:
         raise ConfigError(f"--kind must be 'mean' or 'response' (got {kind!r})", hint="mean: the expected response; response: a new observation")

@@ -34,10 +34,10 @@ def make_run(root: Path, name: str, formula: str, *, family: str = "gaussian", l
     """Write a run directory with hand-made draws; return (run_dir, RunContext)."""
     import xarray as xr
 
-    from hlm_cli.workflows.runs import RunContext, open_tree
     from hlm_cli.outputs import runinfo
     from hlm_cli.spec import FitSpec
     from hlm_cli.workflows.fit import prepare
+    from hlm_cli.workflows.runs import RunContext, open_tree
 
     run = root / name
     run.mkdir()

@@ -198,8 +198,8 @@ def test_conditional_effect_of_x_is_the_population_line(mixed_run):
     import dataclasses
 
     from hlm_cli.model.linpred import stacked
-    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
+    from hlm_cli.workflows.runs import load_run
 
     run, _ = mixed_run
     ctx = load_run(run)
@@ -242,8 +242,8 @@ def _printed(summary: pd.DataFrame) -> dict[str, str]:
 def test_posteriors_print_the_numbers_of_summary_csv(mixed_run, tmp_path):
     """hlm fit draws before summary.csv exists: shapes from thinned draws, numbers from all
     draws with summary's own call; the SVG's text is what the PNG prints."""
-    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
+    from hlm_cli.workflows.runs import load_run
 
     run, _ = mixed_run
     ctx = load_run(run)
@@ -277,8 +277,8 @@ def test_report_figures_print_summary_csv(mixed_run):
 
 def test_forest_draws_the_summary_estimates(mixed_run):
     """forest.png: each level's mean and 94% interval are summary.csv's mean and eti94."""
-    from hlm_cli.workflows.runs import load_run
     from hlm_cli.outputs import figures as F
+    from hlm_cli.workflows.runs import load_run
 
     run, _ = mixed_run
     ctx = load_run(run)
