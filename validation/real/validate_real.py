@@ -229,10 +229,11 @@ def compare(ref: dict, summary: dict[str, dict], levels: dict[str, set[str]]) ->
     }
 
 
-def run_one(name: str, ref: dict, sampler: dict, refit: bool = True, old: dict | None = None) -> dict:
+def run_one(name: str, ref: dict, sampler: dict, refit: bool = True, old: dict | None = None,
+            extra: list[str] | None = None) -> dict:
     """Fit (or, with refit=False, re-read the existing run directory) and compare."""
     spec = ref["hlm"]
-    out = RUNS / f"real_{name}"
+    out = RUNS / (f"real_{name}" + ("_" + "_".join(a.strip("-").replace(" ", "") for a in extra) if extra else ""))
     RUNS.mkdir(parents=True, exist_ok=True)
     src = os.environ.get("HLM_SRC")  # run hlm from this source snapshot (see --src)
     hlm = [sys.executable, "-c", BOOT, src] if src else [str(HLM)]
@@ -240,6 +241,7 @@ def run_one(name: str, ref: dict, sampler: dict, refit: bool = True, old: dict |
     for c in spec.get("categorical") or []:
         cmd += ["--categorical", c]
     cmd += ["--out", str(out.relative_to(ROOT)), "--force", "--no-plots", "--seed", "1", "--quiet"]
+    cmd += extra or []
     if sampler:
         cmd += ["--chains", str(sampler["chains"]), "--draws", str(sampler["draws"]), "--tune", str(sampler["tune"])]
     shown = shlex.join(["hlm", *cmd[len(hlm):]])
@@ -344,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", help="run hlm from a source snapshot made here of this commit (git archive COMMIT "
                     "hlm_cli into /tmp/hlm_src_COMMIT, imported instead of the editable install) instead of the working tree, which other "
                     "people may be editing")
+    ap.add_argument("--extra", default="", help="more hlm fit options for an investigation, e.g. "
+                    "'--parameterization centered'; results are keyed 'NAME OPTIONS' (use with --results)")
     ap.add_argument("--recompare", action="store_true",
                     help="compare the existing runs in validation/runs/real_NAME again without fitting")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="results file to write and merge into "
+                    "(default validation/real/results.json)")
     args = ap.parse_args(argv)
     if args.src:
         snap = Path(f"/tmp/hlm_src_{args.src}")
@@ -356,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HLM_SRC"] = str(snap)
         os.environ["HLM_SRC_COMMIT"] = git("rev-parse", "--short", args.src)
     refs = {p.stem: json.loads(p.read_text()) for p in sorted(REFERENCE.glob("*.json"))}
-    results = json.loads(RESULTS.read_text())["results"] if RESULTS.exists() else {}
+    results = json.loads(args.results.read_text())["results"] if args.results.exists() else {}
     if not args.table:
         names = args.only.split(",") if args.only else list(refs)
         unknown = [n for n in names if n not in refs]
@@ -364,9 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(refs)}")
         sampler = {"chains": 2, "draws": 500, "tune": 500} if args.quick else {}
         for n in names:
-            results[n] = run_one(n, refs[n], sampler, refit=not args.recompare, old=results.get(n))
-            RESULTS.write_text(json.dumps({"results": results}, indent=1, default=str) + "\n")
-    print(table({n: results[n] for n in refs if n in results}))
+            extra = shlex.split(args.extra)
+            key = f"{n} {args.extra}".strip()
+            results[key] = run_one(n, refs[n], sampler, refit=not args.recompare, old=results.get(key), extra=extra)
+            args.results.write_text(json.dumps({"results": results}, indent=1, default=str) + "\n")
+    print(table({k: results[k] for n in refs for k in results if k.split(" ")[0] == n}))
     return 0 if all(r["status"] == "PASS" for r in results.values()) else 1
 
 
