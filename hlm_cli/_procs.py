@@ -62,6 +62,7 @@ class Child:
     pid: int
     result_path: str
     reaped: bool = False
+    group: bool = False  # the child leads a process group: kill() ends its descendants too
 
     def collect(self, timeout: float | None = None) -> tuple[bool, object]:
         """Reap the child and read its result: ``(True, value)`` after a clean exit with a
@@ -70,6 +71,11 @@ class Child:
         try:
             status = wait(self.pid, timeout)
             self.reaped = True
+            if status is None and self.group:  # overran and was killed: end what it forked too
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
             if status is None or os.waitstatus_to_exitcode(status) != 0:
                 return False, None
             with open(self.result_path, "rb") as fh:
@@ -82,24 +88,41 @@ class Child:
     def kill(self) -> None:
         """Kill and reap the child (if not reaped yet) and remove its result file."""
         if not self.reaped:
+            if self.group:
+                try:  # the child and whatever it forked (a figure helper's own drawing child)
+                    os.killpg(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
             kill(self.pid)
             self.reaped = True
         Path(self.result_path).unlink(missing_ok=True)
 
 
-def fork_child(work: Callable[[], object], *, prefix: str = "hlm-child-") -> Child:
+def fork_child(work: Callable[[], object], *, prefix: str = "hlm-child-", group: bool = False) -> Child:
     """Fork a child that runs ``work`` and reports what it returned (:func:`finish_child`).
 
     The result file is created (mode 0600) before the fork; stdout and stderr are flushed so
-    the child does not print the parent's buffered output again.
+    the child does not print the parent's buffered output again. ``group=True`` puts the
+    child in a process group of its own, so that :meth:`Child.kill` also ends every process
+    it forked (nothing may keep writing into a directory the parent is removing).
     """
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".pkl")
     os.close(fd)
     flush_std()
     pid = os.fork()
     if pid == 0:
+        if group:
+            try:
+                os.setpgid(0, 0)
+            except OSError:
+                pass
         finish_child(path, work)
-    return Child(pid, path)
+    if group:
+        try:  # both sides set it, so it holds whichever runs first
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+    return Child(pid, path, group=group)
 
 
 def flush_std() -> None:

@@ -198,7 +198,7 @@ def start_helper(plan: Callable[[object], tuple], *, warm: Callable[[], object] 
             send_early()
         return done
 
-    child = _procs.fork_child(serve, prefix="hlm-figures-")
+    child = _procs.fork_child(serve, prefix="hlm-figures-", group=True)
     os.close(msg_r)
     os.close(early_w)
     return Helper(child, msg_w, early_r)

@@ -269,3 +269,40 @@ def test_messages_survive_a_pipe():
         assert _procs.receive_message(r) == b""  # closed
     finally:
         _procs.close_quietly(r, w)
+
+
+def test_killing_a_group_child_ends_what_it_forked(tmp_path):
+    """A figure helper forks a drawing child of its own; killing the helper must end both, or
+    the grandchild keeps writing into a staging directory the parent has removed."""
+    import os
+    import time
+
+    from hlm_cli import _procs
+
+    r, w = os.pipe()
+
+    def helper():
+        pid = os.fork()
+        if pid == 0:  # grandchild: report its pid, then live until killed
+            os.write(w, str(os.getpid()).encode().ljust(16))
+            while True:
+                time.sleep(1)
+        os.waitpid(pid, 0)
+        return "never"
+
+    child = _procs.fork_child(helper, group=True)
+    grandchild = int(os.read(r, 16).decode())
+    child.kill()
+    def dead(pid: int) -> bool:  # gone, or a zombie waiting for init to reap it
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 120  # SIGKILL is delivered asynchronously; a bound, not a timing claim
+    while not dead(grandchild):
+        assert time.monotonic() < deadline, "the grandchild survived its group's kill"
+        time.sleep(0.01)
+    os.close(r)
+    os.close(w)
