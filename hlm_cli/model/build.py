@@ -238,7 +238,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
         "n": design.n,
-        "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum) for k, v in sorted(choices.items())},
+        "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum, v.shifted, v.intercept_centered)
+                  for k, v in sorted(choices.items())},
         "offset": design.offset is not None,
         "se": design.se is not None,
         "trials": design.trials is not None,
@@ -495,6 +496,14 @@ def _intercept_rv(pm, pt, prior: Prior, zerosum, sds, name: str = "Intercept"):
     return pm.Normal(name, mu=mu, sigma=pt.sqrt(sigma**2 + extra))
 
 
+def group_shift(g: GroupDesign) -> np.ndarray:
+    """(K,) means of a group term's columns, 0 for its intercept: the ``c`` of
+    :func:`hlm_cli.model.parameterization.shifts` (``b' = A b``, ``A = I + e_0 c^T``)."""
+    c = np.asarray(g.Z, dtype=float).mean(axis=0)
+    c[0] = 0.0
+    return c
+
+
 def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, mean=None):
     """Group effects of one term as a (levels, K) tensor on lme4's scale.
 
@@ -534,7 +543,20 @@ def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, me
     corr = pt.dot(L_corr, L_corr.T)
     chol = pt.stack(sds)[:, None] * L_corr
     label = f"{g.factor}|{g.term.expr}"
-    if kind == "noncentered":
+    c = None
+    if choice.shifted:  # sampled for the covariates centered at their means (param.shifts)
+        c = _prior_arg(f"_shift({label})", "mean", group_shift(g))  # (K,), c[0] = 0: data
+        achol = pt.set_subtensor(chol[0], chol[0] + pt.dot(c, chol))  # A @ chol
+        chol = pt.linalg.cholesky(pt.dot(achol, achol.T))  # lower factor of A Sigma A^T
+        mean = None if mean is None else pt.set_subtensor(mean[0], mean[0] + pt.dot(c, mean))
+    if kind == "noncentered" and choice.intercept_centered:
+        # the intercept coordinate centered, the slopes non-centered given it: b' = chol @ w
+        # with w_0 = b'_0 / chol[0, 0] (b'_0 ~ N(m_0, chol[0, 0]) sampled) and w_rest ~ N(0, 1)
+        m0 = 0.0 if mean is None else mean[0]
+        t0 = pm.Normal(f"_b0({label})", m0, chol[0, 0], shape=(L,))
+        z = pm.Normal(f"_z({label})", 0.0, 1.0, shape=(L, K - 1))
+        b = pt.dot(pt.concatenate([((t0 - m0) / chol[0, 0])[:, None], z], axis=1), chol.T)
+    elif kind == "noncentered":
         z = pm.Normal(f"_z({label})", 0.0, 1.0, shape=(L, K))
         b = pt.dot(z, chol.T)
     elif mean is not None:
@@ -542,6 +564,8 @@ def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, me
         b = theta - mean[None, :]
     else:
         b = pm.MvNormal(f"_b({label})", mu=pt.zeros(K), chol=chol, shape=(L, K))
+    if c is not None:  # back to the user's covariates: b = A^{-1} b', b_0 = b'_0 - c . b'
+        b = pt.set_subtensor(b[:, 0], b[:, 0] - pt.dot(b, c))
     for j, n in enumerate(names):
         pm.Deterministic(n, b[:, j], dims=dims)
     cors = []
