@@ -140,7 +140,8 @@ def test_model_variables_and_prior_targets_use_the_labels(frame):
 
     d = build_design(parse("y ~ f * h + f * x + flag + (1|g)", list(frame.columns)), frame)
     built = build_model(d, get_family("gaussian"), parse_priors(["f[w]:h[s]=Normal(0, 2)", "f[v]:x=Normal(0, 3)"]))
-    names = {v.name for v in built.model.free_RVs}
+    # sampled directly, or (centered + QR design) as a deterministic of the rotated coefficients
+    names = {v.name for v in built.model.free_RVs + built.model.deterministics}
     for key in ("f[v]:h[s]", "f[w]:h[s]", "f[v]:x", "f[w]:x"):
         assert key in names
     assert built.priors["f[w]:h[s]"].args == (("mu", 0.0), ("sigma", 2.0))
