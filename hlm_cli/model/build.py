@@ -238,7 +238,7 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
         "n": design.n,
-        "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum, v.shifted, v.intercept_centered)
+        "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum, v.shifted, v.intercept_centered, v.between)
                   for k, v in sorted(choices.items())},
         "offset": design.offset is not None,
         "se": design.se is not None,
@@ -368,6 +368,10 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
             # with slopes on the user-scale coefficients (its Z is not centered)
             src = beta_c if g.columns == ["Intercept"] else beta
             mean = pt.stack([src[design.x_labels.index(c)] for c in g.columns])
+            if choice.between:  # and on the columns that vary between its levels, at each level's means
+                cols = [design.x_labels.index(c) for c in choice.between]
+                xm = data(f"_levelmeans{i}", param.level_means(design, g, choice.between))  # (levels, p)
+                mean = (mean[0] + pt.dot(xm, beta_c[cols]))[:, None]  # (levels, 1)
         elif choice.parent is not None:  # nested: centered on the parent level's mean
             parent = by_label[choice.parent][1]
             pidx = param.parent_index(g, parent)

@@ -72,6 +72,9 @@ class Choice:
     # noncentered correlated terms: the intercept coordinate (at the covariates' means) is
     # sampled centered, the slopes non-centered given it (a partially centered Cholesky form)
     intercept_centered: bool = False
+    # a centered group intercept centered on the intercept plus the population columns that
+    # vary mostly between its levels, at each level's means (see between_columns)
+    between: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -168,6 +171,12 @@ def choose(design, family, requested: str = "auto", *, zero_sum_ok: bool = True)
             out[g.term.label] = Choice("noncentered", ratio, reason, zero_sum=zs and requested == "auto",
                                        shifted=shifted, intercept_centered=ic)
             continue
+        between = between_columns(design, g) if single_intercept and has_intercept and requested == "auto" else ()
+        if between and "Intercept" not in claimed and not any(nests(g, o) or nests(o, g) for o in design.groups if o is not g):
+            claimed.add("Intercept")
+            out[g.term.label] = Choice("centered", ratio, reason + f"; centered on the intercept and {', '.join(between)} "
+                                       "(they vary mostly between its levels)", on_mean=True, between=between)
+            continue
         if zs and want in ("zerosum", "centered") and (requested != "centered"):
             out[g.term.label] = Choice("zerosum", ratio, reason)
             continue
@@ -177,6 +186,52 @@ def choose(design, family, requested: str = "auto", *, zero_sum_ok: bool = True)
         out[g.term.label] = Choice("centered", ratio, reason, on_mean=on_mean, shifted=shifted)
     _center_nested(design, out)
     return {g.term.label: out[g.term.label] for g in design.groups}
+
+
+# a population column is a between-level covariate of a grouping factor when at least this share
+# of its variance lies between the factor's levels
+BETWEEN_AT = 0.5
+
+
+def between_columns(design, g) -> tuple[str, ...]:
+    """Population columns that vary mostly between the levels of ``g`` (share of variance
+    between levels >= ``BETWEEN_AT``): plm::Produc's log(pcap) and log(emp) between states.
+
+    Their coefficients trade off against the group intercepts: moving beta by d and every
+    b_j by -d (xbar_j - xbar) leaves the likelihood almost unchanged. A centered group
+    intercept is then sampled as each level's mean on the link scale at its own covariate
+    means, ``theta_j = b_j + Intercept_c + sum_k (xbar_jk - xbar_k) beta_k ~ N(that mean,
+    tau)`` (hierarchical centering on group-level predictors, Gelfand, Sahu & Carlin 1995):
+    an exact shift of variables, so the model and the reported ``b_j`` are unchanged, while
+    the slopes are identified by the within-level variation and the prior link.
+    """
+    X = np.asarray(design.X, dtype=float)
+    if "Intercept" not in design.x_labels or X.shape[1] < 2 or g.columns != ["Intercept"]:
+        return ()
+    L = len(g.levels)
+    n_j = np.maximum(np.bincount(g.index, minlength=L), 1).astype(float)
+    out = []
+    for k, lab in enumerate(design.x_labels):
+        if lab == "Intercept":
+            continue
+        x = X[:, k] - X[:, k].mean()
+        total = float(np.sum(x**2))
+        if total <= 1e-12:
+            continue
+        means = np.bincount(g.index, weights=x, minlength=L) / n_j
+        if float(np.sum(n_j * means**2)) >= BETWEEN_AT * total:
+            out.append(lab)
+    return tuple(out)
+
+
+def level_means(design, g, columns) -> np.ndarray:
+    """(levels, len(columns)) means of the centered population columns within each level."""
+    X = np.asarray(design.X, dtype=float)
+    L = len(g.levels)
+    n_j = np.maximum(np.bincount(g.index, minlength=L), 1).astype(float)
+    cols = [design.x_labels.index(c) for c in columns]
+    Xc = X[:, cols] - X[:, cols].mean(axis=0)
+    return np.stack([np.bincount(g.index, weights=Xc[:, k], minlength=L) / n_j for k in range(len(cols))], axis=1)
 
 
 def shifts(g) -> bool:

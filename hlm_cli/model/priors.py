@@ -66,6 +66,14 @@ class Scale:
         return 2.5 * self.std / _std(x)
 
     def intercept(self, slope_sigmas: np.ndarray, x_means: np.ndarray) -> Prior:
+        """Default prior of the intercept: Normal(mean, 2.5 sd) on the link scale.
+
+        It is the prior of the centered intercept (the response at the predictors' means,
+        brms's ``Intercept``; see :mod:`hlm_cli.model.build`), and it is not widened:
+        ``build.resolve_priors`` passes empty ``slope_sigmas``/``x_means`` whenever the design
+        has other columns (they are centered), so Bambi's widening term
+        ``sum(slope_sigma^2 * x_mean^2)`` below is never used by hlm's models.
+        """
         sigma = 2.5 * self.std
         if len(slope_sigmas):
             sigma = float(np.sqrt(sigma**2 + np.dot(slope_sigmas**2, x_means**2)))
