@@ -103,9 +103,15 @@ def _design(rhs: str, data: pd.DataFrame, what: str):
 # Column labels
 
 
+#: '/' separates groups in PyMC's and HDF5's names, so a division inside a term's name is
+#: shown (and stored, and accepted by --prior and hypothesis) as U+2215 DIVISION SLASH.
+DIVISION_SLASH = "\u2215"
+
+
 def display_name(name: str) -> str:
-    """formulae's text of a term or transform as hlm shows it: ``I(x ** 2)`` -> ``I(x^2)``."""
-    return name.replace(" ** ", "^")
+    """formulae's text of a term or transform as hlm shows it: ``I(x ** 2)`` -> ``I(x^2)``,
+    ``I(x / z)`` -> ``I(x ∕ z)`` (see :data:`DIVISION_SLASH`)."""
+    return name.replace(" ** ", "^").replace("/", DIVISION_SLASH)
 
 
 def _component_labels(comp, data: pd.DataFrame) -> list[str]:

@@ -199,3 +199,16 @@ def test_backticked_names_with_spaces_and_non_ascii():
     assert d.x_labels == ["Intercept", "cell line[HeLa]", "log(Größe)", "cell line[HeLa]:log(Größe)"]
     np.testing.assert_array_equal(d.y, df["Wachstum rate"].to_numpy())
     assert d.groups[0].factor == "_id" and d.groups[0].effect_names == ["1|_id", "Größe|_id"]
+
+
+def test_a_division_in_a_term_name_is_stored_with_a_division_slash(frame):
+    """'/' separates groups in PyMC's and HDF5's names: I(x / z) is named I(x ∕ z) (U+2215),
+    so the model builds and posterior.nc can be written (it used to fail after sampling)."""
+    from hlm_cli.model.build import build_model
+    from hlm_cli.model.families import get_family
+
+    frame = frame.assign(z=frame["x"].abs() + 1.0)
+    d = build_design(parse("y ~ I(x / z) + (1|g)", list(frame.columns)), frame)
+    assert d.x_labels == ["Intercept", "I(x \u2215 z)"]
+    built = build_model(d, get_family("gaussian"), [])
+    assert "I(x \u2215 z)" in {v.name for v in built.model.free_RVs + built.model.deterministics}
