@@ -122,6 +122,8 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
 
     # population level: slopes first (the intercept's default depends on them)
     slope_sigmas, x_means = [], []
+    # a term as written (``recipe:temp``) also names every column it was split into
+    written = {lab: t for t, labs in (design.term_labels or {}).items() for lab in labs}
     for term, sl in design.fixed_slices.items():
         if term == "Intercept":
             continue
@@ -132,8 +134,9 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
             s = scale.slope_sigma(cols[:, j], categorical=categorical)
             slope_sigmas.append(s)
             x_means.append(float(cols[:, j].mean()))
-            pick(label, label, term, "b", default=Prior("Normal", (("mu", 0.0), ("sigma", s))))
-            valid.update({label, term})
+            whole = written.get(label, term)
+            pick(label, label, term, whole, "b", default=Prior("Normal", (("mu", 0.0), ("sigma", s))))
+            valid.update({label, term, whole})
     if "Intercept" in design.fixed_slices:
         valid.add("Intercept")
         # the intercept is sampled centered (see the module docstring): its prior is that of the
