@@ -212,3 +212,15 @@ def test_a_division_in_a_term_name_is_stored_with_a_division_slash(frame):
     assert d.x_labels == ["Intercept", "I(x \u2215 z)"]
     built = build_model(d, get_family("gaussian"), [])
     assert "I(x \u2215 z)" in {v.name for v in built.model.free_RVs + built.model.deterministics}
+
+
+def test_a_prior_on_a_whole_interaction_term_reaches_each_of_its_columns(frame):
+    """``--prior "f:x=..."`` names the term as written; each column it was split into gets it."""
+    from hlm_cli.model.build import build_model
+    from hlm_cli.model.families import get_family
+    from hlm_cli.model.priors import parse_priors
+
+    d = build_design(parse("y ~ f * x + (1|g)", list(frame.columns)), frame)
+    built = build_model(d, get_family("gaussian"), parse_priors(["f:x=Normal(0, 7)"]))
+    split = [lab for lab in d.x_labels if lab.startswith("f[") and lab.endswith(":x")]
+    assert split and all(built.priors[lab].args == (("mu", 0.0), ("sigma", 7.0)) for lab in split)
