@@ -198,7 +198,7 @@ def _read_arrow(path: Path, kind: str) -> pd.DataFrame:
         import pyarrow  # noqa: F401
     except ImportError:
         raise InputError(f"reading {path.suffix} files needs pyarrow, which is not installed",
-                         hint="pip install pyarrow (or save the table as .csv)") from None
+                         hint="pip install 'hlm[parquet]' (or save the table as .csv)") from None
     try:
         frame = pd.read_parquet(path) if kind == "parquet" else pd.read_feather(path)
     except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file

@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-STACK = ("pymc", "pytensor", "nutpie", "bambi", "formulae", "arviz-base", "arviz-stats", "arviz-plots", "numpy", "pandas", "xarray")
+STACK = ("pymc", "pytensor", "nutpie", "formulae", "arviz-base", "arviz-stats", "arviz-plots", "numpy", "pandas", "xarray")
 SCHEMA_VERSION = 1
 
 

@@ -534,7 +534,7 @@ class _DaskPool:
         try:
             from dask.distributed import Client
         except ImportError:
-            raise ConfigError("--scheduler needs dask.distributed, which is not installed", hint="pip install 'dask[distributed]'") from None
+            raise ConfigError("--scheduler needs dask.distributed, which is not installed", hint="pip install 'hlm[dask]' (or run without --scheduler)") from None
         try:
             self.client = Client(address, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:

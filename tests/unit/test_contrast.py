@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from hlm_cli.errors import ConfigError, HlmError, InputError
+from tests.helpers import write_run
 
 S = 200  # draws in a synthetic posterior
 
@@ -34,7 +35,6 @@ def make_run(root: Path, name: str, formula: str, *, family: str = "gaussian", l
     """Write a run directory with hand-made draws; return (run_dir, RunContext)."""
     import xarray as xr
 
-    from hlm_cli.outputs import runinfo
     from hlm_cli.spec import FitSpec
     from hlm_cli.workflows.fit import prepare
     from hlm_cli.workflows.runs import RunContext, open_tree
@@ -72,10 +72,9 @@ def make_run(root: Path, name: str, formula: str, *, family: str = "gaussian", l
         else:
             data_vars[a] = (("chain", "draw"), np.abs(rng.normal(loc.get(a, 1.0), 0.1, (1, S))))
     post = xr.Dataset(data_vars, coords={"chain": [0], "draw": np.arange(S), **coords})
-    xr.DataTree.from_dict({"posterior": post}).to_netcdf(run / "posterior.nc", engine="h5netcdf")
     info = {"config": spec.model_dump(mode="json"), "formula": formula, "family": {"name": built.family.name, "link": built.family.link},
             "data": {"file": str(csv.resolve()), "sha256": prep.table.sha256}, "parameters": built.params.to_json()}
-    runinfo.write(run / "run.json", info)
+    write_run(run, {"posterior": post}, info)
     return run, RunContext(run, json.loads((run / "run.json").read_text()), open_tree(run), prep)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +17,7 @@ from hlm_cli.formula.hypothesis import (
     parse,
     tokenize,
 )
+from tests.helpers import write_run
 
 LABELS = [
     "Intercept", "Treatment", "Genotype", "Treatment:Genotype", "genotype[ko]", "genotype[wt]",
@@ -150,11 +149,8 @@ def _write_run(run, *, prior: bool, seed: int = 0, S: int = 4000):
             {k: (("chain", "draw") + post[k].dims[2:], rng.normal(0, 10, (1, 20000) + post[k].shape[2:])) for k in ("Intercept", "Treatment", "genotype")},
             coords={"genotype_dim": ["ko", "wt"]},
         )
-    run.mkdir()
-    xr.DataTree.from_dict(groups).to_netcdf(run / "posterior.nc", engine="h5netcdf")
     params = {"population": ["Intercept", "Treatment", "genotype"], "group_effects": {"mouse": ["1|mouse"]}, "group_sds": {"mouse": ["1|mouse_sigma"]}, "correlations": {}, "family": ["sigma"]}
-    (run / "run.json").write_text(json.dumps({"schema_version": 1, "config": {}, "parameters": params}))
-    return run
+    return write_run(run, groups, {"config": {}, "parameters": params})
 
 
 def test_hypothesis_table_matches_the_draws(tmp_path):
