@@ -209,8 +209,9 @@ def test_gamma_pilot_on_log_y_centers_well_informed_levels():
     df = gamma_df(17)
     design = design_of(df, "y ~ x + (1|g)")
     choice = param.choose(design, get_family("gamma"))[design.groups[0].term.label]
-    assert choice.kind == "zerosum"
     assert choice.info_ratio > 50
+    # x (like log(pcap)) varies between levels: centered on it, not zero-sum
+    assert choice.kind == "centered" and choice.between == ("x",) and choice.on_mean
 
 
 def test_gamma_pilot_keeps_noisy_levels_noncentered():
@@ -231,3 +232,65 @@ def test_bernoulli_keeps_the_observations_per_level_rule():
 
 def test_build_module_has_no_leftover_choice_patch():
     assert build_mod.param.choose is param.choose
+
+
+def between_df(seed=4, levels=40, per=4, sd=0.5, sigma=1.0):
+    """x varies between levels (level covariate plus a little noise), w within them."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(levels), per)
+    x = rng.normal(10, 2, levels)[g] + rng.normal(0, 0.1, len(g))
+    w = rng.normal(0, 1, len(g))
+    y = 1.0 + 0.3 * x + 0.5 * w + rng.normal(0, sd, levels)[g] + rng.normal(0, sigma, len(g))
+    return pd.DataFrame({"y": y, "x": x, "w": w, "g": [f"l{j}" for j in g]})
+
+
+def test_between_columns_are_those_varying_mostly_between_levels():
+    design = design_of(between_df(), "y ~ x + w + (1|g)")
+    assert param.between_columns(design, design.groups[0]) == ("x",)
+    xm = param.level_means(design, design.groups[0], ("x",))
+    assert xm.shape == (40, 1)
+    np.testing.assert_allclose(xm[:, 0].mean(), 0.0, atol=1e-10)  # balanced: centered means
+
+
+def test_centering_on_between_covariates_is_the_same_model(monkeypatch):
+    """theta_j = b_j + Intercept_c + (xbar_j - xbar) beta_x: a shift with unit Jacobian, so the
+    log density at (rest, theta(b)) equals the plain centered model's at (rest, b)."""
+    df = between_df()
+    f = "y ~ x + w + (1|g)"
+    plain = build_with(df, param.Choice("centered", None, "test"), formula=f, monkeypatch=monkeypatch)
+    between = build_with(df, param.Choice("centered", None, "test", on_mean=True, between=("x",)), formula=f,
+                         monkeypatch=monkeypatch)
+    assert "_mean(1|g)" in {v.name for v in between.model.free_RVs}
+    xm = param.level_means(plain.design, plain.design.groups[0], ("x",))[:, 0]
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        rest = {k: rng.normal(0, 0.5, np.shape(v)) for k, v in plain.model.initial_point().items() if k != "1|g"}
+        b = rng.normal(0, 0.7, 40)
+        # the slopes are QR-rotated (two Normal-prior columns): read beta_x at this point
+        beta = effects_at(plain, {**rest, "1|g": b}, ["x", "_Intercept_c"])
+        theta = b + beta[1] + xm * beta[0]
+        lp0 = logp_at(plain, {**rest, "1|g": b})
+        lp1 = logp_at(between, {**rest, "_mean(1|g)": theta})
+        assert lp1 == pytest.approx(lp0, rel=1e-9, abs=1e-8)
+        np.testing.assert_allclose(effects_at(between, {**rest, "_mean(1|g)": theta}, ["1|g"])[0], b, atol=1e-9)
+
+
+def test_auto_centers_on_between_covariates_from_a_lower_ratio():
+    """A ratio between BETWEEN_CENTER_AT and CENTER_AT: centered on the between-level column
+    when there is one, non-centered otherwise."""
+    df = between_df(seed=5, per=3, sd=1.0, sigma=1.0)  # the pilot says 2.78
+    with_x = param.choose(design_of(df, "y ~ x + w + (1|g)"), get_family("gaussian"))["1|g"]
+    without = param.choose(design_of(df, "y ~ w + (1|g)"), get_family("gaussian"))["1|g"]
+    assert param.BETWEEN_CENTER_AT <= with_x.info_ratio < param.CENTER_AT, with_x.info_ratio
+    assert with_x.kind == "centered" and with_x.between == ("x",) and with_x.on_mean
+    assert without.kind == "noncentered" and without.between == ()
+
+
+def test_between_centering_is_not_used_for_a_term_nested_in_another():
+    rng = np.random.default_rng(2)
+    df = between_df(levels=40, per=10, sd=2.0, sigma=0.5)
+    df["region"] = [f"r{int(s[1:]) // 4}" for s in df["g"]]
+    df["y"] += rng.normal(0, 2.0, 10)[[int(s[1:]) // 4 for s in df["g"]]]
+    design = design_of(df, "y ~ x + (1|region) + (1|g)")
+    choices = param.choose(design, get_family("gaussian"))
+    assert choices["1|g"].between == ()
