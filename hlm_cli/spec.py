@@ -111,6 +111,7 @@ class FitSpec(Spec):
     plots: StrictBool = True  # figures under plots/ and report.html
     color_by: StrictStr | None = None  # column colouring plots/pred_vs_obs.png
     svg: StrictBool = False
+    ci: Annotated[float, Field(gt=0, lt=1, strict=True, allow_inf_nan=False)] = 0.94  # interval width (hdi94_lb, ...)
     cache: StrictBool = True
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     config_file: Path | None = None
@@ -161,6 +162,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "sep": ("one separator character: ',' ';' '|' or tab", '";"'),
     "sigma_formula": ("a one-sided formula for log(sigma)", '"~ group"'),
     "color_by": ("a column name", '"Treatment"'),
+    "ci": ("a probability strictly between 0 and 1: the width of every interval (brms prints 0.95)", "0.95"),
     "sampler": ("a table of sampler settings (draws, tune, chains, ...)", "{ draws = 1000 }"),
     "sampler.draws": (f"a whole number from 1 to {MAX_DRAWS} (draws x chains at most {MAX_DRAWS})", "1000"),
     "sampler.tune": (f"a whole number from {MIN_TUNE} to {MAX_DRAWS} (nutpie needs at least {MIN_TUNE} warm-up "

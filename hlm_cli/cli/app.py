@@ -19,7 +19,9 @@ from hlm_cli.cli import hypothesis as hypothesis_cmd
 from hlm_cli.cli import loo as loo_cmd
 from hlm_cli.cli import pooling as pooling_cmd
 from hlm_cli.cli import predict as predict_cmd
+from hlm_cli.cli import priors as priors_cmd
 from hlm_cli.cli import report as report_cmd
+from hlm_cli.cli import summary as summary_cmd
 
 app = typer.Typer(
     name="hlm",
@@ -55,6 +57,8 @@ def root(
 # modules import only typer and the standard library at the top (their work is imported in
 # the body), so this stays instant; a command that fails to import fails here, loudly.
 app.command("fit", no_args_is_help=True)(fit_cmd.fit)
+app.command("summary", no_args_is_help=True)(summary_cmd.summary)
+app.command("priors", no_args_is_help=True)(priors_cmd.priors)
 app.command("loo", no_args_is_help=True)(loo_cmd.loo)
 app.command("batch", no_args_is_help=True)(batch_cmd.batch)
 app.command("report", no_args_is_help=True)(report_cmd.report)

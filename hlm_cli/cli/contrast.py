@@ -17,7 +17,7 @@ def contrast(
     contrast_: Annotated[str | None, typer.Option("--contrast", help="FROM,TO: report TO minus FROM, e.g. --contrast placebo,drug or --contrast 0,10", show_default=False)] = None,
     rope: Annotated[str | None, typer.Option("--rope", help="region of practical equivalence LOW,HIGH (in the difference's units), e.g. --rope=-0.5,0.5", show_default=False)] = None,
     rope_on: Annotated[str, typer.Option("--rope-on", help="apply --rope to the 'difference' or to the 'effect-size' (gaussian/t; e.g. Kruschke's --rope=-0.1,0.1)")] = "difference",
-    hdi: Annotated[float, typer.Option("--hdi", help="probability of the highest-density intervals, e.g. 0.9")] = 0.94,
+    hdi: Annotated[float, typer.Option("--ci", "--hdi", help="probability of the highest-density intervals, e.g. --ci 0.95 (brms's width)")] = 0.94,
     new_group: Annotated[bool, typer.Option("--new-group", help="add the contrast for a group not in the data (its effects drawn from the group-level distribution)")] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV to write (the plot goes beside it as .png) [default: RUN_DIR/contrast_TERM.csv]", rich_help_panel=OUTPUT, show_default=False)] = None,
     data: Annotated[Path | None, typer.Option("--data", help="the fitted CSV, if it moved since the fit (its sha256 must match)", show_default=False)] = None,

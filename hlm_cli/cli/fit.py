@@ -14,6 +14,7 @@ from hlm_cli.cli.options import (
     Adaptation,
     Categorical,
     Chains,
+    Ci,
     Config,
     Draws,
     Dropna,
@@ -64,6 +65,7 @@ def fit(
     strict: Annotated[bool | None, typer.Option("--strict", help="exit with code 3 when diagnostics fail (results are still written)", rich_help_panel=OUTPUT, show_default=False)] = None,
     color_by: Annotated[str | None, typer.Option("--color-by", help="column that colours plots/pred_vs_obs.png, e.g. --color-by Treatment [default: the first predictor]", rich_help_panel=OUTPUT, show_default=False)] = None,
     svg: Annotated[bool | None, typer.Option("--svg", help="also save every figure as SVG beside its PNG", rich_help_panel=OUTPUT, show_default=False)] = None,
+    ci: Ci = None,
     no_plots: NoPlots = False,
     no_cache: NoCache = False,
 ) -> None:
@@ -82,7 +84,7 @@ def fit(
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,
-        plots=False if no_plots else None, color_by=color_by, svg=svg, cache=False if no_cache else None,
+        plots=False if no_plots else None, color_by=color_by, svg=svg, ci=ci, cache=False if no_cache else None,
         command=command_line(),
     )
     if len(formulas) > 1:

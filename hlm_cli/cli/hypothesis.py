@@ -11,7 +11,7 @@ import typer
 def hypothesis(
     run_dir: Annotated[Path, typer.Argument(help="run directory written by 'hlm fit --out', e.g. results/mice", show_default=False)],
     hypotheses: Annotated[list[str], typer.Argument(help='one or more hypotheses over the summary\'s parameter names, e.g. "Treatment > 0" "genotype[ko] - genotype[wt] = 0" "(1|mouse_sigma) / sigma < 1"', show_default=False)],
-    hdi: Annotated[float, typer.Option("--hdi", help="probability of the highest-density intervals, e.g. 0.9")] = 0.94,
+    hdi: Annotated[float, typer.Option("--ci", "--hdi", help="probability of the highest-density intervals, e.g. --ci 0.95 (brms's width)")] = 0.94,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV to write [default: RUN_DIR/hypothesis.csv]", show_default=False)] = None,
 ) -> None:
     """Test hypotheses about a fit's parameters, as brms's hypothesis(): estimate, interval, posterior probability, evidence ratio.

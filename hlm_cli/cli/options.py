@@ -69,6 +69,9 @@ Dropna = Annotated[bool | None, typer.Option(
 PriorPredictive = Annotated[bool | None, typer.Option(
     "--prior-predictive", help="also sample the prior predictive (saved in posterior.nc, plots/prior_ppc.png)",
     show_default=False)]
+Ci = Annotated[float | None, typer.Option(
+    "--ci", help="probability of every interval printed and written (summary.csv's hdi94_lb... carry it), "
+    "e.g. --ci 0.95 as brms prints [default: 0.94]", rich_help_panel=OUTPUT, show_default=False)]
 NoPlots = Annotated[bool, typer.Option(
     "--no-plots", help="skip the figures under plots/ and report.html (fastest)", rich_help_panel=OUTPUT)]
 NoCache = Annotated[bool, typer.Option(

@@ -13,7 +13,7 @@ def predict(
     new_data: Annotated[Path, typer.Argument(help="CSV of rows to predict, with the model's predictor and grouping columns, e.g. new_mice.csv", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV to write: the new rows + mean, sd, lower, upper [default: RUN_DIR/predict_NAME.csv]", show_default=False)] = None,
     kind: Annotated[str, typer.Option("--kind", help="'mean': the expected response (a probability, a rate); 'response': a new observation, with its noise")] = "mean",
-    interval: Annotated[float, typer.Option("--interval", help="probability of the equal-tailed interval, e.g. 0.9")] = 0.94,
+    interval: Annotated[float, typer.Option("--ci", "--interval", help="probability of the equal-tailed interval, e.g. --ci 0.95 (brms's width)")] = 0.94,
     seed: Annotated[int, typer.Option(min=0, help="seed for new groups' effects and response draws")] = 0,
     data: Annotated[Path | None, typer.Option("--data", help="the fitted CSV, if it moved since the fit (its sha256 must match)", show_default=False)] = None,
 ) -> None:

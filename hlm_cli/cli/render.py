@@ -50,15 +50,65 @@ def info(message: str, quiet: bool = False) -> None:
 
 
 def _fmt(v, digits: int = 3) -> str:
+    """One number on its own (a note, a ROPE bound): 3 significant digits, never 1e+05 notation
+    for an ordinary value. Table columns use :func:`column_format` instead."""
     try:
         v = float(v)
     except (TypeError, ValueError):
         return str(v)
     if v != v:
         return "nan"
-    if abs(v) >= 1e4 or (abs(v) < 1e-3 and v != 0):
+    if v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    if v != 0 and (abs(v) >= 1e12 or abs(v) < 1e-4):
         return f"{v:.2e}"
+    if abs(v) >= 10 ** digits:
+        return f"{v:.0f}"
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits, len(str(int(abs(v)))))}g}"
+
+
+MIN_DECIMALS = 2  # as brms prints
+MAX_DECIMALS = 6
+
+
+def decimals(values) -> int | None:
+    """Decimals for one table column: 2 (brms), more when its largest value is below 0.1 so
+    that it keeps two significant digits (0.035 -> 3), at most 6; None (scientific) for a
+    column whose values are all tiny (< 1e-4) or huge (>= 1e12)."""
+    import math
+
+    finite = [abs(float(v)) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    top = max(finite, default=0.0)
+    if top == 0:
+        return MIN_DECIMALS
+    if top < 1e-4 or top >= 1e12:
+        return None
+    return min(MAX_DECIMALS, max(MIN_DECIMALS, 1 - math.floor(math.log10(top))))
+
+
+def column_format(values):
+    """A formatter giving every number of a column the same number of decimals (so a
+    right-justified column lines up on its decimal point)."""
+    d = decimals(values)
+
+    def fmt(v) -> str:
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        if v != v:
+            return "nan"
+        if v in (float("inf"), float("-inf")):
+            return "inf" if v > 0 else "-inf"
+        out = f"{v:.2e}" if d is None else f"{v:.{d}f}"
+        return "0" + out[2:] if out.startswith("-0") and float(out) == 0 else out  # no "-0.00"
+
+    return fmt
+
+
+def _pct(prob: float) -> str:
+    """0.94 -> '94%', 0.975 -> '97.5%'."""
+    return f"{round(float(prob) * 100, 6):g}%"
 
 
 SECTIONS = (
@@ -69,22 +119,70 @@ SECTIONS = (
 )
 
 
+def display_name(name: str, kind: str) -> str:
+    """The printed label of a summary row: ``1|Subject_sigma`` -> ``sd(Intercept|Subject)``."""
+    if kind == "group_sd":
+        return f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
+    return name
+
+
 def summary_tables(summary, title: str | None = None) -> list[Table]:
+    """brms-style tables of a summary.csv (any interval width: read from its hdiNN_ columns)."""
+    from hlm_cli.outputs.summary import CI_PROB, ci_names, ci_of
+
+    prob = ci_of(summary) or CI_PROB
+    n = ci_names(prob)
+    pct = _pct(prob)
     tables = []
     for kind, heading in SECTIONS:
         rows = summary[summary["kind"] == kind]
         if rows.empty:
             continue
         t = Table(title=heading, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
-        for col, just in (("", "left"), ("Estimate", "right"), ("Est.Error", "right"), ("l-94% HDI", "right"), ("u-94% HDI", "right"), ("R-hat", "right"), ("Bulk ESS", "right"), ("Tail ESS", "right")):
+        for col, just in (("", "left"), ("Estimate", "right"), ("Est.Error", "right"), (f"l-{pct} HDI", "right"), (f"u-{pct} HDI", "right"), ("R-hat", "right"), ("Bulk ESS", "right"), ("Tail ESS", "right")):
             t.add_column(col, justify=just)
+        fm = {c: column_format(rows[c].tolist()) for c in ("mean", "sd", n["hdi_lb"], n["hdi_ub"])}
         for name, r in rows.iterrows():
-            label = name
-            if kind == "group_sd":
-                label = f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
-            t.add_row(escape(label), _fmt(r["mean"]), _fmt(r["sd"]), _fmt(r["hdi94_lb"]), _fmt(r["hdi94_ub"]), f"{r['r_hat']:.3f}", f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}")
+            t.add_row(escape(display_name(str(name), kind)), fm["mean"](r["mean"]), fm["sd"](r["sd"]),
+                      fm[n["hdi_lb"]](r[n["hdi_lb"]]), fm[n["hdi_ub"]](r[n["hdi_ub"]]),
+                      _whole(r["r_hat"], 3), _whole(r["ess_bulk"]), _whole(r["ess_tail"]))
         tables.append(t)
     return tables
+
+
+def _whole(v, digits: int = 0) -> str:
+    v = float(v)
+    return "nan" if v != v else f"{v:.{digits}f}"
+
+
+def summary_result(result) -> None:
+    """hlm summary: the run's formula and family, then its tables."""
+    info = result.info
+    cfg = info.get("config") or {}
+    fam = info.get("family")
+    fam = fam if isinstance(fam, dict) else {"name": cfg.get("family", "?"), "link": "?"}
+    _out.print(f"[bold]Run:[/bold] {escape(str(result.run_dir))}")
+    _out.print(f"[bold]Family:[/bold] {escape(str(fam.get('name', '?')))} (link: {escape(str(fam.get('link', '?')))})")
+    _out.print(f"[bold]Formula:[/bold] {escape(str(cfg.get('formula', '?')))}")
+    how = "recomputed from posterior.nc" if result.recomputed else "from summary.csv"
+    _out.print(f"[bold]Intervals:[/bold] {_pct(result.ci)} ({how})")
+    _out.print()
+    for t in summary_tables(result.summary):
+        _out.print(t)
+        _out.print()
+
+
+def priors_result(result) -> None:
+    """hlm priors: one row per parameter, with the name --prior takes for it."""
+    _out.print(f"[bold]Family:[/bold] {escape(result.family)} (link: {escape(result.link)})")
+    _out.print(f"[bold]Formula:[/bold] {escape(result.spec.formula)}")
+    table = Table(show_edge=False, pad_edge=False)
+    for c in ("parameter", "set with --prior", "class", "group", "prior", "source"):
+        table.add_column(c, no_wrap=True)
+    for r in result.table.itertuples(index=False):
+        table.add_row(Text(r.parameter), Text(r.prior_name), r._2, Text(r.group), Text(r.prior), r.source)
+    _out.print(table)
+    _out.print('Change one with --prior NAME=Dist(args), e.g. --prior "sigma=HalfNormal(10)" (b, sd, cor: a whole class).', markup=False)
 
 
 def fit_result(result) -> None:
@@ -227,7 +325,10 @@ def batch_result(result, quiet: bool) -> None:
 
 def hypothesis_result(result) -> None:
     """hlm hypothesis: the brms-style table, its notes, and the CSV written."""
-    pct = f"{result.prob:.0%}"
+    pct = _pct(result.prob)
+    t = result.table
+    fm = {c: column_format(t[c].tolist()) for c in ("estimate", "est_error", "lower", "upper")}
+    fm["evid_ratio"] = column_format([v for v in t["evid_ratio"].tolist() if v == v and v != float("inf")])
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("Hypothesis", overflow="fold")
     for c in ("Estimate", "Est.Error", f"l-{pct} HDI", f"u-{pct} HDI", "Evid.Ratio", "Post.Prob"):
@@ -239,10 +340,10 @@ def hypothesis_result(result) -> None:
         if r.note:
             notes.append(f"[{i}] {r.note}")
             mark = f" [{i}]"
-        er = "inf" if r.evid_ratio == float("inf") else _fmt(r.evid_ratio)
+        er = "inf" if r.evid_ratio == float("inf") else fm["evid_ratio"](r.evid_ratio)
         pp = "" if r.post_prob != r.post_prob else f"{r.post_prob:.3f}"
         er = "" if r.evid_ratio != r.evid_ratio else er
-        table.add_row(Text(r.hypothesis + mark), _fmt(r.estimate), _fmt(r.est_error), _fmt(r.lower), _fmt(r.upper), er, pp, r.evidence)
+        table.add_row(Text(r.hypothesis + mark), fm["estimate"](r.estimate), fm["est_error"](r.est_error), fm["lower"](r.lower), fm["upper"](r.upper), er, pp, r.evidence)
     _out.print(table)
     for n in notes + [f"note: {n}" for n in result.notes]:
         _out.print(n, markup=False)
@@ -254,7 +355,7 @@ def contrast_result(result) -> None:
     t = result.table
     identity = result.family != "lognormal" and result.link == "identity"
     show = t[t["scale"] == "response"] if identity else t
-    pct = f"{result.spec.prob:.0%}"
+    pct = _pct(result.spec.prob)
     has_rope = t["p_rope"].notna().any()
     has_es = t["es_mean"].notna().any()
     by = f", by {result.spec.by}" if result.spec.by else ""
@@ -271,13 +372,15 @@ def contrast_result(result) -> None:
         table.add_column(f"P(ROPE{on} {_fmt(lo)},{_fmt(hi)})", justify="right")
     if has_es:
         table.add_column(f"effect size [{pct} HDI]", justify="right")
+    fm = {c: column_format(show[c].tolist()) for c in ("mean", "lower", "upper")}
+    es = column_format(show["es_mean"].tolist() + show["es_lower"].tolist() + show["es_upper"].tolist()) if has_es else None
     for r in show.itertuples():
         row = [Text(str(r.contrast)), Text(str(r.level))] + ([] if identity else [r.scale])
-        row += [_fmt(r.mean), _fmt(r.lower), _fmt(r.upper), f"{r.pd:.3f}"]
+        row += [fm["mean"](r.mean), fm["lower"](r.lower), fm["upper"](r.upper), f"{r.pd:.3f}"]
         if has_rope:
             row.append(f"{r.p_rope:.3f}")
         if has_es:
-            row.append(f"{_fmt(r.es_mean)} [{_fmt(r.es_lower)}, {_fmt(r.es_upper)}]")
+            row.append(f"{es(r.es_mean)} [{es(r.es_lower)}, {es(r.es_upper)}]")
         table.add_row(*row)
     _out.print(table)
     for note in result.notes:
@@ -289,13 +392,15 @@ def contrast_result(result) -> None:
 def predict_result(result) -> None:
     """hlm predict: the first SHOWN_ROWS predictions, notes, the CSV written."""
     t = result.table
-    pct = f"{result.interval:.0%}"
+    pct = _pct(result.interval)
     table = Table(show_edge=False, pad_edge=False, title=f"Predictions ({result.kind}), {pct} intervals", title_justify="left", title_style="bold")
     names = {"lower": f"l-{pct}", "upper": f"u-{pct}"}
     for c in t.columns:
         table.add_column(Text(names.get(c, str(c))), justify="right" if c in ("mean", "sd", "lower", "upper") else "left")
-    for row in t.head(SHOWN_ROWS).itertuples(index=False):
-        table.add_row(*(_fmt(v) if isinstance(v, float) else Text(str(v)) for v in row))
+    shown = t.head(SHOWN_ROWS)
+    fm = {c: column_format(shown[c].tolist()) for c in ("mean", "sd", "lower", "upper") if c in shown.columns}
+    for row in shown.itertuples(index=False):
+        table.add_row(*(fm[c](v) if c in fm else (_fmt(v) if isinstance(v, float) else Text(str(v))) for c, v in zip(t.columns, row, strict=True)))
     _out.print(table)
     if len(t) > SHOWN_ROWS:
         _out.print(f"... {len(t) - SHOWN_ROWS} more rows in the CSV")

@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-CI_PROB = 0.94  #: the interval width of summary.csv (hdi94/eti94) and of every figure
+CI_PROB = 0.94  #: the default interval width of summary.csv (hdi94/eti94) and of every figure
 KIND_ORDER = {"population": 0, "group_sd": 1, "correlation": 2, "family": 3, "group_effect": 4}
-COLUMNS = [
-    "parameter", "kind", "group", "mean", "sd", "hdi94_lb", "hdi94_ub", "eti94_lb", "eti94_ub",
-    "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat",
-]
+STAT_COLUMNS = ["mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def ci_tag(prob: float = CI_PROB) -> str:
+    """The width as column names carry it: 0.94 -> ``"94"``, 0.95 -> ``"95"``, 0.975 -> ``"97.5"``."""
+    return f"{round(float(prob) * 100, 6):g}"
+
+
+def ci_names(prob: float = CI_PROB) -> dict[str, str]:
+    """``{"hdi_lb": "hdi95_lb", "hdi_ub": ..., "eti_lb": ..., "eti_ub": ...}`` for width ``prob``."""
+    t = ci_tag(prob)
+    return {f"{k}_{e}": f"{k}{t}_{e}" for k in ("hdi", "eti") for e in ("lb", "ub")}
+
+
+def columns(prob: float = CI_PROB) -> list[str]:
+    """summary.csv's columns for interval width ``prob``."""
+    n = ci_names(prob)
+    return ["parameter", "kind", "group", "mean", "sd", n["hdi_lb"], n["hdi_ub"], n["eti_lb"], n["eti_ub"], *STAT_COLUMNS]
+
+
+COLUMNS = columns(CI_PROB)
+
+_CI_COLUMN = re.compile(r"^(hdi|eti)(\d+(?:\.\d+)?)_(lb|ub)$")
+
+
+def ci_of(df: pd.DataFrame) -> float | None:
+    """The interval width a summary table carries (from its ``hdiNN_lb`` column), or None."""
+    for c in df.columns:
+        m = _CI_COLUMN.match(str(c))
+        if m and m.group(1) == "hdi":
+            return float(m.group(2)) / 100
+    return None
 
 
 def _var_kinds(params) -> list[tuple[str, str, str]]:
@@ -23,13 +53,15 @@ def _var_kinds(params) -> list[tuple[str, str, str]]:
     return rows
 
 
-def summarize(tree, params) -> pd.DataFrame:
-    """One row per scalar parameter: mean, sd, 94% HDI and ETI, MCSE, ESS, R-hat.
+def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
+    """One row per scalar parameter: mean, sd, HDI and ETI of width ``ci``, MCSE, ESS, R-hat.
 
     Parameters
     ----------
     tree : xarray.DataTree
     params : hlm_cli.model.build.ParamInfo
+    ci : float
+        Interval probability; the columns carry it (``hdi94_lb`` for 0.94, ``hdi95_lb``...).
 
     Returns
     -------
@@ -39,18 +71,15 @@ def summarize(tree, params) -> pd.DataFrame:
 
     rows = _var_kinds(params)
     names = [v for v, _, _ in rows]
-    hdi = azs.summary(tree, var_names=names, ci_prob=CI_PROB, ci_kind="hdi", round_to="none")
-    eti = stats(tree, names, ci_kind="eti")
+    n = ci_names(ci)
+    hdi = azs.summary(tree, var_names=names, ci_prob=ci, ci_kind="hdi", round_to="none")
+    eti = stats(tree, names, ci_kind="eti", ci=ci)
     df = pd.DataFrame(hdi).copy()
-    df.columns = [c.replace("hdi94_", "hdi94_") for c in df.columns]
     lb = [c for c in df.columns if c.endswith("_lb")][0]
     ub = [c for c in df.columns if c.endswith("_ub")][0]
-    df = df.rename(columns={lb: "hdi94_lb", ub: "hdi94_ub"})
-    e = pd.DataFrame(eti)
-    elb = [c for c in e.columns if c.endswith("_lb")][0]
-    eub = [c for c in e.columns if c.endswith("_ub")][0]
-    df["eti94_lb"] = e[elb]
-    df["eti94_ub"] = e[eub]
+    df = df.rename(columns={lb: n["hdi_lb"], ub: n["hdi_ub"]})
+    df[n["eti_lb"]] = eti[n["eti_lb"]]
+    df[n["eti_ub"]] = eti[n["eti_ub"]]
     kind_of, group_of = {}, {}
     for v, k, g in rows:
         kind_of[v], group_of[v] = k, g
@@ -69,16 +98,20 @@ def summarize(tree, params) -> pd.DataFrame:
     df = df.sort_values("_order", kind="stable").drop(columns="_order")
     for c in ("ess_bulk", "ess_tail"):
         df[c] = df[c].astype(float)
-    return df[COLUMNS].set_index("parameter")
+    return df[columns(ci)].set_index("parameter")
 
 
-def stats(tree, names: list[str], *, ci_kind: str = "hdi") -> pd.DataFrame:
-    """mean, sd and the 94% interval (``hdi94_lb``/``hdi94_ub`` or ``eti94_...``) of every
-    scalar of ``names``, from all draws: the same call and numbers as :func:`summarize`'s
-    (figures print these, so a figure and summary.csv agree)."""
+def stats(tree, names: list[str], *, ci_kind: str = "hdi", ci: float = CI_PROB) -> pd.DataFrame:
+    """mean, sd and the interval of width ``ci`` (``hdi94_lb``/``hdi94_ub`` or ``eti94_...``
+    for 0.94) of every scalar of ``names``, from all draws: the same call and numbers as
+    :func:`summarize`'s (figures print these, so a figure and summary.csv agree)."""
     import arviz_stats as azs
 
-    return pd.DataFrame(azs.summary(tree, var_names=list(names), kind="stats", ci_prob=CI_PROB, ci_kind=ci_kind, round_to="none"))
+    df = pd.DataFrame(azs.summary(tree, var_names=list(names), kind="stats", ci_prob=ci, ci_kind=ci_kind, round_to="none"))
+    n = ci_names(ci)
+    lb = [c for c in df.columns if c.endswith("_lb")][0]
+    ub = [c for c in df.columns if c.endswith("_ub")][0]
+    return df.rename(columns={lb: n[f"{ci_kind}_lb"], ub: n[f"{ci_kind}_ub"]})
 
 
 def write(df: pd.DataFrame, path) -> None:

@@ -117,7 +117,7 @@ def parse_rope(text: str) -> tuple[float, float]:
     return a, b
 
 
-def check_prob(prob: float, what: str = "--hdi") -> float:
+def check_prob(prob: float, what: str = "--ci") -> float:
     if not 0 < prob < 1:
         raise ConfigError(f"{what} must be between 0 and 1 (got {prob})", hint=f"e.g. {what} 0.94")
     return float(prob)

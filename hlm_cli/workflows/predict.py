@@ -167,7 +167,7 @@ def run_predict(run_dir: Path, new_csv: Path, *, out: Path | None = None, kind: 
 
     if kind not in KINDS:
         raise ConfigError(f"--kind must be 'mean' or 'response' (got {kind!r})", hint="mean: the expected response; response: a new observation")
-    check_prob(interval, "--interval")
+    check_prob(interval, "--ci")
     if out is not None:
         check_writable(Path(out))
     table = data_mod.read_csv(new_csv)
