@@ -5,7 +5,8 @@ typed by a user, so nothing here is ever handed to Python's ``eval``: the text i
 into tokens, parsed by a small recursive-descent parser into plain nodes, and evaluated
 over numpy arrays of posterior draws. A name is accepted only if it is one of the model's
 parameter labels (the summary's ``Intercept``, ``Treatment:Genotype``, ``genotype[ko]``,
-``1|mouse[m01]``, ``1|mouse_sigma``, ``cor(Intercept,Days|Subject)``, ``sigma`` ...);
+``1|mouse[m01]``, ``1|mouse_sigma`` (also as printed: ``sd(Intercept|mouse)``),
+``cor(Intercept,Days|Subject)``, ``sigma`` ...);
 anything else (``__import__('os')``, ``Intercept.__class__``, ``open``) is refused with one
 line naming it.
 
@@ -117,7 +118,7 @@ def _labels(node) -> list[str]:
 # Tokenizer
 
 
-def tokenize(text: str, labels: Iterable[str]) -> list[Token]:
+def tokenize(text: str, labels: Iterable[str], aliases: dict[str, str] | None = None) -> list[Token]:
     """Split a hypothesis into numbers, known parameter labels and operators.
 
     Parameters
@@ -126,6 +127,9 @@ def tokenize(text: str, labels: Iterable[str]) -> list[Token]:
         The hypothesis as typed, e.g. ``"genotype[ko] - genotype[wt] = 0"``.
     labels : iterable of str
         Every parameter label of the model; only these are names.
+    aliases : dict, optional
+        Other names of labels (the printed ``sd(Intercept|mouse)`` for ``1|mouse_sigma``):
+        matched like labels, tokenized as the label they stand for.
 
     Returns
     -------
@@ -136,8 +140,10 @@ def tokenize(text: str, labels: Iterable[str]) -> list[Token]:
     HypothesisError
         For an unknown name or character, naming it and the closest parameter.
     """
+    labels = list(labels)
+    aliases = aliases or {}
     by_first: dict[str, list[str]] = {}
-    for lab in sorted(set(labels), key=len, reverse=True):  # longest first
+    for lab in sorted(set(labels) | set(aliases), key=len, reverse=True):  # longest first
         if lab:
             by_first.setdefault(lab[0], []).append(lab)
     tokens: list[Token] = []
@@ -149,7 +155,7 @@ def tokenize(text: str, labels: Iterable[str]) -> list[Token]:
             continue
         label = _match_label(text, pos, by_first.get(ch, ()))
         if label is not None:
-            tokens.append(Token("label", label, pos))
+            tokens.append(Token("label", aliases.get(label, label), pos))
             pos += len(label)
             continue
         if m := _NUMBER.match(text, pos):
@@ -316,7 +322,18 @@ def parse(text: str, labels: Iterable[str]) -> Hypothesis:
     if len(text) > MAX_LENGTH:
         raise HypothesisError(f"hypothesis is {len(text)} characters long (at most {MAX_LENGTH})", hint="split it into shorter hypotheses")
     labels = list(labels)
-    return _Parser(text, tokenize(text, labels)).hypothesis()
+    return _Parser(text, tokenize(text, labels, display_aliases(labels))).hypothesis()
+
+
+def display_aliases(labels: Iterable[str]) -> dict[str, str]:
+    """The printed names of parameters that the table shows differently from the posterior:
+    ``sd(Intercept|mouse)`` -> ``1|mouse_sigma``, ``sd(Days|Subject)`` -> ``Days|Subject_sigma``
+    (correlations ``cor(Intercept,Days|Subject)`` are printed as they are named)."""
+    from hlm_cli.formula.priors import sd_display_name
+
+    labels = set(labels)
+    return {sd_display_name(lab): lab for lab in labels
+            if lab.endswith("_sigma") and "|" in lab and sd_display_name(lab) not in labels}
 
 
 def evaluate(node, lookup: Callable[[str], np.ndarray]) -> np.ndarray:

@@ -206,15 +206,70 @@ def parse_prior(text: str, *, where: str | None = None) -> tuple[str, Prior]:
     return term, Prior(name, tuple((p, args[p]) for p in params), source="user")
 
 
-def parse_priors(texts: list[str] | dict[str, str] | None) -> dict[str, Prior]:
-    """Parse every --prior (or the [priors] table of a config file)."""
+PRESET_NAMES = ("hlm", "brms", "rstanarm")  # --prior-preset (see hlm_cli.model.priors.Preset)
+
+
+class UserPriors(dict):
+    """The user's priors by key, and the ``--prior-preset`` whose defaults they override."""
+
+    preset: str | None = None
+
+
+def check_preset(name: str | None) -> str | None:
+    """``--prior-preset NAME``: one of :data:`PRESET_NAMES` (None: hlm's defaults)."""
+    if name is None:
+        return None
+    if name not in PRESET_NAMES:
+        raise PriorError(f"unknown --prior-preset {name!r}", hint="use one of: " + ", ".join(PRESET_NAMES))
+    return name
+
+
+def parse_priors(texts: list[str] | dict[str, str] | None, preset: str | None = None) -> UserPriors:
+    """Parse every --prior (or the [priors] table of a config file); ``preset`` names the
+    defaults they override (``--prior-preset``; None or "hlm": hlm's own)."""
+    out = UserPriors()
+    out.preset = check_preset(preset)
     if not texts:
-        return {}
+        return out
     items = [f"{k}={v}" for k, v in texts.items()] if isinstance(texts, dict) else list(texts)
-    out: dict[str, Prior] = {}
     for text in items:
         term, prior = parse_prior(text)
+        term = printed_key(term)
         if term in out:
             raise PriorError(f"two priors given for {term!r}", hint="give each term one --prior")
         out[term] = prior
     return out
+
+
+def sd_display_name(var: str) -> str:
+    """The printed name of a group SD variable: ``1|gene_sigma`` -> ``sd(Intercept|gene)``,
+    ``Days|Subject_sigma`` -> ``sd(Days|Subject)`` (the summary table's, brms's layout)."""
+    return f"sd({var.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
+
+
+def sd_variable_name(text: str) -> str | None:
+    """The variable a printed SD name stands for (``sd(Intercept|gene)`` -> ``1|gene_sigma``),
+    or None when ``text`` is not of that form (``sd(gene)``, a class, has no ``|``)."""
+    text = text.strip()
+    if not (text.startswith("sd(") and text.endswith(")")) or "|" not in text:
+        return None
+    inner = text[3:-1].strip()
+    col, _, factor = inner.partition("|")
+    col, factor = col.strip(), factor.strip()
+    if not col or not factor:
+        return None
+    return f"{'1' if col in ('Intercept', '1') else col}|{factor}_sigma"
+
+
+def printed_key(term: str) -> str:
+    """A prior key in the table's spelling, spaces around its punctuation dropped:
+    ``sd( Intercept | g )`` and ``sd(1|g)`` -> ``sd(Intercept|g)``, ``cor(Intercept, x|g)`` ->
+    ``cor(Intercept,x|g)``; other keys unchanged."""
+    import re
+
+    var = sd_variable_name(term)
+    if var is not None:
+        return sd_display_name(var)
+    if term.startswith("cor(") and term.endswith(")"):
+        return re.sub(r"\s*([(),|])\s*", r"\1", term)
+    return term

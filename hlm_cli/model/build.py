@@ -50,9 +50,10 @@ import numpy as np
 
 from hlm_cli.errors import PriorError, closest_match
 from hlm_cli.formula.design import Design, GroupDesign
+from hlm_cli.formula.priors import sd_display_name
 from hlm_cli.model import parameterization as param
 from hlm_cli.model.families import Family
-from hlm_cli.model.priors import Prior, Scale, check_positive_target
+from hlm_cli.model.priors import Prior, Scale, check_positive_target, preset_for
 
 OBS_DIM = "__obs__"
 PRIORS_DATA = "_priors"  # pm.Data vector of every prior hyperparameter
@@ -103,9 +104,14 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
     Returns the priors by parameter name, and which user key (if any) set each.
     User keys may be a parameter name, a population-level term or column label, a class
     (``b`` all population slopes, ``sd`` all group SDs, ``cor`` all correlation matrices),
-    a group effect (``1|gene`` or ``1|gene_sigma``: its SD), or ``cor(FACTOR)``.
+    a group effect (``1|gene`` or ``1|gene_sigma``: its SD), or ``cor(FACTOR)``; the names the
+    summary table prints are accepted too: ``sd(Intercept|gene)``, ``sd(Days|Subject)``, and
+    ``cor(Intercept,Days|Subject)`` (the correlation matrix of a two-column term).
+    Defaults are hlm's, or those of ``user.preset`` (``--prior-preset brms|rstanarm``, see
+    :class:`hlm_cli.model.priors.Preset`) when ``user`` is a :class:`UserPriors` with one.
     """
     scale = Scale.for_response(family, design.y)
+    preset = preset_for(getattr(user, "preset", None), family, design.y)
     priors: dict[str, Prior] = {}
     used: dict[str, str] = {}
     valid: set[str] = {"b", "sd", "cor"}
@@ -135,7 +141,8 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
             slope_sigmas.append(s)
             x_means.append(float(cols[:, j].mean()))
             whole = written.get(label, term)
-            pick(label, label, term, whole, "b", default=Prior("Normal", (("mu", 0.0), ("sigma", s))))
+            default = Prior("Normal", (("mu", 0.0), ("sigma", s))) if preset is None else preset.slope(cols[:, j])
+            pick(label, label, term, whole, "b", default=default)
             valid.update({label, term, whole})
     if "Intercept" in design.fixed_slices:
         valid.add("Intercept")
@@ -144,18 +151,28 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
         # (slope_sigmas * x_means) does not apply
         centered = column_means(design.X, design.x_labels) is not None
         sig, xm = (np.array([]), np.array([])) if centered else (np.array(slope_sigmas), np.array(x_means))
-        pick("Intercept", "Intercept", default=scale.intercept(sig, xm))
+        pick("Intercept", "Intercept", default=scale.intercept(sig, xm) if preset is None else preset.intercept())
 
     for g in design.groups:
         valid.add(f"cor({g.factor})")
         for col, eff in zip(g.columns, g.effect_names, strict=True):
             sd_name = f"{eff}_sigma"
-            valid.update({eff, sd_name})
+            printed = sd_display_name(sd_name)  # as the summary table prints it: sd(Intercept|gene)
+            valid.update({eff, sd_name, printed})
             z = None if col == "Intercept" else g.Z[:, g.columns.index(col)]
-            pick(sd_name, sd_name, eff, f"sd({g.factor})", "sd", default=scale.group_sd(z), positive=True)
+            default = scale.group_sd(z) if preset is None else preset.group_sd()
+            pick(sd_name, sd_name, printed, eff, f"sd({g.factor})", "sd", default=default, positive=True)
         if g.term.correlated and len(g.columns) > 1:
             cor_name = f"cor({g.factor})"
-            pick(cor_name, cor_name, "cor", default=Prior("LKJ", (("eta", 1.0),)))
+            # a pair's printed name names the matrix only when it is the term's one correlation
+            pairs = [f"cor({a},{b}|{g.factor})" for i, a in enumerate(g.columns) for b in g.columns[i + 1 :]]
+            for pair in pairs if len(pairs) > 1 else ():
+                if pair in user:
+                    raise PriorError(f"--prior names {pair!r}, one correlation of a {len(g.columns)}-column term",
+                                     hint=f"LKJ is a prior for the whole matrix: --prior \"{cor_name}=LKJ(2)\"")
+            valid.update(pairs if len(pairs) == 1 else ())
+            pick(cor_name, cor_name, *(pairs if len(pairs) == 1 else ()), "cor",
+                 default=Prior("LKJ", (("eta", 1.0),)) if preset is None else preset.cor())
             if priors[cor_name].dist != "LKJ":
                 raise PriorError(f"the prior for {cor_name} must be LKJ(eta)", hint='e.g. --prior "cor=LKJ(2)"')
 
@@ -171,10 +188,11 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
                 name = f"sigma_{lab}"
                 default = Prior("Normal", (("mu", float(np.log(scale.std)) if lab == "Intercept" else 0.0), ("sigma", 1.5 if lab == "Intercept" else 1.0)))
                 valid.update({name, var})
-                pick(name, name, var, default=default)
+                pick(name, name, var, default=default if preset is None else preset.sigma_coef(lab, default))
     for a in aux:
         valid.add(a)
-        pick(a, a, default=family.default_prior(a, scale), positive=True)
+        default = family.default_prior(a, scale)
+        pick(a, a, default=default if preset is None else preset.aux(a, default), positive=True)
 
     for key in user:
         if key not in valid:
@@ -281,7 +299,7 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    priors, _ = resolve_priors(design, family, user_priors or {})
+    priors, _ = resolve_priors(design, family, {} if user_priors is None else user_priors)  # keeps a preset
     ip = priors.get("Intercept")
     choices = param.choose(design, family, parameterization, zero_sum_ok=ip is None or ip.dist in ("Normal", "Flat"))
     info = ParamInfo()

@@ -27,7 +27,9 @@ from hlm_cli.formula.priors import (  # noqa: F401  (re-exported: the model's na
     EXAMPLES,
     MAX_PRIOR_CHARS,
     POSITIVE_ARGS,
+    PRESET_NAMES,
     Prior,
+    UserPriors,
     parse_prior,
     parse_priors,
 )
@@ -94,3 +96,123 @@ AUX_DEFAULTS = {
     "alpha": lambda scale: Prior("HalfCauchy", (("beta", 1.0),)),
     "kappa": lambda scale: Prior("HalfCauchy", (("beta", 1.0),)),
 }
+
+
+# --------------------------------------------------------------------------- presets
+
+PRESETS = PRESET_NAMES  # --prior-preset: hlm's defaults (above), or those of brms or rstanarm
+
+_BRMS_LINKS = ("identity", "log", "inverse", "sqrt")  # brms transforms y by these links (tlinks)
+R_MAD = 1.4826  # R's mad(): the consistency constant of the median absolute deviation
+
+
+def r_mad(x: np.ndarray) -> float:
+    """R's ``mad(x)``: 1.4826 * median(|x - median(x)|)."""
+    x = np.asarray(x, dtype=float)
+    return float(R_MAD * np.median(np.abs(x - np.median(x))))
+
+
+def _r_round(x: float, digits: int = 1) -> float:
+    """R's ``round()`` (IEC 60559: halves to even), as numpy's."""
+    return float(np.round(x, digits))
+
+
+class Preset:
+    """Default priors of another package, for ``--prior-preset brms|rstanarm``.
+
+    **brms** (``brms:::def_scale_prior.brmsterms``, brms 2.2x): with ``y*`` the response on the
+    link scale (for identity, log, inverse and sqrt links, zeros shifted to 0.1 before a log;
+    lognormal counts as log) and ``s = max(2.5, round(mad(y*), 1))`` (R's mad, scaled by
+    1.4826): flat on every population slope (``b``), StudentT(3, round(median(y*), 1), s) on
+    the (centered) intercept, HalfStudentT(3, s) on every group SD and on sigma, LKJ(1) on
+    correlations, Gamma(2, 0.1) on nu, Gamma(0.01, 0.01) on shape parameters (alpha, kappa).
+    Other links (logit: bernoulli, binomial, beta) keep location 0 and s = 2.5. With
+    ``--sigma-formula``: StudentT(3, 0, 2.5) on sigma's intercept, flat on its slopes.
+
+    **rstanarm** (``stan_glmer`` defaults, autoscaled; sd() with n - 1): Normal(0, 2.5 sd(y) /
+    sd(x)) on each slope and Normal(mean(y), 2.5 sd(y)) on the centered intercept for gaussian
+    and t responses (sd(y) = 1 and mean 0 otherwise, on the log scale for lognormal),
+    Exponential(1 / sd(y)) on sigma, Exponential(1) on alpha and kappa, LKJ(1) on correlations.
+    rstanarm's ``decov`` prior on group covariances is not expressible here; it is approximated
+    by Exponential(1 / sd(y)) on each group SD (Exponential(1) for non-gaussian families): for a
+    one-column group term of a non-gaussian model that is decov(1, 1, 1, 1) exactly (tau ~
+    Gamma(1, 1)); for gaussian models rstanarm scales tau by sigma, and for several columns it
+    splits the trace through a simplex, which this does not.
+    """
+
+    def __init__(self, name: str, family, y: np.ndarray) -> None:
+        if name not in PRESETS:
+            raise PriorError(f"unknown prior preset {name!r}", hint="use one of: " + ", ".join(PRESETS))
+        self.name = name
+        self.family = family
+        y = np.asarray(y, dtype=float)
+        gaussian_like = family.scaled or family.name == "lognormal"
+        if name == "brms":
+            link = "log" if family.name == "lognormal" else family.link
+            self.location, self.scale = 0.0, 2.5
+            if link in _BRMS_LINKS:
+                ys = np.where(y == 0, 0.1, y) if link in ("log", "inverse") else y
+                with np.errstate(all="ignore"):
+                    ylink = {"identity": ys, "log": np.log(ys), "inverse": 1 / ys, "sqrt": np.sqrt(ys)}[link]
+                s = _r_round(r_mad(ylink))
+                if np.isfinite(s):
+                    self.scale = max(2.5, s)
+                m = _r_round(float(np.median(ylink)))
+                if np.isfinite(m):
+                    self.location = m
+        else:
+            yy = np.log(y) if family.name == "lognormal" else y
+            sd = float(np.std(yy, ddof=1)) if len(yy) > 1 else 0.0
+            self.gaussian = gaussian_like
+            self.mean = float(np.mean(yy)) if gaussian_like else 0.0
+            self.sd = (sd if sd > 0 else 1.0) if gaussian_like else 1.0
+
+    def _p(self, dist: str, *args) -> Prior:
+        return Prior(dist, tuple(args), source=f"preset:{self.name}")
+
+    def slope(self, x: np.ndarray) -> Prior:
+        if self.name == "brms":
+            return self._p("Flat")
+        sdx = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+        return self._p("Normal", ("mu", 0.0), ("sigma", 2.5 * self.sd / (sdx if sdx > 0 else 1.0)))
+
+    def intercept(self) -> Prior:
+        if self.name == "brms":
+            return self._p("StudentT", ("nu", 3.0), ("mu", self.location), ("sigma", self.scale))
+        return self._p("Normal", ("mu", self.mean), ("sigma", 2.5 * self.sd))
+
+    def group_sd(self) -> Prior:
+        if self.name == "brms":
+            return self._p("HalfStudentT", ("nu", 3.0), ("sigma", self.scale))
+        return self._p("Exponential", ("lam", 1.0 / self.sd))
+
+    def cor(self) -> Prior:
+        return self._p("LKJ", ("eta", 1.0))
+
+    def aux(self, name: str, default: Prior) -> Prior:
+        if name == "sigma":
+            if self.name == "brms":
+                return self._p("HalfStudentT", ("nu", 3.0), ("sigma", self.scale))
+            return self._p("Exponential", ("lam", 1.0 / self.sd))
+        if name == "nu":
+            return self._p("Gamma", ("alpha", 2.0), ("beta", 0.1)) if self.name == "brms" else default
+        if name in ("alpha", "kappa"):
+            if self.name == "brms":
+                return self._p("Gamma", ("alpha", 0.01), ("beta", 0.01))
+            return self._p("Exponential", ("lam", 1.0))
+        return default
+
+    def sigma_coef(self, label: str, default: Prior) -> Prior:
+        """A coefficient of ``--sigma-formula`` (log sigma)."""
+        if self.name != "brms":
+            return default
+        if label == "Intercept":
+            return self._p("StudentT", ("nu", 3.0), ("mu", 0.0), ("sigma", 2.5))
+        return self._p("Flat")
+
+
+def preset_for(name: str | None, family, y: np.ndarray) -> Preset | None:
+    """The :class:`Preset` named (None for hlm's own defaults)."""
+    if name is None or name == "hlm":
+        return None
+    return Preset(name, family, y)
