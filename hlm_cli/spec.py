@@ -99,6 +99,7 @@ class FitSpec(Spec):
     out: Path
     family: StrictStr = "gaussian"
     priors: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    prior_preset: Literal["hlm", "brms", "rstanarm"] | None = None  # whose default priors (--prior-preset)
     categorical: list[StrictStr] = Field(default_factory=list)
     se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
     sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
@@ -157,6 +158,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "out": ("the run directory to create", '"results/ko"'),
     "family": (", ".join(FAMILY_NAMES[:-1]) + " or " + FAMILY_NAMES[-1], '"gaussian"'),
     "priors": ('a table of TERM = "Dist(args)" strings', '{ Intercept = "Normal(0, 5)", sigma = "HalfNormal(1)" }'),
+    "prior_preset": ("hlm, brms or rstanarm: whose default priors to use", '"brms"'),
     "categorical": ("a list of column names", '["cell_line"]'),
     "se": ("the column of known standard errors", '"sigma"'),
     "sep": ("one separator character: ',' ';' '|' or tab", '";"'),

@@ -33,6 +33,10 @@ Family = Annotated[str | None, typer.Option(help=FAMILY_HELP, rich_help_panel=MO
 Priors = Annotated[list[str] | None, typer.Option(
     "--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" '
     '--prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)]
+PriorPreset = Annotated[str | None, typer.Option(
+    "--prior-preset", help="whose default priors: hlm (default), brms (flat b, student_t(3, median(y), mad(y)) "
+    "intercept, half student_t(3, 0, mad(y)) SDs and sigma) or rstanarm (autoscaled normals); --prior overrides them",
+    rich_help_panel=MODEL, show_default=False)]
 Categorical = Annotated[list[str] | None, typer.Option(
     "--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)",
     rich_help_panel=MODEL, show_default=False)]
