@@ -100,6 +100,7 @@ class FitSpec(Spec):
     family: StrictStr = "gaussian"
     priors: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     prior_preset: Literal["hlm", "brms", "rstanarm"] | None = None  # whose default priors (--prior-preset)
+    reference: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # --reference COL=LEVEL: a factor's first level
     categorical: list[StrictStr] = Field(default_factory=list)
     se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
     sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
@@ -122,6 +123,22 @@ class FitSpec(Spec):
     @classmethod
     def _text_not_empty(cls, v: str | None) -> str | None:
         return _not_blank(v)
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference_pairs(cls, v: Any) -> Any:
+        """``--reference Genotype=wt`` (repeatable) or a config's ``[reference]`` table."""
+        if isinstance(v, (list, tuple)):
+            out: dict[str, str] = {}
+            for item in v:
+                col, eq, level = str(item).partition("=")
+                if not eq or not col.strip() or not level.strip():
+                    raise ValueError(f"expected COLUMN=LEVEL such as Genotype=wt (got {item!r})")
+                if col.strip() in out:
+                    raise ValueError(f"two reference levels given for {col.strip()!r}")
+                out[col.strip()] = level.strip()
+            return out
+        return v
 
     @field_validator("sep")
     @classmethod
@@ -159,6 +176,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "family": (", ".join(FAMILY_NAMES[:-1]) + " or " + FAMILY_NAMES[-1], '"gaussian"'),
     "priors": ('a table of TERM = "Dist(args)" strings', '{ Intercept = "Normal(0, 5)", sigma = "HalfNormal(1)" }'),
     "prior_preset": ("hlm, brms or rstanarm: whose default priors to use", '"brms"'),
+    "reference": ("a table of COLUMN = \"LEVEL\": each factor's reference level", '{ Genotype = "wt" }'),
     "categorical": ("a list of column names", '["cell_line"]'),
     "se": ("the column of known standard errors", '"sigma"'),
     "sep": ("one separator character: ',' ';' '|' or tab", '";"'),

@@ -26,6 +26,7 @@ from hlm_cli.cli.options import (
     PriorPredictive,
     PriorPreset,
     Priors,
+    Reference,
     Sampler,
     Se,
     Seed,
@@ -46,6 +47,7 @@ def fit(
     family: Family = None,
     prior: Priors = None,
     prior_preset: PriorPreset = None,
+    reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
     sep: Sep = None,
@@ -82,7 +84,7 @@ def fit(
     formulas = formula_list(formula)
     spec = load_fit_spec(
         config,
-        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, categorical=categorical, se=se, sep=sep, sigma_formula=sigma_formula,
+        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical, se=se, sep=sep, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,

@@ -37,6 +37,9 @@ PriorPreset = Annotated[str | None, typer.Option(
     "--prior-preset", help="whose default priors: hlm (default), brms (flat b, student_t(3, median(y), mad(y)) "
     "intercept, half student_t(3, 0, mad(y)) SDs and sigma) or rstanarm (autoscaled normals); --prior overrides them",
     rich_help_panel=MODEL, show_default=False)]
+Reference = Annotated[list[str] | None, typer.Option(
+    "--reference", help="a factor's reference level, COLUMN=LEVEL, e.g. --reference Genotype=wt (repeatable); "
+    "the coefficients are then differences from it", rich_help_panel=MODEL, show_default=False)]
 Categorical = Annotated[list[str] | None, typer.Option(
     "--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)",
     rich_help_panel=MODEL, show_default=False)]

@@ -349,10 +349,85 @@ class Design:
     # each population-level term as written (``recipe:temp``) -> its column labels, also
     # for terms split into one posterior variable per column (see the module docstring)
     term_labels: dict[str, list[str]] = field(default_factory=dict)
+    # hints about the data as the formula uses it (a small-integer column entering as a number)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
         return len(self.y)
+
+
+MAX_HINT_LEVELS = 10  # an integer column with at most this many values may be a coded factor
+
+
+def set_reference(data: pd.DataFrame, reference: dict[str, str] | None) -> pd.DataFrame:
+    """Make each ``column: level`` of ``reference`` the column's reference (first) level.
+
+    ``--reference Genotype=wt``: the column becomes an ordered categorical whose categories are
+    the reference level and then the others in formulae's (sorted) order; formulae keeps that
+    order for an ordered categorical, so ``Genotype[ko]`` is then the ko - wt difference. A
+    numeric column named here becomes a factor (as with ``--categorical``). The level is
+    matched against the values as written (``--reference period=1`` for 1, 1.0 or "1").
+
+    Raises
+    ------
+    InputError
+        A column not in the data, or a level not among its values (the hint lists them).
+    """
+    if not reference:
+        return data
+    from hlm_cli.errors import closest_match
+
+    data = data.copy()
+    for col, ref in reference.items():
+        if col not in data.columns:
+            raise InputError(f"--reference {col}={ref}: the data have no column {col!r}",
+                             hint=closest_match(col, [str(c) for c in data.columns], what="columns"))
+        values = data[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        levels = sorted(pd.unique(values.dropna()).tolist(), key=lambda v: (str(type(v)), v))
+        match = [v for v in levels if str(v) == ref or _same_number(v, ref)]
+        if not match:
+            shown = ", ".join(str(v) for v in levels[:12]) + (", ..." if len(levels) > 12 else "")
+            raise InputError(f"--reference {col}={ref}: {ref!r} is not a level of {col!r}",
+                             hint=f"its levels are {shown}")
+        order = match[:1] + [v for v in levels if v is not match[0] and v != match[0]]
+        data[col] = pd.Categorical(values, categories=order, ordered=True)
+    return data
+
+
+def _same_number(value, text: str) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
+
+
+def integer_hints(design_terms: dict[str, str], data: pd.DataFrame) -> list[str]:
+    """A hint for each population-level term that is a data column of whole numbers with few
+    distinct values entering as a number (``period`` 1-4 in lme4's cbpp: a slope, where lme4's
+    example has a factor)."""
+    notes = []
+    for term, kind in design_terms.items():
+        if kind != "numeric" or term not in data.columns:
+            continue
+        col = data[term]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        x = col.to_numpy(dtype=float)
+        if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+            continue
+        k = len(np.unique(x))
+        if k == 2 and set(np.unique(x)) == {0.0, 1.0}:
+            notes.append(f"{term} is coded 0/1 and enters as a number (its coefficient is the 1 - 0 difference); "
+                         f"if it is a factor, add --categorical {term} to name its levels")
+        elif 3 <= k <= MAX_HINT_LEVELS and len(x) >= 2 * k:
+            notes.append(f"{term} has {k} distinct integer values and enters as a number (one slope); "
+                         f"if it is a factor, add --categorical {term}")
+    return notes
 
 
 def level_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> pd.Series:
@@ -364,7 +439,8 @@ def level_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> pd.Series:
     return out
 
 
-def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] | None = None) -> Design:
+def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] | None = None,
+                 reference: dict[str, str] | None = None) -> Design:
     """Evaluate a parsed formula on (already NaN-free) data.
 
     Parameters
@@ -375,6 +451,9 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
         Rows to model; grouping columns may be of any type (levels are their string form).
     lines : sequence of int, optional
         The CSV line of each row, to name a row with a non-finite value (else "data row N").
+    reference : dict, optional
+        ``{column: level}``: each column's reference level (``--reference``), see
+        :func:`set_reference`.
 
     Returns
     -------
@@ -389,6 +468,7 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     resp = formula.response
     if resp is None:
         raise FormulaError("the formula has no response", hint='e.g. "logfc ~ 1 + (1|gene)"')
+    data = set_reference(data, reference)
     y = np.asarray(_eval_expr(resp.expr, data, "response"))
     check_finite(y, f"the response {resp.expr}", resp.expr, data, lines)
     trials = None
@@ -456,4 +536,5 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
                 hint=f"a group-level term needs at least 2 groups; drop (... | {g.factor}) from the formula",
             )
         groups.append(g)
-    return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms)
+    return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
+                  notes=integer_hints(kinds, data))

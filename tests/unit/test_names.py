@@ -89,3 +89,75 @@ def test_hypothesis_workflow_with_printed_name(tmp_path):
     t = pd.read_csv(run / "hypothesis.csv")
     assert t.loc[0, "post_prob"] == t.loc[1, "post_prob"] and t.loc[0, "post_prob"] < 0.01
     assert res.table.loc[0, "estimate"] == pytest.approx(float((post["1|mouse_sigma"] - post["sigma"]).mean()))
+
+
+# --------------------------------------------------------------------------------------------
+# reference levels (--reference COL=LEVEL) and the small-integer hint
+
+
+from hlm_cli.errors import HlmError, InputError  # noqa: E402
+from hlm_cli.formula.design import set_reference  # noqa: E402
+
+
+@pytest.fixture
+def geno():
+    rng = np.random.default_rng(3)
+    G = np.array(["het", "ko", "wt"] * 20)
+    eff = {"het": 1.0, "ko": 3.0, "wt": 0.0}
+    y = np.array([eff[v] for v in G]) + rng.normal(0, 0.01, 60)
+    return pd.DataFrame({"y": y, "G": G, "g": np.repeat([f"m{i}" for i in range(10)], 6), "period": np.tile([1, 2, 3, 4, 1, 2], 10)})
+
+
+def ols(d):
+    return dict(zip(d.x_labels, np.linalg.lstsq(d.X, d.y, rcond=None)[0], strict=True))
+
+
+def test_reference_level_changes_labels_and_coefficients(geno):
+    f = parse("y ~ G + (1|g)", list(geno.columns))
+    default = build_design(f, geno)
+    assert default.x_labels == ["Intercept", "G[ko]", "G[wt]"]  # het, the first sorted level, is the reference
+    d = build_design(f, geno, reference={"G": "wt"})
+    assert d.x_labels == ["Intercept", "G[het]", "G[ko]"]
+    b = ols(d)
+    assert b["Intercept"] == pytest.approx(0.0, abs=0.02)  # wt's mean
+    assert b["G[ko]"] == pytest.approx(3.0, abs=0.02) and b["G[het]"] == pytest.approx(1.0, abs=0.02)
+    b0 = ols(default)
+    assert b0["G[wt]"] == pytest.approx(-b["G[het]"], abs=1e-9)  # same model, other coordinates
+
+
+def test_reference_makes_a_numeric_column_a_factor(geno):
+    d = build_design(parse("y ~ period", list(geno.columns)), geno, reference={"period": "3"})
+    assert d.x_labels == ["Intercept", "period[1]", "period[2]", "period[4]"]
+    assert d.notes == []
+
+
+def test_reference_errors(geno):
+    with pytest.raises(InputError, match="'zz' is not a level of 'G'") as err:
+        set_reference(geno, {"G": "zz"})
+    assert "het, ko, wt" in err.value.hint
+    with pytest.raises(InputError, match="no column 'GG'") as err:
+        set_reference(geno, {"GG": "wt"})
+    assert "G" in err.value.hint
+
+
+def test_reference_in_spec(tmp_path, tiny_csv):
+    from hlm_cli.spec import load_fit_spec
+
+    spec = load_fit_spec(None, data=tiny_csv, formula="y ~ cond", out=tmp_path / "r", reference=["cond=b", "g=g2"])
+    assert spec.reference == {"cond": "b", "g": "g2"}
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('formula = "y ~ cond"\n[reference]\ncond = "b"\n')
+    assert load_fit_spec(cfg, data=tiny_csv, out=tmp_path / "r").reference == {"cond": "b"}
+    with pytest.raises(HlmError, match="COLUMN=LEVEL"):
+        load_fit_spec(None, data=tiny_csv, formula="y ~ cond", out=tmp_path / "r", reference=["cond"])
+
+
+def test_small_integer_column_as_a_number_gets_a_hint(geno):
+    d = build_design(parse("y ~ G + period", list(geno.columns)), geno)
+    assert d.notes == ["period has 4 distinct integer values and enters as a number (one slope); "
+                       "if it is a factor, add --categorical period"]
+    flag = geno.assign(ko=(geno.G == "ko").astype(int))
+    d = build_design(parse("y ~ ko", list(flag.columns)), flag)
+    assert len(d.notes) == 1 and d.notes[0].startswith("ko is coded 0/1") and "--categorical ko" in d.notes[0]
+    cont = geno.assign(x=np.linspace(0, 1, 60))
+    assert build_design(parse("y ~ x", list(cont.columns)), cont).notes == []
