@@ -24,7 +24,9 @@ from hlm_cli.cli.options import (
     NoPlots,
     Parameterization,
     PriorPredictive,
+    PriorPreset,
     Priors,
+    Reference,
     Sampler,
     Se,
     Seed,
@@ -47,6 +49,8 @@ def batch(
     no_compare: Annotated[bool, typer.Option("--no-compare", help="with several --formula, skip the per-input LOO comparison (compare.csv)", rich_help_panel=BATCH)] = False,
     family: Family = None,
     prior: Priors = None,
+    prior_preset: PriorPreset = None,
+    reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
     sep: Sep = None,
@@ -83,7 +87,7 @@ def batch(
     check_batch_options(out=out, inputs=inputs, manifest=manifest, workers=workers, scheduler=scheduler)
     command = command_line()
     specs = load_batch_specs(
-        config, out=out, formulas=formula, priors=prior,
+        config, out=out, formulas=formula, priors=prior, prior_preset=prior_preset, reference=reference or None,
         family=family, categorical=categorical, se=se, sep=sep, draws=draws, tune=tune, chains=chains,
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,

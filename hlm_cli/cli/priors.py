@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hlm_cli.cli.options import Categorical, Config, Family, Priors, Se, Sep
+from hlm_cli.cli.options import Categorical, Config, Family, PriorPreset, Priors, Reference, Se, Sep
 
 
 def priors(
@@ -16,6 +16,8 @@ def priors(
     config: Config = None,
     family: Family = None,
     prior: Priors = None,
+    prior_preset: PriorPreset = None,
+    reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
     sep: Sep = None,
@@ -32,5 +34,6 @@ def priors(
     from hlm_cli.workflows.priors import run_priors
 
     spec = load_fit_spec(config, data=data, formula=formula, out=Path("hlm-priors-writes-nothing"), family=family,
-                         priors=prior, categorical=categorical, se=se, sep=sep, sigma_formula=sigma_formula)
+                         priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical,
+                         se=se, sep=sep, sigma_formula=sigma_formula)
     render.priors_result(run_priors(spec))

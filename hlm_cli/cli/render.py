@@ -189,7 +189,8 @@ def fit_result(result) -> None:
     spec = result.spec
     if spec.quiet:
         for f in result.findings:
-            print(f"warning: {f.message}", file=sys.stderr)
+            if f.severity == "warning":
+                print(f"warning: {f.message}", file=sys.stderr)
         return
     built = result.built
     d = built.design
@@ -229,12 +230,16 @@ def _quick_note() -> str:
 
 
 def findings(items) -> None:
-    if not items:
+    notes = [f for f in items if f.severity == "note"]
+    warnings = [f for f in items if f.severity != "note"]
+    for f in notes:  # hints about the data or the model, not failed checks
+        _out.print(f"note: {escape(f.message)}")
+    if not warnings:
         from hlm_cli.diagnostics import PASSED  # the thresholds' one home
 
         _out.print(f"[green]Diagnostics: all checks passed[/green] ({escape(PASSED)})")
         return
-    for f in items:
+    for f in warnings:
         _out.print(f"[yellow]warning:[/yellow] {escape(f.message)}")
         _out.print(f"  [dim]remedy:[/dim] {escape(f.remedy)}")
     _out.print()

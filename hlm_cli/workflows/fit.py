@@ -64,7 +64,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     family = get_family(spec.family)
-    user_priors = parse_priors(spec.priors)
+    user_priors = parse_priors(spec.priors, preset=spec.prior_preset)
     if table is None:
         table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
     formula = parse(spec.formula, list(table.frame.columns), source=table.source.name)
@@ -113,7 +113,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     frame = table.frame.reset_index(drop=True)
     lines = data_mod.csv_lines(table)
     _check_response_column(formula, frame, family, lines)
-    design = build_design(formula, frame, lines=lines)
+    design = build_design(formula, frame, lines=lines, reference=spec.reference or None)
     if sigma_formula is not None:
         from hlm_cli.formula.design import build_sigma_design
 
@@ -230,10 +230,12 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         with rundir.writing(stage / "posterior.nc"):
             summary_mod.write_posterior(tree, stage / "posterior.nc")
         # the figure helper computes the table meanwhile (it has arviz_stats loaded already)
-        summ = helper.early_result() if helper is not None else None
+        # the figure helper computes the table at the default width only
+        summ = helper.early_result() if helper is not None and spec.ci == summary_mod.CI_PROB else None
         if summ is None:
-            summ = summary_mod.summarize(tree, built.params)
+            summ = summary_mod.summarize(tree, built.params, ci=spec.ci)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
+        findings += [diagnostics.Finding("data", note, "see the note", severity="note") for note in built.design.notes]
         with rundir.writing(stage / "summary.csv"):
             summary_mod.write(summ, stage / "summary.csv")
         timings["write"] = time.perf_counter() - t_w

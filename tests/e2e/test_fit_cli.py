@@ -215,12 +215,13 @@ def test_fit_and_batch_share_one_definition_of_each_sampler_and_model_option(nam
 
 def test_fit_and_batch_keep_their_option_names():
     assert sorted(_options("fit")) == sorted([
-        "data", "formula", "out", "config", "family", "prior", "categorical", "se", "sep", "sigma_formula", "draws",
+        "data", "formula", "out", "config", "family", "prior", "prior_preset", "reference", "categorical", "se", "sep",
+        "sigma_formula", "ci", "draws",
         "tune", "chains", "cores", "seed", "target_accept", "max_treedepth", "sampler", "parameterization",
         "adaptation", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
     assert sorted(_options("batch")) == sorted([
         "inputs", "formula", "out", "manifest", "config", "workers", "scheduler", "rerun_failed", "force", "no_compare",
-        "family", "prior", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
+        "family", "prior", "prior_preset", "reference", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
         "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "quiet", "strict",
         "no_plots", "no_cache"])
 

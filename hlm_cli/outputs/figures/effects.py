@@ -98,10 +98,19 @@ def posterior_panels(tree, params) -> list[Panel]:
     return panels
 
 
+def _interval_columns(numbers: pd.DataFrame) -> tuple[float, dict[str, str]]:
+    """The width ``numbers`` carries (``--ci``; 94% by default) and its column names."""
+    from hlm_cli.outputs.summary import ci_names, ci_of
+
+    prob = ci_of(numbers) or CI_PROB
+    return prob, ci_names(prob)
+
+
 def panel_title(panel: Panel, numbers: pd.DataFrame) -> str:
-    """The panel's title: its label, mean and 94% HDI as summary.csv has them."""
+    """The panel's title: its label, mean and HDI as summary.csv has them."""
     r = numbers.loc[panel.name]
-    return f"{panel.label}\nmean {r['mean']:.3g}, {CI_PROB:.0%} HDI [{r['hdi94_lb']:.3g}, {r['hdi94_ub']:.3g}]"
+    prob, c = _interval_columns(numbers)
+    return f"{panel.label}\nmean {r['mean']:.3g}, {prob:.0%} HDI [{r[c['hdi_lb']]:.3g}, {r[c['hdi_ub']]:.3g}]"
 
 
 def posteriors(tree, params, path: Path, *, numbers: pd.DataFrame, svg: bool = False) -> list[Path]:
@@ -124,7 +133,8 @@ def posteriors(tree, params, path: Path, *, numbers: pd.DataFrame, svg: bool = F
             grid, pdf, _ = azs.kde(x)
             grid, pdf = np.asarray(grid).ravel(), np.asarray(pdf).ravel()
             r = numbers.loc[p.name]
-            lo, hi, mean = float(r["hdi94_lb"]), float(r["hdi94_ub"]), float(r["mean"])
+            _, c = _interval_columns(numbers)
+            lo, hi, mean = float(r[c["hdi_lb"]]), float(r[c["hdi_ub"]]), float(r["mean"])
             ax.plot(grid, pdf, color=color, lw=1.6)
             inside = (grid >= lo) & (grid <= hi)
             ax.fill_between(grid[inside], pdf[inside], color=color, alpha=0.25, lw=0)
@@ -173,8 +183,9 @@ def forest_terms(tree, params, numbers: pd.DataFrame) -> list[ForestTerm]:
             levels = [str(c) for c in post[eff].coords[factor].values] if factor in post[eff].coords else [str(i) for i in range(x.shape[1])]
             rows = numbers.loc[[f"{eff}[{lev}]" for lev in levels]]
             lo50, hi50 = interval(x, INNER_PROB)
-            t = pd.DataFrame({"level": levels, "mean": rows["mean"].to_numpy(float), "lo": rows["eti94_lb"].to_numpy(float),
-                              "hi": rows["eti94_ub"].to_numpy(float), "lo50": lo50, "hi50": hi50})
+            _, c = _interval_columns(numbers)
+            t = pd.DataFrame({"level": levels, "mean": rows["mean"].to_numpy(float), "lo": rows[c["eti_lb"]].to_numpy(float),
+                              "hi": rows[c["eti_ub"]].to_numpy(float), "lo50": lo50, "hi50": hi50})
             out.append(ForestTerm(factor, eff, t.sort_values("mean", kind="stable").reset_index(drop=True)))
     return out
 

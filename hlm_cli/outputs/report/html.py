@@ -180,7 +180,11 @@ def _section_diagnostics(info: dict, figs: list[Figure]) -> str:
 
 
 def _summary_table(rows: pd.DataFrame, kind: str, chains: int) -> str:
-    head = ("<tr><th></th><th>Estimate</th><th>Est.Error</th><th>l-94% HDI</th><th>u-94% HDI</th><th>l-94% ETI</th><th>u-94% ETI</th>"
+    from hlm_cli.outputs.summary import CI_PROB, ci_names, ci_of
+
+    prob = ci_of(rows) or CI_PROB  # the run's --ci
+    c, w = ci_names(prob), f"{prob * 100:g}%"
+    head = (f"<tr><th></th><th>Estimate</th><th>Est.Error</th><th>l-{w} HDI</th><th>u-{w} HDI</th><th>l-{w} ETI</th><th>u-{w} ETI</th>"
             "<th>R-hat</th><th>Bulk ESS</th><th>Tail ESS</th></tr>")
     body = []
     ess_min = ESS_PER_CHAIN * max(chains, 1)
@@ -193,7 +197,7 @@ def _summary_table(rows: pd.DataFrame, kind: str, chains: int) -> str:
         et_cls = " class='bad'" if float(r.get("ess_tail", 1e9) or 0) < ess_min else ""
         body.append(
             f"<tr><td title='{_e(name)}'><code>{_e(label)}</code></td><td>{_fmt(r['mean'])}</td><td>{_fmt(r['sd'])}</td>"
-            f"<td>{_fmt(r['hdi94_lb'])}</td><td>{_fmt(r['hdi94_ub'])}</td><td>{_fmt(r.get('eti94_lb'))}</td><td>{_fmt(r.get('eti94_ub'))}</td>"
+            f"<td>{_fmt(r[c['hdi_lb']])}</td><td>{_fmt(r[c['hdi_ub']])}</td><td>{_fmt(r.get(c['eti_lb']))}</td><td>{_fmt(r.get(c['eti_ub']))}</td>"
             f"<td{rhat_cls}>{_fmt(r['r_hat'], 4)}</td><td{eb_cls}>{_fmt(round(float(r['ess_bulk'])), 6)}</td><td{et_cls}>{_fmt(round(float(r['ess_tail'])), 6)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 

@@ -146,7 +146,7 @@ def start_helper(data: Path | None = None, *, draws: int = 4000, color_by: str |
         if payload.get("summarize"):  # the parameter table, so that the parent never imports arviz_stats
             from hlm_cli.outputs import summary as summary_mod
 
-            early = lambda: summary_mod.summarize(ctx.tree, built.params)  # noqa: E731
+            early = lambda: summary_mod.summarize(ctx.tree, built.params, ci=float(ctx.info.get("config", {}).get("ci", summary_mod.CI_PROB)))  # noqa: E731
         return keys, jobs, early
 
     return parallel.start_helper(plan, warm=_warm_helper)
