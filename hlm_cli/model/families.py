@@ -90,6 +90,11 @@ class Family:
     description: str
     trials: bool = False  # takes a number of trials (cbind(), p(), trials())
 
+    def __reduce__(self):
+        # rows hold functions (lambdas among them): a row travels to another process (the
+        # figure helper, batch workers) by name and is looked up in the table there
+        return (get_family, (self.name,))
+
     @property
     def aux(self) -> tuple[str, ...]:
         """The auxiliary parameters' names, e.g. ``("sigma",)``."""

@@ -87,3 +87,30 @@ def test_inverse_link_never_overflows():
         with np.errstate(over="raise"):
             if fam.link != "identity":
                 assert np.isfinite(fam.mean(np.array([800.0, -800.0]))).all(), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_family_row_pickles_by_name(name):
+    """The figure helper and batch workers receive the built model through pickle: a row with
+    lambdas used to make that fail, and the figures were silently redrawn in the parent."""
+    import pickle
+
+    fam = get_family(name)
+    assert pickle.loads(pickle.dumps(fam)) is fam
+
+
+def test_the_figure_helpers_payload_pickles(tmp_path, tiny_csv):
+    """What hlm fit hands its figure helper (the built model without its PyMC graph, and the
+    table) must pickle, or every figure is silently redrawn in the fitting process (+1 s)."""
+    import dataclasses
+    import pickle
+
+    from hlm_cli.spec import load_fit_spec
+    from hlm_cli.workflows.fit import prepare
+
+    for family, formula in (("gaussian", "y ~ x + cond + (1|g)"), ("poisson", "count ~ x + (1|g)"), ("bernoulli", "flag ~ x + (1|g)")):
+        spec = load_fit_spec(None, data=tiny_csv, formula=formula, out=tmp_path / "o", family=family)
+        prep = prepare(spec)
+        back = pickle.loads(pickle.dumps(dataclasses.replace(prep.built, model=None)))
+        assert back.family is prep.built.family and back.design.x_labels == prep.built.design.x_labels
+        pickle.dumps(prep.table)
