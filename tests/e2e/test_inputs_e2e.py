@@ -62,3 +62,30 @@ def test_sep_values_are_accepted_by_the_spec(sep):
 
     spec = load_fit_spec(None, data="d.csv", formula="y ~ 1", out="o", sep=sep)
     assert spec.sep in (";", "\t")
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".txt", ".csv.gz", ".parquet", ".feather"])
+def test_every_input_format_fits_end_to_end(tmp_path, tiny_df, capsys, suffix):
+    """Issue 18: .csv, .tsv/.txt (tab), .csv.gz/.tsv.gz, .parquet and .feather, by extension,
+    with a backtick-quoted column whose name has a space."""
+    df = tiny_df.rename(columns={"g": "cell line"})
+    data = tmp_path / f"ko{suffix}"
+    if suffix in (".tsv", ".txt"):
+        df.to_csv(data, index=False, sep="\t")
+    elif suffix == ".csv.gz":
+        df.to_csv(data, index=False, compression="gzip")
+    elif suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+        df.to_parquet(data, index=False)
+    else:
+        pytest.importorskip("pyarrow")
+        df.reset_index(drop=True).to_feather(data)
+    out = tmp_path / "run"
+    code, err = fit(["fit", str(data), "--formula", "y ~ x + (1|`cell line`)", "--out", str(out), "--no-plots", *FAST], capsys)
+    assert code == 0, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["data"]["rows_used"] == len(df)
+    summary = pd.read_csv(out / "summary.csv")
+    assert "1|cell line_sigma" in set(summary["parameter"])
+    code, err = fit(["hypothesis", str(out), "x > 0"], capsys)  # read back through run.json
+    assert code == 0, err
