@@ -252,6 +252,7 @@ def check_finite(
     verb = "is" if expr in data.columns else "gives"
     n_bad = int(bad_rows.sum())
     needs = [text for pat, text in _NEEDS if pat.search(expr)]
+    what = what.replace(DIVISION_SLASH, "/")  # messages quote the formula as the user wrote it
     raise InputError(
         f"{what} {verb} {value} at {_row_name(i, lines)}" + (f" ({inputs})" if inputs and verb == "gives" else "")
         + (f"; {n_bad} rows in all" if n_bad > 1 else ""),

@@ -277,7 +277,7 @@ def test_arrow_without_pyarrow(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
     with pytest.raises(InputError, match=r"reading .parquet files needs pyarrow") as ei:
         data.load_table(_write(tmp_path, "d.parquet", b"PAR1"))
-    assert "pip install pyarrow" in ei.value.hint
+    assert "pip install 'hlm[parquet]'" in ei.value.hint  # the extra that brings pyarrow
 
 
 def test_non_ascii_and_spaced_names_kept_exact(tmp_path):
