@@ -36,6 +36,21 @@ class Finding:
         return asdict(self)
 
 
+#: How much each kind of warning says about the posterior, worst first: divergences mean the
+#: posterior may be biased; R-hat and bulk ESS that it is not estimated yet; the rest are
+#: efficiency or tail problems.
+SEVERITY_ORDER = ("divergences", "rhat", "ess_bulk", "identifiability", "bfmi", "treedepth", "ess_tail")
+
+
+def worst(findings) -> Finding | None:
+    """The warning that matters most (:data:`SEVERITY_ORDER`), e.g. for a one-line status."""
+    warnings = [f for f in findings if f.severity == "warning"]
+    if not warnings:
+        return None
+    rank = {code: i for i, code in enumerate(SEVERITY_ORDER)}
+    return min(warnings, key=lambda f: rank.get(f.code, len(rank)))
+
+
 def _names(rows, limit: int = 6) -> str:
     rows = list(rows)
     return ", ".join(rows[:limit]) + (f" (+{len(rows) - limit} more)" if len(rows) > limit else "")

@@ -369,10 +369,14 @@ def fit_one(fit: Fit) -> dict:
         rec.update(error=f"internal error ({type(err).__name__}: {first})",
                    hint=f"rerun this input alone with: hlm --debug fit {entry.input} ...")
     else:
+        from hlm_cli.diagnostics import worst
+
         warnings = [f for f in result.findings if f.severity == "warning"]
         rec["status"] = "diagnostics-warning" if warnings else "ok"
-        if warnings:
-            rec.update(error=warnings[0].message, hint=warnings[0].remedy)
+        if warnings:  # the worst finding first (61 divergences must not hide behind an R-hat note)
+            w = worst(warnings)
+            others = [f.code for f in warnings if f is not w]
+            rec.update(error=w.message + (f" (and {len(others)} more: {', '.join(others)})" if others else ""), hint=w.remedy)
         rec["timings"] = {k: round(v, 4) for k, v in result.timings.items()}
         return rec
     rec["timings"] = {**_stage_timings(marks, time.perf_counter()), "total": round(time.perf_counter() - t0, 4)}

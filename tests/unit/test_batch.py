@@ -396,3 +396,33 @@ def test_tables_are_written_while_the_batch_runs(tmp_path, monkeypatch):
 
     wb.run_batch(batch_spec(tmp_path, inputs), on_progress=peek, flush_every=0)
     assert snapshots[0] == ["ok", "pending", "pending"] and snapshots[1] == ["ok", "ok", "pending"]
+
+
+def test_the_batch_status_names_the_worst_finding_first():
+    """Issue 18: 61 divergences were hidden behind an R-hat message in batch_status.csv."""
+    from hlm_cli.diagnostics import Finding, worst
+
+    rhat = Finding("rhat", "R-hat above 1.01 for 1 parameter(s)", "run longer")
+    div = Finding("divergences", "61 divergent transition(s)", "raise --target-accept")
+    tail = Finding("ess_tail", "tail ESS below 400", "run longer")
+    note = Finding("data", "period enters as a number", "", severity="note")
+    assert worst([rhat, tail, div, note]) is div
+    assert worst([tail, rhat]) is rhat
+    assert worst([note]) is None
+
+
+def test_fit_one_records_the_worst_finding_and_counts_the_rest(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from hlm_cli.diagnostics import Finding
+    from hlm_cli.workflows import fit as wf
+
+    findings = [Finding("rhat", "R-hat above 1.01 for 1 parameter(s)", "run longer"),
+                Finding("divergences", "61 divergent transition(s) after warm-up", "raise --target-accept to 0.95")]
+    monkeypatch.setattr(wf, "run_fit", lambda spec, **kw: SimpleNamespace(findings=findings, timings={"total": 1.0}))
+    entry = batch_out.Entry("a.csv", "m1", "y ~ 1", "a", "sha", "fp")
+    spec = FitSpec(data=tmp_path / "a.csv", formula="y ~ 1", out=tmp_path / "out" / "a").model_dump(mode="json")
+    rec = wb.fit_one(wb.Fit(entry, spec))
+    assert rec["status"] == "diagnostics-warning"
+    assert rec["error"] == "61 divergent transition(s) after warm-up (and 1 more: rhat)"
+    assert rec["hint"] == "raise --target-accept to 0.95"
