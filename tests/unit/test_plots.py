@@ -56,3 +56,10 @@ def test_convergence_and_ppc_figures_write_png_and_svg(tmp_path, discrete):
         assert head == b"\x89PNG\r\n\x1a\n" if p.suffix == ".png" else head.startswith(b"<?xml")
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary file left
     assert F.ppc(tree, tmp_path / "ppc.png", formats=("svg",), discrete=discrete) == [tmp_path / "ppc.svg"]
+
+
+def test_long_parameter_names_wrap_at_the_bar():
+    from hlm_cli.outputs.figures.convergence import wrap_label
+
+    assert wrap_label("cor(Intercept,Days|Subject)") == "cor(Intercept,Days\n|Subject)"
+    assert wrap_label("sigma") == "sigma"

@@ -36,6 +36,15 @@ def scalar_series(tree, var_names, limit: int = 12) -> list[tuple[str, np.ndarra
     return out[:limit]
 
 
+def wrap_label(label: str, width: int = 16) -> str:
+    """A long parameter name on two lines at its '|' (``cor(Intercept,Days`` / ``|Subject)``),
+    so that a y-axis label is not cut off at the figure's edge."""
+    if len(label) <= width or "|" not in label:
+        return label
+    head, tail = label.split("|", 1)
+    return f"{head}\n|{tail}"
+
+
 def trace(tree, var_names, path: Path, *, svg: bool = False, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     series = scalar_series(tree, var_names)
     with figure(10, 1.7 * len(series) + 0.6, style=DENSE) as fig:
@@ -47,7 +56,7 @@ def trace(tree, var_names, path: Path, *, svg: bool = False, formats: tuple[str,
                 col = CHAIN_COLORS[c % len(CHAIN_COLORS)]
                 ax_d.plot(grid, kde_line(arr[c], grid), color=col, lw=1)
                 ax_t.plot(arr[c], color=col, lw=0.4, alpha=0.7)
-            ax_d.set_ylabel(label, fontsize=9)
+            ax_d.set_ylabel(wrap_label(label), fontsize=9)
             ax_d.set_yticks([])
             ax_t.set_xlim(0, arr.shape[1])
             for ax in (ax_d, ax_t):

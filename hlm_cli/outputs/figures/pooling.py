@@ -155,7 +155,7 @@ def shrinkage(data: Shrinkage, path: Path, *, response: str, svg: bool = False) 
         ax.set_xlabel(f"{response}: group's own mean{adj} (no pooling)")
         ax.set_ylabel(f"{response}: model estimate for the group (partial pooling)")
         n_lo, n_hi = int(t["n"].min()), int(t["n"].max())
-        sizes_txt = f"{n_lo} rows each" if n_lo == n_hi else f"{n_lo} to {n_hi} rows per level; larger points = more rows"
+        sizes_txt = f"{n_lo} row{'s' if n_lo != 1 else ''} each" if n_lo == n_hi else f"{n_lo} to {n_hi} rows per level; larger points = more rows"
         ax.set_title(f"Shrinkage of {data.factor}: {L} levels ({sizes_txt})", fontsize=10)
         legend(ax, markerscale=0.6)
         fig.tight_layout()

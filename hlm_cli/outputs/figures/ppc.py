@@ -56,8 +56,9 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
             counts = np.stack([np.histogram(row, bins=edges)[0] for row in sim])
             mid = np.arange(0, hi + 1)
             med = np.median(counts, axis=0)
-            lo_q, hi_q = np.percentile(counts, [5, 95], axis=0)
-            ax.bar(mid, med, color="tab:blue", alpha=0.35, label=f"{what} (median, 90% band)")
+            tail = (1 - CI_PROB) / 2 * 100  # the same width as every other interval (94%)
+            lo_q, hi_q = np.percentile(counts, [tail, 100 - tail], axis=0)
+            ax.bar(mid, med, color="tab:blue", alpha=0.35, label=f"{what} (median, {CI_PROB:.0%} band)")
             ax.errorbar(mid, med, yerr=[med - lo_q, hi_q - med], fmt="none", color="tab:blue", lw=1)
             if obs is not None:
                 ax.plot(mid, np.histogram(obs, bins=edges)[0], "o", color="k", label="observed")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hlm_cli.diagnostics import IDENT_CORR
-from hlm_cli.outputs.figures._base import CI_PROB, fmt_value
+from hlm_cli.outputs.figures._base import CI_PROB, MAX_POINT_BARS, fmt_value
 
 STANDARD = ("trace", "rank", "ppc")  # drawn during `hlm fit`; `hlm report` redraws them only when missing
 DEFAULT_COLOR_LEVELS = 12
@@ -28,7 +28,7 @@ _PCT = f"{CI_PROB:.0%}"
 CAPTIONS = {
     "posteriors": f"Posterior density of each population-level effect (blue), group-level standard deviation (orange) and family parameter (green): the shaded band is the {_PCT} highest-density interval, the solid line the mean (both as in summary.csv) and the dashed line zero.",
     "forest": f"Each group's effect as a deviation from the population-level coefficient, with its 50% (thick) and {_PCT} (thin) interval, sorted within each term: intervals clear of the dashed zero line mark groups that differ from the average.",
-    "shrinkage": f"Each point is one level of {{factor}}: its own sample mean (x) against the model's estimate for it (y, bar: {_PCT} interval); estimates are pulled from the dashed no-pooling line towards the dotted population mean, and small or noisy groups are pulled the most.",
+    "shrinkage": f"Each point is one level of {{factor}}: its own sample mean (x) against the model's estimate for it (y; with up to {MAX_POINT_BARS} levels a grey bar shows its {_PCT} interval); estimates are pulled from the dashed no-pooling line towards the dotted population mean, and small or noisy groups are pulled the most.",
     "conditional": f"The expected response as {{x}} varies (line or point: posterior mean; band or bar: {_PCT} interval), with {{held}}; grey points are the data.",
     "pred_vs_obs": f"Each point is one observation: its posterior predictive mean (y) against its observed value (x), with the {_PCT} predictive interval as a grey bar; points should scatter around the dashed line and about {_PCT} of the bars should cross it.",
     "ppc": "The density of the observed response (black) against the densities of data sets simulated from the posterior (blue): the black curve should look like one more blue curve.",
