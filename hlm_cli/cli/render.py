@@ -49,9 +49,8 @@ def info(message: str, quiet: bool = False) -> None:
         _err.print(message)
 
 
-def _fmt(v, digits: int = 3) -> str:
-    """One number on its own (a note, a ROPE bound): 3 significant digits, never 1e+05 notation
-    for an ordinary value. Table columns use :func:`column_format` instead."""
+def _as_number(v) -> float | str:
+    """``v`` as a finite float, or the text to print instead (not a number, nan, inf, -inf)."""
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -60,6 +59,15 @@ def _fmt(v, digits: int = 3) -> str:
         return "nan"
     if v in (float("inf"), float("-inf")):
         return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _fmt(v, digits: int = 3) -> str:
+    """One number on its own (a note, a ROPE bound): 3 significant digits, never 1e+05 notation
+    for an ordinary value. Table columns use :func:`column_format` instead."""
+    v = _as_number(v)
+    if isinstance(v, str):
+        return v
     if v != 0 and (abs(v) >= 1e12 or abs(v) < 1e-4):
         return f"{v:.2e}"
     if abs(v) >= 10 ** digits:
@@ -92,14 +100,9 @@ def column_format(values):
     d = decimals(values)
 
     def fmt(v) -> str:
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            return str(v)
-        if v != v:
-            return "nan"
-        if v in (float("inf"), float("-inf")):
-            return "inf" if v > 0 else "-inf"
+        v = _as_number(v)
+        if isinstance(v, str):
+            return v
         out = f"{v:.2e}" if d is None else f"{v:.{d}f}"
         return "0" + out[2:] if out.startswith("-0") and float(out) == 0 else out  # no "-0.00"
 

@@ -46,25 +46,20 @@ def update(path: Path, **changes) -> None:
 def checksums(run_dir: Path, names=("summary.csv", "posterior.nc")) -> dict:
     """Sizes and sha256 of a run's data files, recorded in run.json so that a later command
     can tell a truncated or replaced file from the one the fit wrote."""
-    import hashlib
+    from hlm_cli.data import file_sha256
 
     out = {}
     for name in names:
         path = Path(run_dir) / name
         if path.is_file():
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            out[name] = {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+            out[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
     return out
 
 
 def verify(run_dir: Path, name: str, info: dict, *, hash_limit: int = 256 << 20) -> None:
     """Refuse ``name`` when it differs from what run.json recorded (size always; sha256 for
     files up to ``hash_limit`` bytes). Runs written before checksums existed pass."""
-    import hashlib
-
+    from hlm_cli.data import file_sha256
     from hlm_cli.errors import InputError
 
     rec = (info.get("checksums") or {}).get(name) if isinstance(info.get("checksums"), dict) else None
@@ -74,11 +69,7 @@ def verify(run_dir: Path, name: str, info: dict, *, hash_limit: int = 256 << 20)
     size = path.stat().st_size
     same = size == rec.get("bytes")
     if same and size <= hash_limit and isinstance(rec.get("sha256"), str):
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        same = h.hexdigest() == rec["sha256"]
+        same = file_sha256(path) == rec["sha256"]
     if not same:
         raise InputError(
             f"{str(path)!r} is damaged or was changed after the fit ({size} bytes; the fit wrote {rec.get('bytes')})",

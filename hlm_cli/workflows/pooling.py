@@ -61,7 +61,9 @@ def run_pooling(run_dir: Path, *, factor: str | None = None, truth: Path | None 
     csv = Path(out) if out is not None else run_dir / f"pooling_{result.factor.replace(':', '_')}.csv"
     result.table.to_csv(csv, index=False, float_format="%.6g")
     result.csv = csv
-    result.png = plot(result, csv.with_suffix(".png"))
+    from hlm_cli.outputs.figures import pooling_estimates
+
+    result.png = pooling_estimates(result, csv.with_suffix(".png"))
     if (run_dir / "report.html").exists() and out is None:
         from hlm_cli.outputs.report import write_report
 
@@ -124,33 +126,3 @@ def compare(ctx, *, factor: str | None = None, truth: dict[str, float] | None = 
         table["truth"] = [truth[k] for k in key]
         mse = {c: float(np.mean((table[c] - table["truth"]) ** 2)) for c in ("no_pooling", "complete_pooling", "partial_pooling")}
     return PoolingResult(g.factor, table, mse)
-
-
-def plot(result: PoolingResult, path: Path) -> Path:
-    """Estimates per level: no pooling vs partial pooling, arrows showing the shrinkage."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    t = result.table.sort_values("no_pooling").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.18 * len(t) + 1.5)))
-    ypos = np.arange(len(t))
-    ax.scatter(t["no_pooling"], ypos, label="no pooling (level mean)", color="tab:gray", zorder=3)
-    ax.scatter(t["partial_pooling"], ypos, label="partial pooling (model)", color="tab:blue", zorder=3)
-    for i, r in t.iterrows():
-        ax.annotate("", xy=(r.partial_pooling, i), xytext=(r.no_pooling, i), arrowprops={"arrowstyle": "->", "color": "tab:blue", "alpha": 0.5})
-    if "truth" in t:
-        ax.scatter(t["truth"], ypos, marker="x", color="tab:red", label="truth", zorder=4)
-    ax.axvline(t["complete_pooling"].iloc[0], color="k", ls="--", lw=1, label="complete pooling (grand mean)")
-    ax.set_yticks(ypos, t["level"], fontsize=7)
-    ax.set_xlabel("estimate")
-    title = f"Shrinkage by {result.factor}"
-    if result.mse:
-        title += "\nMSE vs truth: " + ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in result.mse.items())
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
