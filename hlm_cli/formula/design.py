@@ -352,6 +352,9 @@ class Design:
     term_labels: dict[str, list[str]] = field(default_factory=dict)
     # hints about the data as the formula uses it (a small-integer column entering as a number)
     notes: list[str] = field(default_factory=list)
+    # each factor whose level order was set (relevel(), C(x, levels = ...), --reference):
+    # its levels as strings, reference first (contrast uses the same order)
+    levels: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -396,6 +399,90 @@ def set_reference(data: pd.DataFrame, reference: dict[str, str] | None) -> pd.Da
         order = match[:1] + [v for v in levels if v is not match[0] and v != match[0]]
         data[col] = pd.Categorical(values, categories=order, ordered=True)
     return data
+
+
+def _levels_of(values: pd.Series) -> list:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    return sorted(pd.unique(values.dropna()).tolist(), key=lambda v: (str(type(v)), v))
+
+
+def _find_level(levels: list, wanted) -> list:
+    return [v for v in levels if str(v) == str(wanted) or _same_number(v, str(wanted))]
+
+
+def _shown_levels(levels: list) -> str:
+    return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in levels[:12]) + (", ..." if len(levels) > 12 else "")
+
+
+def set_levels(data: pd.DataFrame, orders, reference: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, str] | None]:
+    """Apply a formula's ``relevel(x, ref = "wt")`` and ``C(x, levels = [...])`` to ``data``.
+
+    Each named column becomes an ordered categorical (as with ``--reference``, see
+    :func:`set_reference`): relevel puts the reference first and the rest in sorted order; C's
+    list is the full order. Terms keep the plain column name (``Genotype[ko]``). Returns the data
+    and what is left of ``reference`` once the columns the formula orders are taken out.
+
+    Raises
+    ------
+    FormulaError
+        A level not in the column (the hint lists its levels), C's list leaving out a level,
+        relevel on a numeric column (the hint shows C(x, levels = ...)), two different orders
+        for one column, or an order that disagrees with ``--reference``.
+    """
+    if not orders:
+        return data, reference
+    data = data.copy()
+    done: dict[str, tuple[list, str, bool]] = {}
+    for o in orders:
+        col = o.column
+        if col not in data.columns:  # the parser checks columns; a direct caller may not
+            raise FormulaError(f"{o.text}: the data have no column {col!r}")
+        values = data[col]
+        if col in done:
+            values = values.astype(object)
+        levels = _levels_of(values)
+        numeric = (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+                   and not isinstance(values.dtype, pd.CategoricalDtype))
+        matched = []
+        for want in o.values:
+            found = _find_level(levels, want)
+            if not found:
+                raise FormulaError(f"{o.text}: {want!r} is not a level of {col!r}",
+                                   hint=f"its levels are {_shown_levels(levels)}")
+            matched.append(found[0])
+        if numeric and not o.factor:
+            example = _shown_levels(matched[:1] + [v for v in levels if v != matched[0]])
+            raise FormulaError(
+                f"{o.text}: {col} is a number, not a factor, so it has no reference level",
+                hint=f"make it a factor with its levels in order: C({col}, levels = [{example}]), "
+                     f"or relevel(C({col}), ref = {matched[0]}), or --reference {col}={matched[0]}",
+            )
+        if o.full:
+            missing = [v for v in levels if not any(v is m or v == m for m in matched)]
+            if missing:
+                raise FormulaError(f"{o.text} leaves out the level(s) {_shown_levels(missing)} of {col!r}",
+                                   hint=f"list every level in order: {_shown_levels(levels)}")
+            order = matched
+        else:
+            order = matched[:1] + [v for v in levels if v is not matched[0] and v != matched[0]]
+        if col in done:  # relevel() claims the reference only; C(levels=) the whole order
+            before, text, full = done[col]
+            if str(before[0]) != str(order[0]) or (full and o.full and [str(v) for v in before] != [str(v) for v in order]):
+                raise FormulaError(f"{o.text} and {text} give {col!r} two different level orders",
+                                   hint=f"order {col}'s levels once in the formula")
+            if full:
+                continue
+        done[col] = (order, o.text, o.full)
+        data[col] = pd.Categorical(values, categories=order, ordered=True)
+    rest = dict(reference or {})
+    for col, (order, text, _) in done.items():
+        if col in rest:
+            ref = rest.pop(col)
+            if not _find_level(order[:1], ref):
+                raise FormulaError(f"--reference {col}={ref} disagrees with {text} in the formula (reference {order[0]!r})",
+                                   hint=f"set {col}'s reference level in one place: drop --reference {col}=... or change the formula")
+    return data, (rest or None)
 
 
 def _same_number(value, text: str) -> bool:
@@ -469,6 +556,7 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     resp = formula.response
     if resp is None:
         raise FormulaError("the formula has no response", hint='e.g. "logfc ~ 1 + (1|gene)"')
+    data, reference = set_levels(data, formula.levels, reference)
     data = set_reference(data, reference)
     y = np.asarray(_eval_expr(resp.expr, data, "response"))
     check_finite(y, f"the response {resp.expr}", resp.expr, data, lines)
@@ -537,5 +625,7 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
                 hint=f"a group-level term needs at least 2 groups; drop (... | {g.factor}) from the formula",
             )
         groups.append(g)
+    ordered = {str(c): [str(v) for v in data[c].cat.categories] for c in data.columns
+               if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered}
     return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
-                  notes=integer_hints(kinds, data))
+                  notes=integer_hints(kinds, data), levels=ordered)

@@ -48,6 +48,8 @@ ALLOWED_FUNCTIONS = frozenset(
         "logit", "expit", "inv_logit", "square", "sign",
         # responses and additions (left-hand side only)
         "cbind", "se", "trials",
+        # a factor's level order (rewritten to the plain column by the parser, see LevelOrder)
+        "relevel",
     }
 )
 LHS_ONLY = frozenset({"cbind", "se", "trials"})
@@ -210,6 +212,26 @@ class Formula:
     # response, se/trials or columns that only define groups; use this rather than scanning
     # ``fixed`` for names, which misses `backticked names`
     predictor_columns: frozenset[str] = field(default_factory=frozenset)
+    # relevel(x, ref = "wt") and C(x, levels = [...]) as written: the design makes each
+    # column a factor in that order (as --reference does) and the term keeps the plain name
+    levels: tuple[LevelOrder, ...] = ()
+
+
+@dataclass(frozen=True)
+class LevelOrder:
+    """``relevel(Genotype, ref = "wt")`` or ``C(Genotype, levels = ["wt", "ko"])``.
+
+    ``values`` are the literals as written (str or number): the reference level alone for
+    relevel (``full`` False), every level in order for C (``full`` True). ``factor`` is True
+    when the column was made a factor explicitly (``relevel(C(period), ref = 2)``, or C), so a
+    numeric column is accepted. ``text`` is the call as written, for messages.
+    """
+
+    column: str
+    values: tuple
+    full: bool
+    factor: bool
+    text: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,6 +574,9 @@ class _Parser:
             self.i += 1
             return Str(t.text)
         if t.kind == "name":
+            if t.text == "c" and self.in_kwarg and self.peek().kind == "op" and self.peek().text == "(":
+                self.i += 2  # R's c("wt", "ko") in C(x, levels = c(...)): a list of literals
+                return self.literal_list(")")
             if self.peek().kind == "op" and self.peek().text == "(":
                 return self.call()
             return self.var()
@@ -562,24 +587,103 @@ class _Parser:
             self.expect(")", "to close the bracket")
             return Paren(inner)
         if self.accept("["):
-            items: list[Node] = []
-            if not self.accept("]"):
-                while True:
-                    if self.tok.kind not in ("number", "string"):
-                        raise self.fail("a list in a formula may hold only numbers and strings")
-                    items.append(Num(self.tok.text) if self.tok.kind == "number" else Str(self.tok.text))
-                    self.i += 1
-                    if self.accept("]"):
-                        break
-                    self.expect(",", "between list items")
-            return ListLit(tuple(items))
+            return self.literal_list("]")
         if t.kind == "end":
             raise self.fail("the formula ends too early")
         raise self.fail(f"unexpected {t.text!r}")
 
+    def literal_list(self, close: str) -> ListLit:
+        """Numbers and strings up to ``close`` (the opening bracket is consumed)."""
+        items: list[Node] = []
+        if not self.accept(close):
+            while True:
+                neg = self.tok.kind == "op" and self.tok.text == "-" and self.peek().kind == "number"
+                if neg:
+                    self.i += 1
+                if self.tok.kind not in ("number", "string"):
+                    raise self.fail("a list in a formula may hold only numbers and strings")
+                text = ("-" if neg else "") + self.tok.text
+                items.append(Num(text) if self.tok.kind == "number" else Str(text))
+                self.i += 1
+                if self.accept(close):
+                    break
+                self.expect(",", "between list items")
+        return ListLit(tuple(items))
+
 
 # --------------------------------------------------------------------------------------------
 # From nodes to the Formula
+
+
+_RELEVEL_HINT = 'e.g. relevel(Genotype, ref = "wt") or C(Genotype, levels = ["wt", "ko"])'
+
+
+def _literal(node: Node):
+    """A level as written: ``"wt"`` -> 'wt', ``2`` -> 2, ``-1`` -> -1; else None."""
+    if isinstance(node, Str):
+        return node.text[1:-1]
+    if isinstance(node, Num):
+        return int(node.text) if re.fullmatch(r"-?\d+", node.text) else float(node.text)
+    if isinstance(node, Neg) and isinstance(node.operand, Num):
+        return _literal(Num("-" + node.operand.text))
+    return None
+
+
+def _level_order(call: Call) -> LevelOrder | None:
+    """The LevelOrder of ``relevel(...)`` or ``C(x, levels = ...)``; None for any other call."""
+    written = render(call)
+    kw = dict(call.kwargs)
+    if call.func == "C" and "levels" in kw:
+        if len(call.args) != 1 or not isinstance(call.args[0], Var) or set(kw) != {"levels"}:
+            raise FormulaError(f"{written}: C() with levels takes one column and the levels in order", hint=_RELEVEL_HINT)
+        levels = kw["levels"]
+        values = [_literal(v) for v in levels.items] if isinstance(levels, ListLit) else [None]
+        if not values or any(v is None for v in values):
+            raise FormulaError(f"{written}: levels must be a list of the column's levels in order", hint=_RELEVEL_HINT)
+        if len(set(map(str, values))) != len(values):
+            raise FormulaError(f"{written}: a level is listed twice", hint="list each level once")
+        return LevelOrder(call.args[0].name, tuple(values), True, True, written)
+    if call.func != "relevel":
+        return None
+    args = list(call.args)
+    if "ref" in kw and set(kw) == {"ref"} and len(args) == 1:
+        args.append(kw["ref"])
+    if len(args) != 2 or (kw and set(kw) != {"ref"}):
+        raise FormulaError(f"{written}: relevel() takes a column and its reference level", hint=_RELEVEL_HINT)
+    target, ref = args[0], _literal(args[1])
+    factor = False
+    if isinstance(target, Call) and target.func == "C" and len(target.args) == 1 and not target.kwargs:
+        target, factor = target.args[0], True
+    if not isinstance(target, Var) or target.literal:
+        raise FormulaError(f"{written}: relevel() takes a column name (or C(column)) first", hint=_RELEVEL_HINT)
+    if ref is None:
+        raise FormulaError(f"{written}: the reference level must be written as a string or number",
+                           hint=_RELEVEL_HINT)
+    return LevelOrder(target.name, (ref,), False, factor, written)
+
+
+def _strip_levels(node: Node, out: list[LevelOrder], *, inside: str | None = None) -> Node:
+    """``node`` with each relevel()/C(x, levels=) replaced by its plain column, recorded in ``out``."""
+    match node:
+        case Call(func, args, kwargs, pos):
+            order = _level_order(node)
+            if order is not None:
+                if inside is not None:
+                    raise FormulaError(f"{order.text} cannot stand inside {inside}()",
+                                       hint="use it as a term of its own, e.g. y ~ relevel(g, ref = \"wt\") * x")
+                out.append(order)
+                return Var(order.column, pos)
+            return Call(func, tuple(_strip_levels(a, out, inside=func) for a in args),
+                        tuple((k, _strip_levels(v, out, inside=func)) for k, v in kwargs), pos)
+        case BinOp(op, left, right):
+            return BinOp(op, _strip_levels(left, out, inside=inside), _strip_levels(right, out, inside=inside))
+        case Neg(operand):
+            return Neg(_strip_levels(operand, out, inside=inside))
+        case Paren(inner):
+            return Paren(_strip_levels(inner, out, inside=inside))
+        case Group(terms, factor, double, pos):
+            return Group(_strip_levels(terms, out, inside=inside), factor, double, pos)
+    return node
 
 
 def _split_terms(node: Node) -> list[tuple[str, Node]]:
@@ -824,6 +928,13 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         for a in additions:
             _check_calls(a, lhs=True)
     _check_calls(rhs, lhs=False)
+    if lhs is not None:
+        _strip_levels(lhs, lhs_orders := [])
+        if lhs_orders:
+            raise FormulaError(f"{lhs_orders[0].text} belongs on the right-hand side of '~'",
+                               hint="relevel() and C(x, levels = ...) set a predictor's reference level")
+    orders: list[LevelOrder] = []
+    rhs = _strip_levels(rhs, orders)
 
     fixed_terms: list[tuple[str, Node]] = []
     groups: list[GroupTerm] = []
@@ -872,4 +983,5 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         fixed_terms=tuple(render(n) for s, n in fixed_terms if s == "+" and not isinstance(n, Num)),
         has_intercept=has_intercept,
         predictor_columns=frozenset(predictors),
+        levels=tuple(orders),
     )
