@@ -335,17 +335,63 @@ def batch_estimates(summary: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.D
 
 
 
+BATCH_CSS = (
+    # readable at 1280 px: the table scrolls inside its own box (both ways) with the header row
+    # and the input column kept in view; long names, findings and messages wrap
+    "body{max-width:none}"
+    " .tablewrap{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #e3e5e8;border-radius:4px}"
+    " .tablewrap table{margin:0}"
+    " .tablewrap thead th{position:sticky;top:0;z-index:2;box-shadow:0 1px 0 #ddd}"
+    " .tablewrap td:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:1px 0 0 #eee}"
+    " .tablewrap thead th:first-child{left:0;z-index:3}"
+    " th{cursor:pointer;vertical-align:bottom}td{white-space:nowrap;vertical-align:top}td.st{white-space:normal}"
+    " th.est{white-space:normal;min-width:5em;max-width:10em}"
+    " td.in{white-space:normal;min-width:8em;max-width:16em}"
+    " td.wrap{white-space:normal;min-width:12em;max-width:26em;overflow-wrap:anywhere}"
+    " .ci{display:block;color:#666;font-size:.85em}"
+    " .models{font-size:.92em}.models code{white-space:normal;overflow-wrap:anywhere}"
+    " th[data-dir=asc]::after{content:' \\25B2'} th[data-dir=desc]::after{content:' \\25BC'}"
+)
+
+
+def _shown_inputs(inputs: list[str]) -> tuple[list[str], str]:
+    """Input paths without the directory they all share (``sample_data/batch/``), and that directory."""
+    dirs = [os.path.dirname(x) for x in inputs if x]
+    try:
+        common = os.path.commonpath(dirs) if dirs and len(dirs) == len(inputs) else ""
+    except ValueError:  # absolute and relative paths mixed
+        common = ""
+    if not common:
+        return list(inputs), ""
+    return [os.path.relpath(x, common) for x in inputs], common
+
+
+def _breakable(name: str, after: str = "|:_") -> str:
+    """Text that may wrap after the characters of ``after`` (``1|cell_line_sigma``,
+    ``screen_04_long_name.csv``) and nowhere else."""
+    return "".join(_e(ch) + ("<wbr>" if ch in after else "") for ch in name)
+
+
 def render_batch(batch_dir: Path, status: pd.DataFrame, texts: pd.DataFrame, means: pd.DataFrame, key: str, report_name: str) -> str:
     """The batch page: one sortable row per run of ``status`` (batch_status.csv), linking each
-    run's ``report_name`` where it exists, with the key estimates of :func:`batch_estimates`."""
+    run's ``report_name`` where it exists, with the key estimates of :func:`batch_estimates`.
+
+    Laid out for a 1280 px window: the table sits in a scroll box (``.tablewrap``) whose header
+    row and input column stay in view; inputs are shown without their shared directory (the
+    full path is the cell's tooltip); with several models their formulas are listed once above
+    the table instead of in a column; an estimate is its mean with the interval below it."""
     show_model = "model" in status.columns and status["model"].nunique() > 1
     show_formula = "formula" in status.columns and status["formula"].nunique() > 1
+    formula_column = show_formula and not show_model  # with models: listed once above the table
     est_cols = list(texts.columns)
-    cols = ["input"] + (["model"] if show_model else []) + (["formula"] if show_formula else []) + ["status", "report"]
-    cols += est_cols + ["findings", "time (s)", "message"]
-    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    head = "".join(f"<th class='l'>{_e(c)}</th>" for c in ["input"] + (["model"] if show_model else [])
+                   + (["formula"] if formula_column else []) + ["status", "report"])
+    head += "".join(f"<th class='est' title='{_e(c)}'>{_breakable(c)}</th>" for c in est_cols)
+    head += "<th class='l'>findings</th><th>time (s)</th><th class='l'>message</th>"
+    inputs = [str(r.get("input", "")) for _, r in status.iterrows()]
+    shown, shared = _shown_inputs(inputs)
     rows, counts = [], {}
-    for _, r in status.iterrows():
+    for (_, r), short in zip(status.iterrows(), shown):
         st = str(r.get("status", ""))
         counts[st] = counts.get(st, 0) + 1
         run = _run_dir_of(batch_dir, r)
@@ -358,31 +404,43 @@ def render_batch(batch_dir: Path, status: pd.DataFrame, texts: pd.DataFrame, mea
             cmp_rel = cmp if not cmp.is_absolute() else Path(os.path.relpath(cmp, batch_dir))
             link += f" &middot; <a href='{_e(cmp_rel.as_posix())}'>compare</a>"
         cls = "ok" if st.lower() in BATCH_OK else "bad" if st.lower() in BATCH_BAD else ""
-        cells = [f"<td class='l'>{_e(r['input'])}</td>"]
+        cells = [f"<td class='l in' title='{_e(r['input'])}' data-v='{_e(short)}'>{_breakable(short, "_/-.")}</td>"]
         if show_model:
-            cells.append(f"<td class='l'>{_e(r.get('model', ''))}</td>")
-        if show_formula:
-            cells.append(f"<td class='l'><code>{_e(r.get('formula', ''))}</code></td>")
-        cells += [f"<td class='l {cls}'>{_e(st)}</td>", f"<td class='l'>{link}</td>"]
+            cells.append(f"<td class='l' title='{_e(r.get('formula', ''))}'>{_e(r.get('model', ''))}</td>")
+        if formula_column:
+            cells.append(f"<td class='l wrap'><code>{_e(r.get('formula', ''))}</code></td>")
+        cells += [f"<td class='l st {cls}' data-v='{_e(st)}'>{_breakable(st, '-')}</td>", f"<td class='l'>{link}</td>"]
         k = str(r.get(key, ""))
         for c in est_cols:
             txt = texts.at[k, c] if k in texts.index else None
             m = means.at[k, c] if k in means.index else None
             dv = f" data-v='{float(m)!r}'" if m is not None and pd.notna(m) else ""
-            cells.append(f"<td{dv}>{_e(txt) if isinstance(txt, str) else ''}</td>")
+            if isinstance(txt, str) and " [" in txt:
+                mean, ci = txt.split(" [", 1)
+                body = f"{_e(mean)}<span class='ci'>[{_e(ci)}</span>"
+            else:
+                body = _e(txt) if isinstance(txt, str) else ""
+            cells.append(f"<td{dv}>{body}</td>")
         t = str(r.get("total_s", "") or "")
         msg = " ".join(x for x in (str(r.get("error", "") or ""), f"(hint: {r['hint']})" if str(r.get("hint", "") or "") else "") if x)
-        cells += [f"<td class='l'>{_e(str(r.get('findings', '') or '').replace(';', ', '))}</td>",
-                  f"<td>{_fmt(t) if t else ''}</td>", f"<td class='l'>{_e(msg)}</td>"]
+        findings = "<br>".join(_e(x.strip()) for x in str(r.get("findings", "") or "").split(";") if x.strip())
+        cells += [f"<td class='l wrap'>{findings}</td>",
+                  f"<td>{_fmt(t) if t else ''}</td>", f"<td class='l wrap'>{_e(msg)}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     tally = ", ".join(f"{n} {_e(k or 'unknown')}" for k, n in counts.items())
+    models = ""
+    if show_model and show_formula:
+        pairs = status[["model", "formula"]].astype(str).drop_duplicates().itertuples(index=False)
+        models = "<p class='models'>Models: " + "; ".join(f"<b>{_e(m)}</b> <code>{_e(f)}</code>" for m, f in pairs) + "</p>"
+    common = f" Inputs are in <code>{_e(shared)}</code>." if shared else ""
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>hlm batch report</title>"
-        f"<style>{CSS} body{{max-width:none}} th{{cursor:pointer;white-space:nowrap}} td{{white-space:nowrap}} td:last-child{{white-space:normal;min-width:20em}}"
-        " th[data-dir=asc]::after{content:' \\25B2'} th[data-dir=desc]::after{content:' \\25BC'}</style></head><body>"
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>hlm batch report</title>"
+        f"<style>{CSS} {BATCH_CSS}</style></head><body>"
         f"<h1>hlm batch report</h1><p class='sub'>{_e(batch_dir.name)}: {len(status)} run(s): {tally}. "
-        "Click a column header to sort. Estimates are posterior means with 94% HDIs; each run's own report has the details.</p>"
-        f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "Click a column header to sort. Estimates are posterior means with 94% HDIs; each run's own report has the details."
+        f"{common}</p>{models}"
+        f"<div class='tablewrap'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         f"<script>{BATCH_JS}</script></body></html>\n"
     )
 
