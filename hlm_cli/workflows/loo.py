@@ -131,6 +131,8 @@ class ModelLoo:
     kfold: int | None = None
     group: str | None = None
     folds: np.ndarray | None = None  # K-fold: fold number (1..K) of each observation
+    reused_refits: int = 0  # refits taken from the RefitStore instead of sampled again
+    refit_store: str | None = None  # where refits are stored (None: not stored)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     recommendation: str | None = None
@@ -160,11 +162,12 @@ class ModelLoo:
     @property
     def estimate(self) -> str:
         """Which estimate was used, in words: psis, reloo with n refits, kfold K."""
+        reused = f", {self.reused_refits} reused" if self.reused_refits else ""
         if self.method == "reloo":
-            return f"reloo ({self.n_refits} exact refit{'s' if self.n_refits != 1 else ''})"
+            return f"reloo ({self.n_refits} exact refit{'s' if self.n_refits != 1 else ''}{reused})"
         if self.method == "kfold":
             by = f", grouped by {self.group}" if self.group else ""
-            return f"kfold (K = {self.kfold}{by})"
+            return f"kfold (K = {self.kfold}{by}{reused})"
         if self.method == "waic":
             return "waic"
         return "psis"
@@ -179,6 +182,8 @@ class ModelLoo:
                 "method": self.method,
                 "text": self.estimate,
                 "n_refits": self.n_refits,
+                "reused_refits": self.reused_refits,
+                "refit_store": self.refit_store,
                 "refit_obs": self.refit_obs,
                 "refit_csv_lines": self.refit_lines,
                 "kfold": self.kfold,
@@ -568,6 +573,129 @@ def assign_folds(n: int, k: int, *, groups=None, seed: int = 0) -> np.ndarray:
     return fold_of_level[inverse]
 
 
+# --------------------------------------------------------------------------------------------
+# stored refits: what `hlm fit --formula A --formula B` refitted, `hlm loo` reuses
+# --------------------------------------------------------------------------------------------
+
+#: Directory (under the compiled-model cache, ``$HLM_CACHE_DIR`` or ~/.cache/hlm) of stored refits.
+REFIT_SUBDIR = "loo-refits"
+#: Stored refits older than this are deleted when the store is opened.
+MAX_AGE_DAYS = 60
+
+
+def run_identity(info: dict, path: Path | None = None) -> dict | None:
+    """What makes two runs the same for a refit: the run directory (absolute), the sha256 of
+    the posterior the fit wrote, the data file's sha256 and the resolved config (sampler
+    settings, priors, formula...). None for a run without a recorded posterior checksum
+    (never reused)."""
+    sums = info.get("checksums") if isinstance(info.get("checksums"), dict) else {}
+    post = (sums.get("posterior.nc") or {}).get("sha256") if isinstance(sums.get("posterior.nc"), dict) else None
+    data = info.get("data", {}).get("sha256") if isinstance(info.get("data"), dict) else None
+    if not isinstance(post, str) or not isinstance(data, str):
+        return None
+    return {"path": str(Path(path).resolve()) if path is not None else None, "posterior": post, "data": data,
+            "config": info.get("config"), "formula": info.get("formula")}
+
+
+def refit_key(identity: dict, method: str, held, seed: int) -> str:
+    """The stored name of one refit: run identity + method (reloo, kfold) + held-out
+    observations + the refit's seed (+ this hlm's version)."""
+    import hashlib
+    import json
+
+    from hlm_cli import __version__
+
+    body = {"v": 1, "hlm": __version__, "run": identity, "method": method,
+            "held": sorted(int(i) for i in np.atleast_1d(held)), "seed": int(seed)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+
+class RefitStore:
+    """Held-out log-likelihood of each refit, one signed ``.npz`` per :func:`refit_key`.
+
+    An entry holds only numbers (``ll``: chains x draws x held rows, ``divergent``), read with
+    ``allow_pickle=False`` and authenticated with the compiled-model cache's per-user key
+    (HMAC-SHA256 over the key and the bytes), so a file that was edited or moved to another
+    key is ignored and the refit is run again. Best effort: an unusable directory means no
+    store (every refit is run).
+    """
+
+    def __init__(self, root: Path, secret: bytes):
+        self.root = root
+        self._secret = secret
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> RefitStore | None:
+        from hlm_cli.sampling import cache
+
+        try:
+            base = cache.default_cache_dir() if root is None else Path(root)
+            if root is None:
+                cache._private_dir(base)
+                base = base / REFIT_SUBDIR
+            cache._private_dir(base)
+            store = cls(base, cache._secret())
+        except Exception:  # noqa: BLE001 - untrusted or unusable directory: no reuse, no storing
+            return None
+        store.prune()
+        return store
+
+    def prune(self, max_age_days: float = MAX_AGE_DAYS) -> None:
+        """Delete entries not written for ``max_age_days`` (a run refitted since has new keys)."""
+        cutoff = time.time() - max_age_days * 86400
+        try:
+            for p in self.root.glob("*.npz"):
+                if p.stat().st_mtime < cutoff:
+                    p.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _tag(self, key: str, body: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        return hmac.new(self._secret, b"hlm-loo-refit\x00" + key.encode() + b"\x00" + body, hashlib.sha256).digest()
+
+    def get(self, key: str) -> tuple[np.ndarray, bool] | None:
+        import hmac
+        import io
+
+        try:
+            blob = (self.root / f"{key}.npz").read_bytes()
+        except OSError:
+            return None
+        tag, body = blob[:32], blob[32:]
+        if len(blob) <= 32 or not hmac.compare_digest(tag, self._tag(key, body)):
+            return None
+        try:
+            with np.load(io.BytesIO(body), allow_pickle=False) as z:
+                return np.asarray(z["ll"], dtype=float), bool(z["divergent"])
+        except Exception:  # noqa: BLE001 - damaged entry: refit
+            return None
+
+    def put(self, key: str, ll: np.ndarray, divergent: bool) -> None:
+        import io
+
+        from hlm_cli.sampling import cache
+
+        buf = io.BytesIO()
+        np.savez(buf, ll=np.asarray(ll, dtype=float), divergent=np.bool_(divergent))
+        body = buf.getvalue()
+        try:
+            cache._atomic_write(self.root / f"{key}.npz", self._tag(key, body) + body)
+        except OSError:
+            pass
+
+
+@dataclass
+class _Reused:
+    """What ``RefitWrapper.sample`` returns for a refit found in the store."""
+
+    ll: np.ndarray
+    chains: int
+    draws: int
+
+
 def _wrapper_class():
     from arviz_stats.loo import SamplingWrapper
 
@@ -579,7 +707,8 @@ def _wrapper_class():
         ``log_likelihood__i`` evaluates the held-out rows under the refit posterior.
         """
 
-        def __init__(self, run: _Run, *, seed: int, say: Progress, what: str, total: int):
+        def __init__(self, run: _Run, *, seed: int, say: Progress, what: str, total: int,
+                     method: str = "reloo", store: RefitStore | None = None):
             super().__init__(model=None, idata_orig=run.loo_tree)
             self.run = run
             self.ctx = run.context()
@@ -592,6 +721,13 @@ def _wrapper_class():
             self.divergent_refits = 0
             self._prep = None
             self._held: np.ndarray | None = None
+            self.method = method
+            identity = run_identity(run.info, run.path) if store is not None and run.context().spec.cache else None
+            self.store = store if identity is not None else None
+            self.identity = identity
+            self.reused = 0
+            self._key: str | None = None
+            self._divergent = False
 
         def sel_observations(self, idx):
             held = np.atleast_1d(np.asarray(idx, dtype=int))
@@ -606,6 +742,15 @@ def _wrapper_class():
             self.n_refits += 1
             lines = data_mod.csv_lines(self.ctx.prepared.table)[held]
             where = f"CSV line {lines[0]}" if len(held) == 1 else f"{len(held)} rows"
+            self._key = None
+            if self.store is not None:
+                self._key = refit_key(self.identity, self.method, held, self.seed + self.n_refits)
+                hit = self.store.get(self._key)
+                if hit is not None and hit[0].ndim == 3 and hit[0].shape[2] == len(held):
+                    self.reused += 1
+                    self.divergent_refits += int(hit[1])
+                    self.say(f"{self.run.name}: {self.what} {self.n_refits}/{self.total} (without {where}): reused")
+                    return _Reused(hit[0], int(hit[0].shape[0]), int(hit[0].shape[1]))
             self.say(f"{self.run.name}: {self.what} {self.n_refits}/{self.total} (without {where})")
             labels = self.ctx.prepared.table.frame.index[held]
             raw = self.raw
@@ -617,7 +762,8 @@ def _wrapper_class():
             self._prep = prep
             self._held = held
             stats = posterior.tree["sample_stats"] if "sample_stats" in posterior.tree.children else None
-            if stats is not None and "diverging" in stats and int(np.asarray(stats["diverging"]).sum()) > 0:
+            self._divergent = stats is not None and "diverging" in stats and int(np.asarray(stats["diverging"]).sum()) > 0
+            if self._divergent:
                 self.divergent_refits += 1
             return posterior.tree
 
@@ -630,6 +776,8 @@ def _wrapper_class():
             from hlm_cli.workflows.runs import RunContext
 
             held = np.atleast_1d(np.asarray(excluded_obs, dtype=int))
+            if isinstance(idata__i, _Reused):
+                return xr.DataArray(idata__i.ll, dims=["chain", "draw", OBS], coords={OBS: held})
             refit = RunContext(self.run.path, self.ctx.info, idata__i, self._prep)
             rows = self.raw.frame.loc[self.ctx.prepared.table.frame.index[held]]
             try:
@@ -641,6 +789,8 @@ def _wrapper_class():
                 ) from None
             post = idata__i["posterior"]
             chains, draws = post.sizes["chain"], post.sizes["draw"]
+            if self.store is not None and self._key is not None:
+                self.store.put(self._key, ll.reshape(chains, draws, len(held)), self._divergent)
             return xr.DataArray(
                 ll.reshape(chains, draws, len(held)),
                 dims=["chain", "draw", OBS],
@@ -650,17 +800,17 @@ def _wrapper_class():
     return RefitWrapper
 
 
-def _reloo(run: _Run, psis, ktable: KTable, *, seed: int, say: Progress):
+def _reloo(run: _Run, psis, ktable: KTable, *, seed: int, say: Progress, store: RefitStore | None = None):
     import arviz_stats as azs
 
-    wrapper = _wrapper_class()(run, seed=seed, say=say, what="exact refit", total=ktable.n_bad)
+    wrapper = _wrapper_class()(run, seed=seed, say=say, what="exact refit", total=ktable.n_bad, method="reloo", store=store)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = azs.reloo(wrapper, loo_orig=psis, var_name=run.var_name, k_threshold=ktable.good_k, pointwise=True)
     return result, wrapper
 
 
-def _kfold(run: _Run, k: int, group: str | None, *, seed: int, say: Progress):
+def _kfold(run: _Run, k: int, group: str | None, *, seed: int, say: Progress, store: RefitStore | None = None):
     import arviz_stats as azs
 
     ctx = run.context()
@@ -671,7 +821,7 @@ def _kfold(run: _Run, k: int, group: str | None, *, seed: int, say: Progress):
             raise InputError(f"--group {group!r} is not a column of {Path(ctx.info['data']['file']).name}", hint=closest_match(group, frame.columns))
         groups = frame[group].astype(str).to_numpy()
     folds = assign_folds(run.n_obs, k, groups=groups, seed=seed)
-    wrapper = _wrapper_class()(run, seed=seed, say=say, what="fold", total=int(folds.max()))
+    wrapper = _wrapper_class()(run, seed=seed, say=say, what="fold", total=int(folds.max()), method="kfold", store=store)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = azs.loo_kfold(run.loo_tree, wrapper, pointwise=True, var_name=run.var_name, folds=folds)
@@ -707,7 +857,8 @@ def _p_se(p_i: np.ndarray) -> float:
     return float(np.sqrt(p_i.size * np.var(p_i, ddof=1))) if p_i.size > 1 else float("nan")
 
 
-def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group: str | None, seed: int, say: Progress) -> ModelLoo:
+def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group: str | None, seed: int, say: Progress,
+               store: RefitStore | None = None) -> ModelLoo:
     ll = _loglik_matrix(run)
     lpd_i = _lpd_i(ll)
     common = {
@@ -734,7 +885,7 @@ def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group:
                  p_se=_p_se(lpd_i - elpd_i), elpd_i=elpd_i, p_i=lpd_i - elpd_i, ktable=ktable,
                  pareto_k=pareto_k, elpd_data=psis)
     if criterion == "kfold":
-        return _apply_kfold(m, run, kfold, group, seed, say)
+        return _apply_kfold(m, run, kfold, group, seed, say, store)
     if ktable.n_bad == 0:
         return m
     bad_text = f"{ktable.n_bad} observation(s) have Pareto k > {ktable.good_k:.2f}"
@@ -750,10 +901,10 @@ def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group:
             m.recommendation = f"{err.hint}, then rerun (the default --fix auto refits them)" if err.hint else None
             return m
     if fix == "reloo" or (fix == "auto" and ktable.n_bad <= MAX_RELOO):
-        return _apply_reloo(m, run, psis, seed, say)
+        return _apply_reloo(m, run, psis, seed, say, store)
     if fix == "kfold":
         m.warnings.append(f"{bad_text}: replaced PSIS-LOO by K-fold cross-validation")
-        return _apply_kfold(m, run, kfold, group, seed, say)
+        return _apply_kfold(m, run, kfold, group, seed, say, store)
     m.warnings.append(f"{bad_text}: the PSIS-LOO estimate is unreliable, and more than {MAX_RELOO} exact refits would be needed")
     m.recommendation = (
         "rerun with --fix kfold (K-fold cross-validation, 10 refits; add --group COL to leave out whole groups), "
@@ -762,10 +913,10 @@ def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group:
     return m
 
 
-def _apply_reloo(m: ModelLoo, run: _Run, psis, seed: int, say: Progress) -> ModelLoo:
+def _apply_reloo(m: ModelLoo, run: _Run, psis, seed: int, say: Progress, store: RefitStore | None = None) -> ModelLoo:
     from hlm_cli import data as data_mod
 
-    result, wrapper = _reloo(run, psis, m.ktable, seed=seed, say=say)
+    result, wrapper = _reloo(run, psis, m.ktable, seed=seed, say=say, store=store)
     elpd_i = np.asarray(result.elpd_i).ravel()
     p_i = np.asarray(result.p_loo_i).ravel()
     m.method = "reloo"
@@ -775,13 +926,20 @@ def _apply_reloo(m: ModelLoo, run: _Run, psis, seed: int, say: Progress) -> Mode
     m.refit_obs = list(m.ktable.bad_obs)
     m.refit_lines = [int(v) for v in data_mod.csv_lines(wrapper.ctx.prepared.table)[m.refit_obs]]
     m.elpd_data = result
+    _note_reuse(m, wrapper)
     if wrapper.divergent_refits:
         m.warnings.append(f"{wrapper.divergent_refits} of {wrapper.n_refits} refits had divergent transitions")
     return m
 
 
-def _apply_kfold(m: ModelLoo, run: _Run, k: int, group: str | None, seed: int, say: Progress) -> ModelLoo:
-    result, wrapper, folds = _kfold(run, k, group, seed=seed, say=say)
+def _note_reuse(m: ModelLoo, wrapper) -> None:
+    m.reused_refits = int(wrapper.reused)
+    m.refit_store = str(wrapper.store.root) if wrapper.store is not None else None
+
+
+def _apply_kfold(m: ModelLoo, run: _Run, k: int, group: str | None, seed: int, say: Progress,
+                 store: RefitStore | None = None) -> ModelLoo:
+    result, wrapper, folds = _kfold(run, k, group, seed=seed, say=say, store=store)
     elpd_i = np.asarray(result.elpd_i).ravel()
     p_i = np.asarray(result.p_kfold_i).ravel()
     m.criterion = "kfold"
@@ -793,9 +951,17 @@ def _apply_kfold(m: ModelLoo, run: _Run, k: int, group: str | None, seed: int, s
     m.group = group
     m.folds = folds
     m.elpd_data = result
+    _note_reuse(m, wrapper)
     if wrapper.divergent_refits:
         m.warnings.append(f"{wrapper.divergent_refits} of {wrapper.n_refits} fold refits had divergent transitions")
     return m
+
+
+def _run_seed(run: _Run) -> int:
+    """The sampler seed recorded in a run's config (0 if none)."""
+    cfg = run.info.get("config") if isinstance(run.info.get("config"), dict) else {}
+    seed = (cfg.get("sampler") or {}).get("seed") if isinstance(cfg.get("sampler"), dict) else None
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
 
 def compare_models(models: list[ModelLoo]) -> tuple[pd.DataFrame, list[str]]:
@@ -844,9 +1010,10 @@ def compare_runs(
     kfold: int | None = None,
     group: str | None = None,
     force: bool = False,
-    seed: int = 0,
+    seed: int | None = None,
     on_progress: Progress | None = None,
     data: Path | None = None,
+    reuse: bool = True,
 ) -> CompareResult:
     """Estimate each run's ELPD and, for two or more runs, compare them.
 
@@ -868,8 +1035,13 @@ def compare_runs(
         ``kfold(group = )``.
     force : bool
         Compare runs fit to different data (with a warning) instead of refusing.
-    seed : int
-        Seed of the fold assignment and of the refits' samplers.
+    seed : int, optional
+        Seed of the fold assignment and of the refits' samplers (refit i samples with seed + i);
+        default: the first run's sampler seed, as ``hlm fit --formula A --formula B`` uses.
+    reuse : bool
+        Take refits from the :class:`RefitStore` when the same run was refitted without the
+        same observations, by the same method, with the same seed (and store new ones);
+        anything different is refitted. Runs fitted with ``--no-cache`` are never stored.
     on_progress : callable, optional
         Receives short progress messages (one per model and per refit).
     data : Path, optional
@@ -899,12 +1071,18 @@ def compare_runs(
         run.name = name
         run.data = Path(data) if data is not None else None
     notes = check_same_data(runs, force=force)
+    if seed is None:
+        seed = _run_seed(runs[0])
+    store = RefitStore.open() if reuse else None
     models = []
     for run in runs:
         t0 = time.perf_counter()
-        m = _model_loo(run, criterion=criterion, fix=fix, kfold=kfold, group=group, seed=seed, say=say)
+        m = _model_loo(run, criterion=criterion, fix=fix, kfold=kfold, group=group, seed=seed, say=say, store=store)
         m.seconds = time.perf_counter() - t0
         models.append(m)
+        if m.reused_refits:
+            notes.append(f"{m.name}: reused {m.reused_refits} of {m.n_refits} refit{'s' if m.n_refits != 1 else ''} from "
+                         f"{m.refit_store} (the same run, method, held-out rows and seed {seed}); the rest were sampled")
     table = None
     if len(models) > 1:
         table, more = compare_models(models)
