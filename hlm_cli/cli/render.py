@@ -35,13 +35,169 @@ def said_interrupted() -> bool:
     return any(m.startswith("interrupted") for m in _said)
 
 
-def status(message: str, quiet: bool = False):
-    """A spinner context for long stages (no-op under --quiet or when not a terminal)."""
-    from contextlib import nullcontext
+def status(message: str, quiet: bool = False) -> FitStatus:
+    """A context for long stages: a spinner naming the stage and, while sampling, live progress
+    (:class:`FitStatus`); silent under --quiet."""
+    return FitStatus(message, quiet=quiet)
 
-    if quiet or not _err.is_terminal:
-        return nullcontext()
-    return _err.status(message)
+
+# -- live sampling progress (hlm fit)
+
+#: Seconds between two redraws of the sampling line on a terminal (at most 5 a second).
+PROGRESS_INTERVAL = 0.2
+#: Off a terminal (CI, a log file): a line when another LINE_STEP of the iterations is done
+#: and at least LINE_INTERVAL seconds passed since the last one (so at most 10 lines a fit).
+LINE_STEP = 0.1
+LINE_INTERVAL = 10.0
+_TICK = 1e-9  # an update landing on the interval counts as on time (float clocks)
+
+
+def duration(seconds: float | None) -> str:
+    """0:07, 12:05, 1:02:03; '?' when unknown."""
+    import math
+
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def draws_text(p, *, compact: bool = False) -> str:
+    """One line for a :class:`hlm_cli.sampling.DrawProgress`, e.g.
+    ``sampling 62% (4 chains): warmup 4,000/4,000, draws 1,000/4,000; 0 divergences; 0:05 elapsed, ~0:03 left``;
+    ``compact`` (a narrow terminal) leaves out the chains, the digit grouping and the elapsed time:
+    ``sampling 62%: warmup 4000/4000, draws 1000/4000; 0 divergences; ~0:03 left``."""
+    pct = int(p.fraction * 100)  # floor: 100% only when done
+    n = "{:d}" if compact else "{:,}"
+    div = f"{n.format(p.divergences)} divergence{'' if p.divergences == 1 else 's'}"
+    left = p.time_left if p.fraction < 1 else None
+    if compact:
+        timing = f"~{duration(left)} left" if left is not None else f"{duration(p.elapsed)} elapsed"
+        head = f"sampling {pct}%"
+    else:
+        timing = f"{duration(p.elapsed)} elapsed" + (f", ~{duration(left)} left" if left is not None else "")
+        head = f"sampling {pct}% ({p.chains} chain{'' if p.chains == 1 else 's'})"
+    warm = f"{n.format(p.warmup_done)}/{n.format(p.chains * p.tune)}"
+    kept = f"{n.format(p.draws_done)}/{n.format(p.chains * p.draws)}"
+    return f"{head}: warmup {warm}, draws {kept}; {div}; {timing}"
+
+
+def _draws_renderable(p, width: int = 80):
+    """:func:`draws_text` for a terminal ``width`` columns wide: divergences in yellow, a bar
+    before it when the line still fits, the compact text when the full one does not."""
+    from rich.progress_bar import ProgressBar
+
+    full = draws_text(p)
+    text = Text(full if len(full) + 3 <= width else draws_text(p, compact=True))
+    if p.divergences:
+        text.highlight_regex(r"[\d,]+ divergences?", "yellow")
+    if len(text) + 24 > width:  # spinner, bar, padding
+        return text
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(ProgressBar(total=max(p.total, 1), completed=p.warmup_done + p.draws_done, width=20), text)
+    return grid
+
+
+class Throttle:
+    """True at most once per ``interval`` seconds of ``clock`` (``force``: now, whatever the time)."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL, clock=None) -> None:
+        import time
+
+        self.interval = interval
+        self.clock = clock or time.monotonic
+        self.last: float | None = None
+
+    def ready(self, *, force: bool = False) -> bool:
+        now = self.clock()
+        if force or self.last is None or now - self.last >= self.interval - _TICK:
+            self.last = now
+            return True
+        return False
+
+
+class LinePolicy:
+    """When a log (stderr not a terminal) gets a progress line: another ``step`` of the work
+    done since the last line and at least ``interval`` seconds of ``clock`` since the last line
+    (or the first report). Never one line per draw; a fit shorter than ``interval`` prints none."""
+
+    def __init__(self, step: float = LINE_STEP, interval: float = LINE_INTERVAL, clock=None) -> None:
+        import time
+
+        self.step, self.interval = step, interval
+        self.clock = clock or time.monotonic
+        self.last: float | None = None
+        self.next_mark = step
+
+    def due(self, fraction: float) -> bool:
+        import math
+
+        now = self.clock()
+        if self.last is None:
+            self.last = now
+        if fraction + 1e-12 >= self.next_mark and now - self.last >= self.interval - _TICK:
+            self.last = now
+            self.next_mark = (math.floor(fraction / self.step + 1e-9) + 1) * self.step
+            return True
+        return False
+
+
+class FitStatus:
+    """What :func:`status` returns: the stage spinner, and live sampling progress.
+
+    On a terminal: a transient spinner whose text is the stage (:meth:`update`) and, while
+    nutpie samples, a bar with chains x draws done, divergences and time left, redrawn at most
+    every :data:`PROGRESS_INTERVAL` s. Off a terminal: no spinner, and a progress line now and
+    then (:class:`LinePolicy`). Under --quiet: nothing, and :attr:`on_draws` is None.
+    :meth:`draws` is called from a sampler thread: it only swaps the spinner's text or prints
+    a line.
+    """
+
+    def __init__(self, message: str, *, quiet: bool = False, console: Console | None = None, clock=None, stream=None) -> None:
+        self.message = message
+        self.quiet = quiet
+        self.console = console or _err
+        self.tty = not quiet and self.console.is_terminal
+        self.stream = stream  # None: sys.stderr when writing
+        self.throttle = Throttle(PROGRESS_INTERVAL, clock)
+        self.lines = LinePolicy(clock=clock)
+        self._spinner = None
+
+    def __enter__(self) -> FitStatus:
+        if self.tty:
+            self._spinner = self.console.status(self.message)
+            self._spinner.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        spinner, self._spinner = self._spinner, None
+        if spinner is not None:
+            spinner.__exit__(*exc)
+
+    def update(self, message: str) -> None:
+        """Show the stage ``message`` next to the spinner."""
+        if self._spinner is not None:
+            self._spinner.update(message)
+
+    @property
+    def on_draws(self):
+        """The sink for :func:`hlm_cli.workflows.fit.run_fit`'s ``on_draws``; None under --quiet."""
+        return None if self.quiet else self.draws
+
+    def draws(self, p) -> None:
+        """Show a :class:`hlm_cli.sampling.DrawProgress`."""
+        if self.quiet:
+            return
+        if self.tty:
+            spinner = self._spinner
+            if spinner is not None and self.throttle.ready(force=p.fraction >= 1):
+                spinner.update(_draws_renderable(p, self.console.width))
+        elif self.lines.due(p.fraction):
+            print(draws_text(p), file=self.stream or sys.stderr, flush=True)
 
 
 def info(message: str, quiet: bool = False) -> None:

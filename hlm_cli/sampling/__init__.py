@@ -24,6 +24,7 @@ compile that is stored. When the installed libraries are outside the versions
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -129,6 +130,7 @@ def sample(
     use_cache: bool = True,
     quick: bool = False,
     on_progress: Callable[[str], None] | None = None,
+    on_draws: Callable[[DrawProgress], None] | None = None,
 ) -> Posterior:
     """Sample the posterior of ``built`` and add log-likelihood and predictive draws.
 
@@ -145,6 +147,11 @@ def sample(
         structure many times (batch, refits) leaves it off and compiles once.
     on_progress : callable, optional
         Receives short stage names ("compile", "sample", "predict").
+    on_draws : callable, optional
+        Receives a :class:`DrawProgress` about every 0.2 s while nutpie samples (chains x
+        draws done, divergences so far, elapsed time), from one of nutpie's threads: keep it
+        quick and thread-safe; what it raises is dropped. It changes no draw. The PyMC and
+        JAX samplers do not report it.
 
     Returns
     -------
@@ -168,14 +175,16 @@ def sample(
         t1 = time.perf_counter()
         settings = dict(draws=spec.draws, tune=spec.tune, save_warmup=False, progress_bar=False,
                         target_accept=spec.target_accept, maxdepth=spec.max_treedepth, adaptation=spec.adaptation)
+        reporter = DrawReporter(on_draws, chains=spec.chains, tune=spec.tune, draws=spec.draws) if on_draws is not None else None
         with interrupt_guard() as interrupted:
             try:
                 if mode == "quick":
                     from hlm_cli.sampling import quick as quick_mod
 
-                    tree = quick_mod.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, **settings)
+                    tree = quick_mod.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, progress=reporter, **settings)
                 else:
-                    tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings)
+                    report = reporter.nutpie_kwargs() if reporter is not None else {}
+                    tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings, **report)
             except RuntimeError as err:
                 if interrupted:
                     raise KeyboardInterrupt from None
@@ -203,6 +212,137 @@ def sample(
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
     return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode)
+
+
+#: How often nutpie calls the progress callback (ms): at most 5 updates a second.
+PROGRESS_RATE_MS = 200
+
+
+@dataclass(frozen=True)
+class DrawProgress:
+    """Where sampling stands, as :func:`sample` sends it to ``on_draws``.
+
+    Attributes
+    ----------
+    tune, draws : int
+        Warmup and kept draws asked for, per chain.
+    finished : tuple of int
+        Per chain: iterations done so far, warmup included (0 .. tune + draws).
+    divergences : int
+        Divergent transitions after warmup so far, all chains (nutpie's count, the one the
+        diagnostics report).
+    elapsed : float
+        Seconds since sampling started.
+    """
+
+    tune: int
+    draws: int
+    finished: tuple[int, ...]
+    divergences: int
+    elapsed: float
+
+    @property
+    def chains(self) -> int:
+        return len(self.finished)
+
+    @property
+    def warmup_done(self) -> int:
+        """Warmup iterations done, all chains (of ``chains * tune``)."""
+        return sum(min(f, self.tune) for f in self.finished)
+
+    @property
+    def draws_done(self) -> int:
+        """Kept draws done, all chains (of ``chains * draws``)."""
+        return sum(min(max(f - self.tune, 0), self.draws) for f in self.finished)
+
+    @property
+    def total(self) -> int:
+        return self.chains * (self.tune + self.draws)
+
+    @property
+    def fraction(self) -> float:
+        """Share of all iterations done, 0..1."""
+        return (self.warmup_done + self.draws_done) / self.total if self.total else 1.0
+
+    @property
+    def warming_up(self) -> bool:
+        return self.warmup_done < self.chains * self.tune
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds left at the pace so far (None before the first iteration)."""
+        f = self.fraction
+        if f <= 0 or not math.isfinite(self.elapsed):
+            return None
+        return max(0.0, self.elapsed * (1.0 - f) / f)
+
+
+class DrawReporter:
+    """Turns nutpie's ``progress_callback`` calls (a list of ``nutpie.ChainProgress``) into
+    :class:`DrawProgress` for a sink.
+
+    Holds one row per chain (iterations done, divergences). :meth:`share` puts the rows in an
+    anonymous shared memory map, so that chains sampled in forked processes
+    (:func:`hlm_cli.sampling.quick.sample`) write theirs where this process reads them.
+    Only reads the sampler's counters: the draws are the same with or without it.
+    """
+
+    def __init__(self, sink: Callable[[DrawProgress], None] | None, *, chains: int, tune: int, draws: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink = sink
+        self.tune, self.draws = int(tune), int(draws)
+        self.clock = clock
+        self.t0 = clock()
+        self.rows = np.zeros((int(chains), 2), dtype=np.int64)
+        self._failed = False
+
+    def share(self) -> None:
+        """Keep the rows in memory shared with processes forked after this call."""
+        import mmap
+
+        buf = mmap.mmap(-1, max(1, self.rows.nbytes))  # MAP_SHARED | MAP_ANONYMOUS
+        shared = np.frombuffer(buf, dtype=np.int64, count=self.rows.size).reshape(self.rows.shape)
+        shared[...] = self.rows
+        self.rows = shared
+
+    def snapshot(self) -> DrawProgress:
+        rows = np.array(self.rows)  # one copy: the rows keep changing
+        return DrawProgress(tune=self.tune, draws=self.draws, finished=tuple(int(f) for f in rows[:, 0]),
+                            divergences=int(rows[:, 1].sum()), elapsed=max(0.0, self.clock() - self.t0))
+
+    def callback(self, first: int = 0, *, emit: bool = True) -> Callable[[list], None]:
+        """nutpie's ``progress_callback`` for chains ``first, first + 1, ...``; ``emit=False``
+        (a forked process) only records them."""
+
+        def on_chains(chain_progress) -> None:
+            try:
+                for i, p in enumerate(chain_progress):
+                    self.rows[first + i] = (int(p.finished_draws), int(p.divergences))
+            except Exception as err:  # noqa: BLE001 - nothing may reach nutpie (it prints it)
+                self._failure(err)
+                return
+            if emit:
+                self.emit()
+
+        return on_chains
+
+    def emit(self) -> None:
+        """Send the sink where sampling stands now; what the sink raises is logged once (debug)."""
+        if self.sink is None:
+            return
+        try:
+            self.sink(self.snapshot())
+        except Exception as err:  # noqa: BLE001 - a display problem must not stop sampling
+            self._failure(err)
+
+    def _failure(self, err: Exception) -> None:
+        if not self._failed:
+            self._failed = True
+            _log.debug("progress display failed: %s: %s", type(err).__name__, err)
+
+    def nutpie_kwargs(self, first: int = 0, *, emit: bool = True) -> dict:
+        """The keyword arguments that make ``nutpie.sample`` report to this reporter."""
+        return {"progress_callback": self.callback(first, emit=emit), "progress_rate": PROGRESS_RATE_MS}
 
 
 class _Flag:
@@ -348,5 +488,5 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
 
 
-__all__ = ["Posterior", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
+__all__ = ["Posterior", "DrawProgress", "DrawReporter", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
            "default_cores"]

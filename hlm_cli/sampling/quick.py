@@ -171,7 +171,7 @@ def group_seeds(seed: int, groups: int) -> list[int]:
     return [int(s.generate_state(1, dtype=np.uint32)[0]) for s in np.random.SeedSequence([int(seed), 0x484C4D]).spawn(groups)]
 
 
-def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
+def sample(compiled, *, chains: int, cores: int, seed: int, progress=None, **kwargs):
     """``nutpie.sample`` of a quick model with its chains spread over processes.
 
     Every gradient of a quick model is a Python call that holds the GIL, so threads do not run
@@ -180,16 +180,30 @@ def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
     first are sampled by forked children that send their draws back pickled; the result is one
     tree with chains numbered 0..chains-1. A child that fails has its chains sampled here.
     With one core (or no fork) this is ``nutpie.sample`` with ``cores=1``.
+
+    ``progress`` (a :class:`hlm_cli.sampling.DrawReporter`, optional) hears of every chain:
+    the children record their chains' counts in memory shared with this process, which
+    reports all of them while its own group samples.
     """
     import nutpie
 
     sizes = chain_groups(chains, cores if _forks() else 1)
     seeds = group_seeds(seed, len(sizes))
+    firsts = [sum(sizes[:i]) for i in range(len(sizes))]
+
+    def report(i: int, *, emit: bool) -> dict:
+        return progress.nutpie_kwargs(firsts[i], emit=emit) if progress is not None else {}
+
     if len(sizes) == 1:
-        return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs)
-    children = [_fork_group(compiled, n, s, kwargs) for n, s in zip(sizes[1:], seeds[1:], strict=True)]
+        return nutpie.sample(compiled, chains=chains, cores=1, seed=seed, **kwargs, **report(0, emit=True))
+    if progress is not None:
+        progress.share()
+    children = [_fork_group(compiled, n, s, {**kwargs, **report(i, emit=False)})
+                for i, (n, s) in enumerate(zip(sizes[1:], seeds[1:], strict=True), start=1)]
     try:
-        trees = [nutpie.sample(compiled, chains=sizes[0], cores=1, seed=seeds[0], **kwargs)]
+        trees = [nutpie.sample(compiled, chains=sizes[0], cores=1, seed=seeds[0], **kwargs, **report(0, emit=True))]
+        if progress is not None:
+            _report_until_done(children, progress)
     finally:
         results = [child.collect() for child in children]
     for (n, s), (ok, res) in zip(zip(sizes[1:], seeds[1:], strict=True), results, strict=True):
@@ -198,6 +212,23 @@ def sample(compiled, *, chains: int, cores: int, seed: int, **kwargs):
         # a child that died is redone here: its chains are sampled in this process
         trees.append(res if ok and res is not None else nutpie.sample(compiled, chains=n, cores=1, seed=s, **kwargs))
     return _concat_chains(trees)
+
+
+def _report_until_done(children: list[_procs.Child], progress, interval: float = 0.2) -> None:
+    """Keep reporting the children's chains while they sample after this process's own are done
+    (the children stay unreaped for :meth:`hlm_cli._procs.Child.collect`)."""
+    import time
+
+    def running(child) -> bool:
+        try:
+            return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except (OSError, AttributeError):  # reaped already, or no waitid: stop reporting
+            return False
+
+    while any(running(c) for c in children):
+        progress.emit()
+        time.sleep(interval)
+    progress.emit()
 
 
 def _fork_group(compiled, chains: int, seed: int, kwargs: dict) -> _procs.Child:

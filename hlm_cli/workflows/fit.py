@@ -151,7 +151,8 @@ def _check_response_column(formula, frame: pd.DataFrame, family, lines) -> None:
             )
 
 
-def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, table=None, quick: bool = True) -> FitResult:
+def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, table=None, quick: bool = True,
+            on_draws: Callable | None = None) -> FitResult:
     """Run one fit end to end and write the run directory.
 
     Parameters
@@ -166,6 +167,9 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
         (:mod:`hlm_cli.sampling.quick`) and a figure helper forked at the start
         (:func:`hlm_cli.outputs.report.start_helper`). Batch turns both off: it fits one
         structure many times, in worker processes that may run threads of their own.
+    on_draws : callable, optional
+        Receives live sampling progress (:class:`hlm_cli.sampling.DrawProgress`, about 5 times
+        a second, from a sampler thread); see :func:`hlm_cli.sampling.sample`.
 
     Returns
     -------
@@ -200,19 +204,21 @@ def run_fit(spec: FitSpec, *, on_progress: Callable[[str], None] | None = None, 
             t = time.perf_counter()
             prior_tree = sampling.sample_prior_predictive(built, draws=500, seed=spec.sampler.seed)
             timings["prior_predictive"] = time.perf_counter() - t
-        return _sample_and_write(spec, prep, timings, prior_tree, helper, quick, say, t_start)
+        return _sample_and_write(spec, prep, timings, prior_tree, helper, quick, say, t_start, on_draws)
     finally:
         if helper is not None:
             helper.close()
 
 
-def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, quick: bool, say, t_start: float) -> FitResult:
+def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, quick: bool, say, t_start: float,
+                      on_draws=None) -> FitResult:
     from hlm_cli import diagnostics, sampling
     from hlm_cli.outputs import rundir
     from hlm_cli.outputs import summary as summary_mod
 
     built = prep.built
-    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say)
+    live = {"on_draws": on_draws} if on_draws is not None else {}
+    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say, **live)
     timings.update(posterior.timings)
     tree = posterior.tree
     if prior_tree is not None:
