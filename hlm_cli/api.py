@@ -356,6 +356,20 @@ class Fit:
 
         return compare(load_run(self._run_dir, data=self._data), factor=factor).table
 
+    def sensitivity(self) -> pd.DataFrame:
+        """Power-scaling prior and likelihood sensitivity of each parameter (``hlm sensitivity``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``parameter``, ``prior``, ``likelihood`` (above 0.05: sensitive) and ``diagnosis``
+            (``prior-data conflict``, ``strong prior / weak likelihood`` or empty), as the
+            run's sensitivity.csv.
+        """
+        from hlm_cli.workflows.sensitivity import run_sensitivity
+
+        return run_sensitivity(self._run_dir, write=False).table
+
     def report(self, path: str | os.PathLike | None = None, *, color_by: str | None = None) -> Path:
         """Draw the figures and write the self-contained HTML report (``hlm report``).
 

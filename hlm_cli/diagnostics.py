@@ -213,3 +213,86 @@ def identifiability(tree, built, pairs=None) -> list[Finding]:
                 [a, b], r,
             ))
     return out
+
+
+# --------------------------------------------------------------------------- prior sensitivity
+
+#: Power-scaling sensitivity above which a parameter's posterior counts as moved (priorsense's
+#: and arviz_stats's threshold: the cumulative Jensen-Shannon distance per unit log(alpha)).
+SENSITIVITY_THRESHOLD = 0.05
+CONFLICT = "prior-data conflict"
+WEAK = "strong prior / weak likelihood"
+SENSITIVITY_COLUMNS = ["parameter", "prior", "likelihood", "diagnosis"]
+
+
+def sensitivity(tree, built, threshold: float = SENSITIVITY_THRESHOLD):
+    """Power-scaling prior and likelihood sensitivity of every top-level parameter.
+
+    ``arviz_stats.psense_summary`` (Kallioinen et al. 2024) reweights the draws by
+    ``p(theta)^(alpha-1)`` or ``p(y|theta)^(alpha-1)`` for alpha = 0.99, 1.01 (Pareto-smoothed
+    importance weights, no refit) and measures how far each marginal posterior moves. The
+    ``log_prior`` group comes from :func:`hlm_cli.model.log_prior.log_prior_dataset` when the
+    tree lacks it (runs written before it existed). Returns a DataFrame with
+    :data:`SENSITIVITY_COLUMNS` (the printed parameter names of summary.csv's table) and a
+    diagnosis in words: ``prior-data conflict`` (both above the threshold: the prior and the
+    data pull apart), ``strong prior / weak likelihood`` (the prior moves it, the data do
+    not) or empty. Parameters without a proper prior (flat) get NaN.
+    """
+    import logging
+
+    import pandas as pd
+
+    from hlm_cli.formula.priors import sd_display_name
+    from hlm_cli.model.log_prior import log_prior_dataset
+
+    post = tree["posterior"]
+    names = [v for v in built.params.top_level if v in post]
+    if "log_prior" not in tree.children:
+        tree["log_prior"] = log_prior_dataset(tree, built)
+    empty = pd.DataFrame(columns=SENSITIVITY_COLUMNS)
+    if not names or "log_likelihood" not in tree.children:
+        return empty
+    if not tree["log_prior"].data_vars:  # flat priors only: power-scaling them changes nothing
+        table = pd.DataFrame({"prior": np.nan, "likelihood": np.nan}, index=names)
+    else:
+        from arviz_stats import psense_summary
+
+        log = logging.getLogger("arviz_stats.psense")
+        level = log.level
+        log.setLevel(logging.ERROR)  # its "we detected potential issues" line: hlm says it in words
+        try:
+            table = psense_summary(tree, var_names=names, round_to=4)
+        finally:
+            log.setLevel(level)
+    rows = []
+    for label, r in table.iterrows():
+        p, lk = float(r["prior"]), float(r["likelihood"])
+        diagnosis = ""
+        if p >= threshold and lk >= threshold:
+            diagnosis = CONFLICT
+        elif p > threshold > lk:
+            diagnosis = WEAK
+        name = str(label)
+        rows.append({"parameter": sd_display_name(name) if name.endswith("_sigma") and "|" in name else name,
+                     "prior": p, "likelihood": lk, "diagnosis": diagnosis})
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
+
+
+def sensitivity_findings(table) -> list[Finding]:
+    """One note per diagnosis kind found in a :func:`sensitivity` table (nothing when none)."""
+    out = []
+    remedies = {
+        CONFLICT: "the prior and the data pull in different directions: check the prior's location and scale "
+                  "against the data (hlm priors DATA --formula ...) and refit with a prior that allows what the data say",
+        WEAK: "the data say little about it, so its posterior is mostly the prior: report it with its prior, refit "
+              "with a wider or different --prior to see how much it moves, or collect more data (more groups for an SD)",
+    }
+    for diagnosis, remedy in remedies.items():
+        rows = table[table["diagnosis"] == diagnosis] if len(table) else table
+        if len(rows):
+            out.append(Finding(
+                "sensitivity",
+                f"prior sensitivity ({diagnosis}): {_names(rows['parameter'])} (see sensitivity.csv)",
+                remedy, list(rows["parameter"]), float(rows["prior"].max()), severity="note",
+            ))
+    return out

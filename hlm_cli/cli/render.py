@@ -374,7 +374,7 @@ def fit_result(result) -> None:
         "quick": _quick_note(),
     }.get(result.compile_mode, "")
     _out.print(
-        f"Wrote {result.out}/ (summary.csv, posterior.nc, run.json{', plots/, report.html' if spec.plots else ''}) in {tm.get('total', 0):.1f} s: "
+        f"Wrote {result.out}/ (summary.csv, sensitivity.csv, posterior.nc, run.json{', plots/, report.html' if spec.plots else ''}) in {tm.get('total', 0):.1f} s: "
         f"compile {tm.get('compile', 0):.1f} s{cached}, sampling {tm.get('sample', 0):.1f} s"
     )
 
@@ -386,6 +386,24 @@ def _quick_note() -> str:
     if quick is not None and quick.pending() and quick.background_enabled():
         return " (quick first fit of this model; it is compiled for the cache in the background)"
     return " (quick first fit of this model, not compiled)"
+
+
+def sensitivity_result(result) -> None:
+    """hlm sensitivity: the power-scaling table, then what the flagged rows mean."""
+    _out.print(f"[bold]Run:[/bold] {escape(str(result.run_dir))}")
+    table = Table(show_edge=False, pad_edge=False, title="Power-scaling sensitivity (> 0.05: sensitive)")
+    for c in ("parameter", "prior", "likelihood", "diagnosis"):
+        table.add_column(c, no_wrap=True, justify="right" if c in ("prior", "likelihood") else "left")
+    for r in result.table.itertuples(index=False):
+        table.add_row(Text(str(r.parameter)), _fmt(r.prior), _fmt(r.likelihood), Text(str(r.diagnosis or "")))
+    _out.print(table)
+    for f in result.findings:
+        _out.print(f"note: {escape(f.message)}")
+        _out.print(f"  [dim]what to do:[/dim] {escape(f.remedy)}")
+    if not result.findings:
+        _out.print("No parameter is sensitive to its prior.")
+    if result.written is not None:
+        _out.print(f"Wrote {escape(str(result.written))}")
 
 
 def findings(items) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from hlm_cli.errors import OutputError
 
 #: Top-level files of an ``hlm fit`` run directory.
-RUN_FILES = frozenset({"run.json", "summary.csv", "posterior.nc", "report.html"})
+RUN_FILES = frozenset({"run.json", "summary.csv", "posterior.nc", "report.html", "sensitivity.csv"})
 #: Files that later commands (hypothesis, contrast, pooling, predict) write into a run directory.
 RUN_PATTERNS = ("hypothesis.csv", "contrast_*.csv", "contrast_*.png", "pooling_*.csv", "pooling_*.png", "predict_*.csv")
 #: Sub-directories of a run directory, and the file suffixes they may hold.

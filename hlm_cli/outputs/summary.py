@@ -121,6 +121,11 @@ def write(df: pd.DataFrame, path) -> None:
     out.to_csv(path, index=False, float_format="%.6g")
 
 
+def write_sensitivity(table: pd.DataFrame, path) -> None:
+    """``sensitivity.csv``: parameter, prior, likelihood, diagnosis (:func:`hlm_cli.diagnostics.sensitivity`)."""
+    table.to_csv(path, index=False, float_format="%.4g")
+
+
 def write_posterior(tree, path) -> None:
     """``posterior.nc`` (HDF5 via h5netcdf).
 

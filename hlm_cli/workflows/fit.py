@@ -221,6 +221,9 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
     posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say, **live)
     timings.update(posterior.timings)
     tree = posterior.tree
+    from hlm_cli.model.log_prior import log_prior_dataset
+
+    tree["log_prior"] = log_prior_dataset(tree, built)  # for power-scaling sensitivity (sensitivity.csv)
     if prior_tree is not None:
         for group in ("prior", "prior_predictive"):
             if group in prior_tree.children:
@@ -237,13 +240,20 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             summary_mod.write_posterior(tree, stage / "posterior.nc")
         # the figure helper computes the table meanwhile (it has arviz_stats loaded already)
         # the figure helper computes the table at the default width only
-        summ = helper.early_result() if helper is not None and spec.ci == summary_mod.CI_PROB else None
+        early = (helper.early_result() if helper is not None else None) or {}
+        summ = early.get("summary") if spec.ci == summary_mod.CI_PROB else None
         if summ is None:
             summ = summary_mod.summarize(tree, built.params, ci=spec.ci)
+        sens = early.get("sensitivity")
+        if sens is None:
+            sens = diagnostics.sensitivity(tree, built)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
+        findings += diagnostics.sensitivity_findings(sens)
         findings += [diagnostics.Finding("data", note, "see the note", severity="note") for note in built.design.notes]
         with rundir.writing(stage / "summary.csv"):
             summary_mod.write(summ, stage / "summary.csv")
+        with rundir.writing(stage / "sensitivity.csv"):
+            summary_mod.write_sensitivity(sens, stage / "sensitivity.csv")
         timings["write"] = time.perf_counter() - t_w
         timings["total"] = time.perf_counter() - t_start
         _write_runinfo(stage / "run.json", spec, prep, posterior, findings, {}, timings)

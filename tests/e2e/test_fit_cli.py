@@ -105,7 +105,14 @@ def test_real_fit_writes_the_contract(tmp_path, tiny_csv, capsys):
     from xarray import open_datatree
 
     tree = open_datatree(out / "posterior.nc", engine="h5netcdf")
-    assert {"posterior", "posterior_predictive", "log_likelihood", "sample_stats", "observed_data"} <= set(tree.children)
+    assert {"posterior", "posterior_predictive", "log_likelihood", "sample_stats", "observed_data", "log_prior"} <= set(tree.children)
+    # power-scaling sensitivity: the log prior of each prior, and sensitivity.csv by printed names
+    assert set(tree["log_prior"].data_vars) == {"Intercept", "x", "cond[b]", "1|g_sigma", "sigma"}
+    sens = pd.read_csv(out / "sensitivity.csv")
+    assert list(sens.columns) == ["parameter", "prior", "likelihood", "diagnosis"]
+    assert set(sens.parameter) == {"Intercept", "x", "cond[b]", "sd(Intercept|g)", "sigma"}
+    assert sens[["prior", "likelihood"]].notna().all().all()
+    assert "Prior sensitivity" in (out / "report.html").read_text()
     assert tree["posterior"].sizes["chain"] == 2 and tree["posterior"].sizes["draw"] == 200
     # the slope used to simulate (0.5) is recovered
     x = s.set_index("parameter").loc["x"]
@@ -172,7 +179,7 @@ def test_subcommand_help_has_examples(cmd, capsys):
     assert "e.g." in out
 
 
-COMMANDS = ["fit", "loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling"]
+COMMANDS = ["fit", "loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling", "sensitivity"]
 
 
 def test_every_command_is_registered_in_order(capsys):

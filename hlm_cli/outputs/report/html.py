@@ -259,6 +259,31 @@ def section_pooling(tables: list[tuple[str, pd.DataFrame, Path | None]]) -> str:
     return f'<h2 id="pooling">Pooling: no, complete and partial</h2>{"".join(parts)}' if parts else ""
 
 
+def section_sensitivity(table: pd.DataFrame | None) -> str:
+    """sensitivity.csv as a table, with what its two numbers and the diagnosis mean."""
+    if table is None or not len(table):
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.parameter)}</td><td>{_num(r.prior)}</td><td>{_num(r.likelihood)}</td>"
+        f"<td class='{'bad' if isinstance(r.diagnosis, str) and r.diagnosis else 'ok'}'>"
+        f"{_e(r.diagnosis) if isinstance(r.diagnosis, str) and r.diagnosis else 'fine'}</td></tr>"
+        for r in table.itertuples())
+    return ('<h2 id="sensitivity">Prior sensitivity</h2>'
+            "<p class='why'>How far each parameter's posterior moves when the prior (or the likelihood) is raised "
+            "to a power slightly above or below 1 (power-scaling, Kallioinen et al. 2024, computed from the draws by "
+            "importance weighting, no refit). Above 0.05 counts as sensitive: a sensitive prior with an insensitive "
+            "likelihood means the data say little about the parameter (strong prior / weak likelihood); both sensitive "
+            "means they pull apart (prior-data conflict). <code>hlm sensitivity RUN</code> recomputes it.</p>"
+            f"<table><tr><th>parameter</th><th>prior</th><th>likelihood</th><th>diagnosis</th></tr>{rows}</table>")
+
+
+def _num(v) -> str:
+    try:
+        return "" if pd.isna(v) else f"{float(v):.3f}"
+    except (TypeError, ValueError):
+        return _e(v)
+
+
 def render_html(info: dict, summary: pd.DataFrame, figs: list[Figure], *, frame: pd.DataFrame | None = None, built=None, extra: str = "") -> str:
     """The report page as one string (no external resources)."""
     versions = info.get("versions", {})

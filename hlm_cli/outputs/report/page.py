@@ -109,7 +109,8 @@ def write_report(run_dir: Path, *, tree, built, table, color_by: str | None = No
     if summary is None:
         summary = _read_summary(run_dir, info)
     page = html_mod.render_html(info, summary, figs, frame=frame, built=ctx.built,
-                                extra=html_mod.section_pooling(_pooling_tables(run_dir)))
+                                extra=html_mod.section_sensitivity(_sensitivity_table(run_dir))
+                                + html_mod.section_pooling(_pooling_tables(run_dir)))
     out = run_dir / REPORT_NAME
     _write_page(out, page)
     _record(run_dir, figs, time.perf_counter() - t0)
@@ -143,10 +144,14 @@ def start_helper(data: Path | None = None, *, draws: int = 4000, color_by: str |
             _, jobs, keys = plan_figures(ctx, frame, Path(payload["run_dir"]) / "plots", color_by=color_by, svg=svg,
                                          standard=payload["standard"])
         early = None
-        if payload.get("summarize"):  # the parameter table, so that the parent never imports arviz_stats
+        if payload.get("summarize"):  # the tables that need arviz_stats, so that the parent never imports it
+            from hlm_cli import diagnostics
             from hlm_cli.outputs import summary as summary_mod
 
-            early = lambda: summary_mod.summarize(ctx.tree, built.params, ci=float(ctx.info.get("config", {}).get("ci", summary_mod.CI_PROB)))  # noqa: E731
+            def early():
+                ci = float(ctx.info.get("config", {}).get("ci", summary_mod.CI_PROB))
+                return {"summary": summary_mod.summarize(ctx.tree, built.params, ci=ci),
+                        "sensitivity": diagnostics.sensitivity(ctx.tree, built)}
         return keys, jobs, early
 
     return parallel.start_helper(plan, warm=_warm_helper)
@@ -195,6 +200,14 @@ def _read_summary(run_dir: Path, info: dict | None = None) -> pd.DataFrame:
         raise InputError(f"{str(run_dir)!r} has no summary.csv", hint="give the --out directory of a finished 'hlm fit' run")
     runinfo.verify(run_dir, "summary.csv", info if info and "checksums" in info else runinfo.read(run_dir))
     return pd.read_csv(path, keep_default_na=False, na_values=[""]).set_index("parameter")
+
+
+def _sensitivity_table(run_dir: Path) -> pd.DataFrame | None:
+    """sensitivity.csv of the run (None for a run written before it existed, or unreadable)."""
+    try:
+        return pd.read_csv(Path(run_dir) / "sensitivity.csv", keep_default_na=False, na_values=[""])
+    except (OSError, ValueError):
+        return None
 
 
 def _pooling_tables(run_dir: Path) -> list[tuple[str, pd.DataFrame, Path | None]]:
