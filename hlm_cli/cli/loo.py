@@ -17,7 +17,7 @@ def loo(
     fix: Annotated[str, typer.Option("--fix", help="where Pareto k is too high: auto (exact refits when at most 10 observations, else a recommendation), reloo, kfold or none, e.g. --fix reloo", rich_help_panel=REPAIR)] = "auto",
     kfold: Annotated[int | None, typer.Option("--kfold", min=2, help="K-fold cross-validation with K refits per model, e.g. --kfold 10 (with --fix kfold: K for the models that need it)", rich_help_panel=REPAIR, show_default=False)] = None,
     group: Annotated[str | None, typer.Option("--group", help="K-fold leaves out whole groups of this column, e.g. --group Subject", rich_help_panel=REPAIR, show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="seed of the folds and the refits, e.g. 1", rich_help_panel=REPAIR)] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="seed of the folds and the refits, e.g. 1 [default: the first run's sampler seed, as 'hlm fit --formula A --formula B' uses, so its refits are reused]", show_default=False, rich_help_panel=REPAIR)] = None,
     data: Annotated[Path | None, typer.Option("--data", help="the data file for refits, if it moved since the fits (same sha256), e.g. data/sleepstudy.csv", rich_help_panel=REPAIR, show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="compare runs fit to different data (warns) instead of refusing")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="write the results as JSON to stdout instead of tables", rich_help_panel=OUTPUT)] = False,

@@ -187,6 +187,15 @@ def levels_of(series: pd.Series) -> list[str]:
     return sorted({str(v) for v in series.dropna()})
 
 
+def fitted_order(levels: list, order: list | None) -> list:
+    """``levels`` in the order the fit used (``--reference``, ``relevel()``, ``C(levels=)``):
+    reference first; levels the order does not name keep their place after it."""
+    if not order:
+        return levels
+    rank = {str(v): i for i, v in enumerate(order)}
+    return sorted(levels, key=lambda v: rank.get(str(v), len(rank)))
+
+
 def pairs_for(ctx, term: str, contrast: tuple[str, str] | None) -> tuple[str, list[Pair]]:
     """The comparisons to make for ``term``: ("factor" | "numeric", pairs).
 
@@ -206,7 +215,7 @@ def pairs_for(ctx, term: str, contrast: tuple[str, str] | None) -> tuple[str, li
         if len(values) == 2:
             return "numeric", [Pair(f"{_num(values[1])} - {_num(values[0])}", float(values[0]), float(values[1]))]
         return "numeric", [Pair(SHIFT, None, SHIFT)]
-    levels = levels_of(frame[term])
+    levels = fitted_order(levels_of(frame[term]), ctx.built.design.levels.get(term))
     if contrast is not None:
         for v in contrast:
             if v not in levels:

@@ -302,3 +302,13 @@ def test_predict_response_kind_is_wider_than_mean(runs, tmp_path):
     assert (resp["upper"] - resp["lower"])[0] > (mean["upper"] - mean["lower"])[0]
     with pytest.raises(ConfigError, match="--kind"):
         run_predict(run, tmp_path / "new.csv", kind="median")
+
+
+def test_contrast_levels_follow_the_fitted_reference_order():
+    """--reference / relevel() / C(levels=) set the reference: contrasts are taken against it."""
+    from hlm_cli.workflows.contrast import fitted_order
+
+    assert fitted_order(["ko", "het", "wt"], ["wt", "het", "ko"]) == ["wt", "het", "ko"]
+    assert fitted_order(["a", "b", "c"], None) == ["a", "b", "c"]
+    assert fitted_order([1, 2, 3], ["2", "1", "3"]) == [2, 1, 3]  # numbers made factors match by text
+    assert fitted_order(["a", "b", "z"], ["b"]) == ["b", "a", "z"]  # unnamed levels keep their place

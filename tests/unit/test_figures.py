@@ -408,11 +408,11 @@ def test_batch_report_links_each_run_and_sorts(tmp_path):
     text = page.read_text()
     assert page == tmp_path / "batch_report.html"
     assert "href='screen_01/report.html'" in text and "screen_02/report.html" not in text  # only existing reports
-    assert "<th>Intercept</th>" in text and "<th>1|g_sigma</th>" in text and "1|g[a]" not in text
-    assert "-1 [-2, 0]" in text and "data-v='0.25'" in text
+    assert "title='Intercept'>Intercept</th>" in text and "title='1|g_sigma'>1|<wbr>g_<wbr>sigma</th>" in text and "1|g[a]" not in text
+    assert "-1<span class='ci'>[-2, 0]</span>" in text and "data-v='0.25'" in text
     assert "column &#x27;logfc&#x27; is not in broken.csv (hint: did you mean &#x27;logFC&#x27;?)" in text
     assert "1 ok, 1 diagnostics-warning, 1 failed" in text
-    assert "table.sortable" in text and "<th>model</th>" not in text  # one model: no model column
+    assert "table.sortable" in text and ">model</th>" not in text  # one model: no model column
     assert not re.search(r"(src|href)=['\"](https?:)?//", text)
 
 
