@@ -125,13 +125,14 @@ class LinePolicy:
     done since the last line and at least ``interval`` seconds of ``clock`` since the last line
     (or the first report). Never one line per draw; a fit shorter than ``interval`` prints none."""
 
-    def __init__(self, step: float = LINE_STEP, interval: float = LINE_INTERVAL, clock=None) -> None:
+    def __init__(self, step: float | None = None, interval: float | None = None, clock=None) -> None:
         import time
 
-        self.step, self.interval = step, interval
+        self.step = LINE_STEP if step is None else step
+        self.interval = LINE_INTERVAL if interval is None else interval
         self.clock = clock or time.monotonic
         self.last: float | None = None
-        self.next_mark = step
+        self.next_mark = self.step
 
     def due(self, fraction: float) -> bool:
         import math

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -285,3 +286,60 @@ def test_progress_changes_no_draw(monkeypatch, mode, cores):
     if mode == "quick" and cores == 2:
         assert len(calls) == 1  # the other group was sampled in a forked process
 
+
+
+def _cli_passes_progress() -> bool:
+    import inspect
+
+    from hlm_cli.cli import fit as cli_fit
+
+    return "on_draws" in inspect.getsource(cli_fit)
+
+
+@pytest.mark.skipif(not _cli_passes_progress(), reason="until cli/fit.py passes on_draws=st.on_draws to run_fit")
+@pytest.mark.parametrize("quiet", [False, True])
+def test_hlm_fit_reports_sampling_progress_in_a_log_and_still_stops_on_ctrl_c(tmp_path, tiny_csv, capsys, monkeypatch, quiet):
+    """hlm fit with stderr captured (a log): progress lines from nutpie's callback, then Ctrl-C
+    (nutpie returns a partial trace) still ends with exit 130 and nothing written; --quiet: no line."""
+    import signal
+
+    import nutpie
+    import xarray as xr
+
+    from hlm_cli import sampling
+    from hlm_cli.cli.app import main
+
+    def fake_sample(compiled, *, chains, draws, tune, progress_callback=None, **kw):
+        if progress_callback is not None:
+            for k in (0, tune // 2, tune, tune + draws // 2):
+                progress_callback([chain(k) for _ in range(chains)])
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        except KeyboardInterrupt:
+            pass
+        return xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), np.ones((chains, draws)))})})
+
+    monkeypatch.setattr(render, "LINE_INTERVAL", 0.0)
+    monkeypatch.setattr(render, "_said", [])  # main() says "interrupted" once per process
+    monkeypatch.setattr(sampling, "_compile", lambda built, use_cache, quick=False: (object(), "compiled"))
+    monkeypatch.setattr(nutpie, "sample", fake_sample)
+    out = tmp_path / "run"
+    args = ["fit", str(tiny_csv), "--formula", "y ~ x + (1|g)", "--out", str(out), "--no-plots", "--draws", "40", "--tune", "40",
+            "--chains", "2", *(["--quiet"] if quiet else [])]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 130
+    assert not out.exists() and list(tmp_path.glob(".run.*")) == []
+    lines = err.splitlines()
+    progress_lines = [line for line in lines if line.startswith("sampling ")]
+    assert lines[len(progress_lines)].startswith("error: interrupted")
+    if quiet:
+        assert progress_lines == []
+    else:
+        heads = [line.split("; 0 divergences; ")[0] for line in progress_lines]  # then the (wall) times
+        assert heads == ["sampling 25% (2 chains): warmup 40/80, draws 0/80",
+                         "sampling 50% (2 chains): warmup 80/80, draws 0/80",
+                         "sampling 75% (2 chains): warmup 80/80, draws 40/80"]
+        assert all(re.search(r"; 0 divergences; \d+:\d\d elapsed, ~\d+:\d\d left$", line) for line in progress_lines)
