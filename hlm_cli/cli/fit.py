@@ -102,7 +102,7 @@ def fit(
             if st is not None and hasattr(st, "update"):
                 st.update(STAGES.get(stage, stage))
 
-        result = run_fit(spec, on_progress=progress)
+        result = run_fit(spec, on_progress=progress, on_draws=st.on_draws)
     render.fit_result(result)
     raise typer.Exit(result.exit_code)
 
@@ -116,8 +116,8 @@ def _fit_and_compare(spec, formulas: list[str]) -> None:
     codes = []
     for i, sub in enumerate(fit_compare.prepare_models(spec, formulas), start=1):
         render.info(f"[bold]m{i}[/bold]: {render.escape(sub.formula)}", spec.quiet)
-        with render.status(f"fitting m{i}", quiet=spec.quiet):
-            result = run_fit(sub)
+        with render.status(f"fitting m{i}", quiet=spec.quiet) as st:
+            result = run_fit(sub, on_draws=st.on_draws)
         render.fit_result(result)
         codes.append(result.exit_code)
     with render.status("comparing with PSIS-LOO", quiet=spec.quiet):
