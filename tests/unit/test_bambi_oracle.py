@@ -38,8 +38,8 @@ import pytensor.tensor as pt  # noqa: E402
 from pymc.model.transform.conditioning import remove_value_transforms  # noqa: E402
 
 from hlm_cli.formula import parse  # noqa: E402
-from hlm_cli.formula.design import build_design  # noqa: E402
-from hlm_cli.model.build import CENTERED_INTERCEPT, build_model  # noqa: E402
+from hlm_cli.formula.design import build_design, build_sigma_design  # noqa: E402
+from hlm_cli.model.build import CENTERED_INTERCEPT, CENTERED_SIGMA_INTERCEPT, build_model  # noqa: E402
 from hlm_cli.model.families import get_family  # noqa: E402
 from hlm_cli.model.priors import parse_priors  # noqa: E402
 
@@ -97,9 +97,12 @@ def make_frame() -> pd.DataFrame:
 # ------------------------------------------------------------------ the two models
 
 
-def hlm_model(df: pd.DataFrame, formula: str, family: str, parameterization: str, priors=(), preset=None):
-    """hlm's model, with ``--prior`` texts and a ``--prior-preset`` as the CLI passes them."""
+def hlm_model(df: pd.DataFrame, formula: str, family: str, parameterization: str, priors=(), preset=None, sigma=None):
+    """hlm's model, with ``--prior`` texts, a ``--prior-preset`` and a ``--sigma-formula`` as
+    the CLI passes them."""
     design = build_design(parse(formula, list(df.columns)), df)
+    if sigma is not None:
+        design.sigma = build_sigma_design(parse(f"~ {sigma}", list(df.columns)).fixed, df)
     return build_model(design, get_family(family), parse_priors(list(priors), preset=preset), parameterization=parameterization)
 
 
@@ -118,26 +121,44 @@ def bambi_priors(built, scale: dict[str, float] | None = None) -> dict[str, obje
         key = "sigma" if "sigma" in p.kwargs else "beta" if "beta" in p.kwargs else "lam"
         priors[name] = type(p)(p.dist, tuple((k, v * factor if k == key else v) for k, v in p.args))
     design = built.design
-    for term, sl in design.fixed_slices.items():
-        labels = design.x_labels[sl]
-        pr = [priors[lab] for lab in labels]
-        assert len({p.dist for p in pr}) == 1, f"{term}: one prior family per term"
-        if len(labels) == 1:
-            out[term] = _bambi_prior(pr[0])
-        else:  # a factor: one prior per column, in the design's column order
-            out[term] = bmb.Prior(pr[0].dist, **{k: np.array([p.kwargs[k] for p in pr], dtype=float) for k in pr[0].kwargs})
+
+    def population(slices, labels, prefix=""):
+        terms = {}
+        for term, sl in slices.items():
+            pr = [priors[prefix + lab] for lab in labels[sl]]
+            assert len({p.dist for p in pr}) == 1, f"{term}: one prior family per term"
+            if len(pr) == 1:
+                terms[term] = _bambi_prior(pr[0])
+            else:  # a factor: one prior per column, in the design's column order
+                terms[term] = bmb.Prior(pr[0].dist, **{k: np.array([p.kwargs[k] for p in pr], dtype=float) for k in pr[0].kwargs})
+        return terms
+
+    out.update(population(design.fixed_slices, design.x_labels))
     for g in design.groups:
         for eff in g.effect_names:
             out[eff] = bmb.Prior("Normal", mu=0.0, sigma=_bambi_prior(priors[f"{eff}_sigma"]))
+    if design.sigma is not None:  # --sigma-formula: Bambi's distributional sigma component
+        out["sigma"] = population(design.sigma.slices, list(design.sigma.labels), prefix="sigma_")
     for a in built.family.aux:
-        out[a] = _bambi_prior(priors[a])
+        if a in priors:
+            out[a] = _bambi_prior(priors[a])
     return out
 
 
-def bambi_model(df, formula: str, built, *, family: str | None = None, link: str | None = None, scale=None):
+def bambi_model(df, formula: str, built, *, family: str | None = None, link: str | None = None, scale=None,
+                sigma: str | None = None):
+    """Bambi's model with hlm's priors. No auto-scaling and an error for a prior Bambi does not
+    use (its default is a warning): a prior missed here cannot silently become Bambi's default."""
     fam, default_link = BAMBI_FAMILY[family or built.family.name]
-    model = bmb.Model(formula, df, family=fam, link=link or default_link, priors=bambi_priors(built, scale),
-                      noncentered=False, center_predictors=True)
+    if sigma is not None:
+        formula = bmb.Formula(formula, f"sigma ~ {sigma}")
+    before = bmb.config["UNUSED_PRIORS"]
+    bmb.config["UNUSED_PRIORS"] = "error"
+    try:
+        model = bmb.Model(formula, df, family=fam, link=link or default_link, priors=bambi_priors(built, scale),
+                          noncentered=False, center_predictors=True, auto_scale=False)
+    finally:
+        bmb.config["UNUSED_PRIORS"] = before
     model.build()
     return model
 
@@ -197,8 +218,8 @@ class HlmAtNaturalPoint:
 
     def __init__(self, built, natural_names: list[str]):
         self.m, self.free, self.logp = _untransformed(built.model)
-        self.names = {n: (CENTERED_INTERCEPT if n == "Intercept" and CENTERED_INTERCEPT in self.m.named_vars else n)
-                      for n in natural_names}
+        centered = {"Intercept": CENTERED_INTERCEPT, "sigma_Intercept": CENTERED_SIGMA_INTERCEPT}
+        self.names = {n: (centered[n] if centered.get(n) in self.m.named_vars else n) for n in natural_names}
         hlm_names = set(self.names.values())
         missing = [n for n in hlm_names if n not in self.m.named_vars]
         assert not missing, f"hlm's model has no variable {missing} (its variables: {sorted(self.m.named_vars)})"
@@ -253,11 +274,11 @@ def bambi_logp(bmodel):
 def bambi_user_intercept(bmodel, point) -> float | None:
     """Bambi's intercept on the user's scale: its (centered) Intercept minus the slopes times
     the column means, as Bambi computes it after sampling (``backend/pymc.py``)."""
-    (component,) = [c for c in bmodel.backend.distributional_components.values()
-                    if getattr(c, "design_matrix_without_intercept", None) is not None] or [None]
-    if component is None:
+    parent = bmodel.family.likelihood.parent
+    component = bmodel.backend.distributional_components[parent]
+    if getattr(component, "design_matrix_without_intercept", None) is None:
         return None
-    names = [n for n in bmodel.parameters[bmodel.family.likelihood.parent].common_terms]
+    names = list(bmodel.parameters[parent].common_terms)
     b = np.concatenate([np.atleast_1d(point[n]) for n in names])
     return float(point["Intercept"] - component.design_matrix_without_intercept.mean(axis=0) @ b)
 
@@ -266,14 +287,14 @@ _HLM: dict[tuple, tuple] = {}  # (formula, family, parameterization) -> (built, 
 
 
 def compare(df, hlm_formula, bambi_formula, family, parameterization, *, n_points=3, seed=0, priors=(), preset=None,
-            **bambi_kw):
+            sigma=None, **bambi_kw):
     """(hlm, Bambi) natural log densities at ``n_points`` random natural points, and hlm's
     side (each hlm model is compiled once per test session: the negative controls reuse it)."""
-    key = (hlm_formula, family, parameterization, tuple(priors), preset)
+    key = (hlm_formula, family, parameterization, tuple(priors), preset, sigma)
     if key not in _HLM:
-        _HLM[key] = (hlm_model(df, hlm_formula, family, parameterization, priors, preset), None)
+        _HLM[key] = (hlm_model(df, hlm_formula, family, parameterization, priors, preset, sigma), None)
     built, hlm = _HLM[key]
-    bmodel = bambi_model(df, bambi_formula, built, **bambi_kw)
+    bmodel = bambi_model(df, bambi_formula, built, sigma=sigma, **bambi_kw)
     natural = [rv.name for rv in bmodel.backend.model.free_RVs]
     if hlm is None:
         hlm = HlmAtNaturalPoint(built, natural)
@@ -378,6 +399,17 @@ def test_presets_and_user_priors_equal_bambi(frame, family, structure, parameter
     hlm_rhs, bambi_rhs = FORMULAS[structure]
     lp, hlm = compare(frame, _formula(family, hlm_rhs), _formula(family, bambi_rhs), family, parameterization,
                       priors=priors, preset=preset)
+    assert np.all(np.isfinite(lp)) and np.ptp(lp[:, 1]) > 1e-3, lp
+    np.testing.assert_allclose(lp[:, 0], lp[:, 1], rtol=1e-8, atol=1e-7)
+
+
+@pytest.mark.parametrize(("family", "structure", "sigma"), [("gaussian", "crossed", "x + cond"), ("t", "slopes", "x")])
+def test_sigma_formula_equals_bambi_distributional_model(frame, family, structure, sigma):
+    """``--sigma-formula`` is Bambi's distributional model ``bmb.Formula(..., "sigma ~ ...")``
+    (log link, predictors centered: hlm samples ``_sigma_Intercept_c``)."""
+    hlm_rhs, bambi_rhs = FORMULAS[structure]
+    lp, hlm = compare(frame, _formula(family, hlm_rhs), _formula(family, bambi_rhs), family, "noncentered", sigma=sigma)
+    assert hlm.names["sigma_Intercept"] == CENTERED_SIGMA_INTERCEPT
     assert np.all(np.isfinite(lp)) and np.ptp(lp[:, 1]) > 1e-3, lp
     np.testing.assert_allclose(lp[:, 0], lp[:, 1], rtol=1e-8, atol=1e-7)
 
