@@ -1,9 +1,10 @@
 """Bambi as an oracle: hlm's model has the log density of Bambi's, parameter for parameter.
 
 For every formula both can express (crossed and nested group intercepts, independent
-intercepts and slopes, a factor and a numeric predictor) and every family both have, Bambi's
-model is built with the priors hlm resolved (``BuiltModel.priors``, the ones run.json
-records), and the two joint log densities (likelihood plus every prior) are compared at
+intercepts and slopes, a factor and a numeric predictor, ``--sigma-formula``) and every
+family both have, Bambi's model is built with the priors hlm resolved (``BuiltModel.priors``,
+the ones run.json records; Bambi's auto-scaling off and an unused prior an error), and the
+two joint log densities (likelihood plus every prior) are compared at
 random values of the *natural* parameters: the centered intercept, the slopes, the group
 effects on lme4's scale (deviations), their SDs and the family's parameters. No sampling.
 
@@ -283,7 +284,9 @@ def bambi_user_intercept(bmodel, point) -> float | None:
     return float(point["Intercept"] - component.design_matrix_without_intercept.mean(axis=0) @ b)
 
 
-_HLM: dict[tuple, tuple] = {}  # (formula, family, parameterization) -> (built, HlmAtNaturalPoint)
+# (formula, family, parameterization, priors, preset, sigma) -> (built, HlmAtNaturalPoint), for
+# the module's one data frame: each hlm model is compiled once, the negative controls reuse it
+_HLM: dict[tuple, tuple] = {}
 
 
 def compare(df, hlm_formula, bambi_formula, family, parameterization, *, n_points=3, seed=0, priors=(), preset=None,
