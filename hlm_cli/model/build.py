@@ -229,8 +229,8 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
         if g.cov == "ar1":  # one SD for the whole term (the stationary SD of the latent process)
             sd_name = g.sd_names[0]
             printed = sd_display_name(sd_name)
-            valid.update({sd_name, printed})
-            pick(sd_name, sd_name, printed, f"sd({g.factor})", "sd",
+            valid.update({sd_name, printed, sd_name.removesuffix("_sigma")})
+            pick(sd_name, sd_name, printed, sd_name.removesuffix("_sigma"), f"sd({g.factor})", "sd",
                  default=scale.group_sd(None) if preset is None else preset.group_sd(), positive=True)
         if g.rho_name is not None:
             valid.add(g.rho_name)
