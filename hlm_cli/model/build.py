@@ -347,8 +347,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
                    for k, v in sorted(priors.items())},
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
-        # the lags are constants of the graph (ar1_lags, ARRows.lag)
-        "autocor": None if design.autocor is None else [design.autocor.label, design.autocor.lag.tolist(), design.autocor.prev.tolist()],
+        # a residual AR's rows and lags are data (pm.Data); an ar1() term's lags are constants
+        "autocor": None if design.autocor is None else design.autocor.label,
         "ar1": [ar1_lags(g).tolist() for g in design.groups if g.cov == "ar1"],
         "n": design.n,
         "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum, v.shifted, v.intercept_centered, v.between)

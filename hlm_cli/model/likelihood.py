@@ -44,7 +44,9 @@ def pointwise(tree, built, *, dtype=float) -> np.ndarray:
         sl = slice(start, min(S, start + chunk))
         eta = eta_draws(tree, built, draws=sl)
         m = eta.shape[0]
-        aux = (lambda name, m=m, sl=sl: aux_draws(tree, name, m, sl))
+        def aux(name, m=m, sl=sl):
+            return aux_draws(tree, name, m, sl)
+
         if d.autocor is not None:
             eta, aux = conditional_ar(tree, d, eta, aux, sl)
         out[sl] = logpdf(built.family, d.y, eta, aux, trials=d.trials, se=d.se)

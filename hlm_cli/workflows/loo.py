@@ -526,15 +526,18 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
     def pick(arr):
         return None if arr is None else np.asarray(arr)[obs]
 
-    aux = (lambda name: aux_draws(ctx.tree, name, S))
+    sigma = None
     if design.autocor is not None and prev_rows is not None:
         ar = design.autocor
         eta_prev = linear_predictor(ctx, prev_rows, new_levels="sample", seed=seed)
         phi = ar.phi(aux_draws(ctx.tree, ar.rho_name, S))[:, obs]
         y_prev = np.asarray(design.y, dtype=float)[np.maximum(ar.prev[obs], 0)]
         eta = eta + phi * (y_prev[None, :] - eta_prev)
-        sigma = aux("sigma") * np.sqrt(1.0 - phi**2)
-        aux = (lambda name, base=aux: sigma if name == "sigma" else base(name))
+        sigma = aux_draws(ctx.tree, "sigma", S) * np.sqrt(1.0 - phi**2)
+
+    def aux(name):
+        return sigma if name == "sigma" and sigma is not None else aux_draws(ctx.tree, name, S)
+
     return logpdf(ctx.built.family, design.y[obs], eta, aux, trials=pick(design.trials), se=pick(design.se))
 
 
