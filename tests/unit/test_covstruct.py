@@ -280,3 +280,14 @@ def test_ar1_predictions_at_new_times_and_groups():
     assert eta[:, 3].std() == pytest.approx(2.0, rel=0.05)
     with pytest.raises(InputError, match="was not in the fitted data"):
         eta_draws(tree, built, new, new_levels="error")
+
+
+def test_sigma_formula_refuses_ar(tmp_path):
+    from hlm_cli.spec import FitSpec
+    from hlm_cli.workflows.fit import prepare
+
+    data = tmp_path / "p.csv"
+    panel().to_csv(data, index=False)
+    spec = FitSpec(data=data, formula="y ~ x", sigma_formula="~ ar(time = t, gr = id)", out=tmp_path / "o")
+    with pytest.raises(InputError, match="population-level terms only"):
+        prepare(spec)
