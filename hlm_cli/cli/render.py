@@ -357,6 +357,10 @@ def fit_result(result) -> None:
     _out.print(f"[bold]Family:[/bold] {built.family.name} (link: {built.family.link})")
     _out.print(f"[bold]Formula:[/bold] {escape(spec.formula)}")
     groups = escape("; ".join(f"{g.factor} ({len(g.levels)} levels)" for g in d.groups) or "none")
+    ar = getattr(d, "autocor", None)
+    if ar is not None:  # docs/covariance.md: sigma is the residual's marginal SD
+        groups += escape(f"; residual AR(1) over {ar.time}" + (f" within {':'.join(ar.gr)}" if ar.gr else "")
+                         + " (sigma: marginal SD)")
     drop = f", {result.table.dropped} dropped for missing values" if result.table.dropped else ""
     _out.print(f"[bold]Data:[/bold] {escape(str(spec.data))} ({d.n} rows used{drop}); groups: {groups}")
     chains, draws = spec.sampler.chains, spec.sampler.draws

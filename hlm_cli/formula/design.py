@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from hlm_cli.errors import FormulaError, InputError
-from hlm_cli.formula.parser import Formula, GroupTerm, tokenize
+from hlm_cli.formula.parser import Formula, GroupTerm, ResidualAR, tokenize
 
 
 def _logit(x):
@@ -284,6 +284,13 @@ class GroupDesign:
     index: np.ndarray  # (n,) int level index
     levels: list[str]
     common: object = field(repr=False, default=None)  # formulae matrix, for new data
+    # ar1(time | id): the sorted distinct times (one design column each), the time unit (the
+    # smallest gap) and the rows as a residual AR(1) series (for gaussian models; None when a
+    # (group, time) pair has two rows, with ``duplicate`` naming them)
+    times: np.ndarray | None = None
+    unit: float = 1.0
+    resid: ARRows | None = None
+    duplicate: str | None = None
 
     @property
     def effect_names(self) -> list[str]:
@@ -291,8 +298,137 @@ class GroupDesign:
         return [f"{'1' if c == 'Intercept' else c}|{self.factor}" for c in self.columns]
 
     @property
+    def cov(self) -> str:
+        """The term's covariance structure: "" (unstructured or ``||``), "cs" or "ar1"."""
+        return self.term.cov
+
+    @property
+    def sd_names(self) -> list[str]:
+        """The term's SD variables: one per column, or one for the whole ar1() term."""
+        if self.cov == "ar1":
+            return [f"ar1({self.term.expr})|{self.factor}_sigma"]
+        return [f"{n}_sigma" for n in self.effect_names]
+
+    @property
+    def rho_name(self) -> str | None:
+        """The structured correlation's variable: ``cor(ar1(week)|patient)``, ``cor(cs|g)``."""
+        if self.cov == "ar1":
+            return f"cor(ar1({self.term.expr})|{self.factor})"
+        if self.cov == "cs" and len(self.columns) > 1:
+            return f"cor(cs|{self.factor})"
+        return None
+
+    @property
     def n_obs_per_level(self) -> np.ndarray:
         return np.bincount(self.index, minlength=len(self.levels))
+
+
+@dataclass
+class ARRows:
+    """Residual AR(1) within groups (``ar(time = , gr = )``, or ``ar1()`` in a gaussian model).
+
+    For each row: ``prev`` the row before it in its group's time order (-1 for a group's first
+    row), ``lag`` the time since it in units of ``unit`` (the smallest gap between distinct
+    times). ``integer_lags``: every lag a whole number of units, so rho may be negative.
+    """
+
+    label: str  # "ar(week|patient)" or the ar1() term's label
+    rho_name: str  # the posterior variable of the correlation: "ar[1]", "cor(ar1(week)|patient)"
+    time: str
+    gr: tuple[str, ...]
+    prev: np.ndarray
+    lag: np.ndarray
+    unit: float
+    integer_lags: bool
+
+    def phi(self, rho: np.ndarray) -> np.ndarray:
+        """(S, n) correlation of each row's residual with its predecessor's (0 for first rows)."""
+        return np.where(self.prev[None, :] >= 0, _power(np.asarray(rho, dtype=float).reshape(-1, 1), self.lag[None, :]), 0.0)
+
+
+def _power(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """rho ** lag with a negative rho allowed for whole-number lags."""
+    with np.errstate(invalid="ignore"):
+        return np.sign(rho) ** np.round(lag) * np.abs(rho) ** lag
+
+
+MAX_AR1_TIMES = 300  # distinct times of an ar1() term (one latent effect per group and time)
+
+
+def _time_values(data: pd.DataFrame, col: str, what: str, lines) -> np.ndarray:
+    values = data[col]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
+        first = values.iloc[0]
+        raise InputError(
+            f"{what}: the time column {col!r} is not numeric (it holds values such as {_show(first)})",
+            hint=f"code the times as numbers (e.g. 1, 2, 3 for visits); {col!r} must not be a --categorical column",
+        )
+    t = values.to_numpy(dtype=float)
+    check_finite(t, f"the time column {col}", col, data, lines)
+    return t
+
+
+def _ar_rows(t: np.ndarray, groups: np.ndarray, unit: float, label: str, rho_name: str, time: str, gr: tuple[str, ...],
+             data: pd.DataFrame, lines) -> tuple[ARRows | None, str | None]:
+    """The residual series of each group in time order; (None, message) when a group has two
+    rows at one time."""
+    order = np.lexsort((t, groups))
+    same = groups[order][1:] == groups[order][:-1]
+    dt = np.diff(t[order])
+    dup = same & (dt == 0)
+    if dup.any():
+        k = int(np.argmax(dup))
+        a, b = sorted((int(order[k]), int(order[k + 1])))
+        where = f"{_row_name(a, lines)} and {_row_name(b, lines)}"
+        gtxt = ", ".join(f"{c} = {_show(data[c].iloc[a])}" for c in gr)
+        return None, f"{label}: {where} have the same time ({time} = {_show(data[time].iloc[a])}{', ' + gtxt if gtxt else ''})"
+    prev = np.full(len(t), -1, dtype=np.int64)
+    lag = np.zeros(len(t))
+    nxt = order[1:][same]
+    prev[nxt] = order[:-1][same]
+    lag[nxt] = dt[same] / unit
+    integer = bool(np.all(np.abs(lag - np.round(lag)) < 1e-8))
+    if integer:
+        lag = np.round(lag)
+    return ARRows(label, rho_name, time, gr, prev, lag, float(unit), integer), None
+
+
+def _ar1_group(gt: GroupTerm, data: pd.DataFrame, lines) -> GroupDesign:
+    """``ar1(time | id)``: one effect per (group, distinct time), AR(1)-correlated over time."""
+    t = _time_values(data, gt.expr, gt.label, lines)
+    grid = np.unique(t)
+    if len(grid) < 2:
+        raise InputError(f"{gt.label}: the time column {gt.expr!r} has a single value ({grid[0]:g})",
+                         hint="an AR(1) term needs at least 2 distinct times")
+    if len(grid) > MAX_AR1_TIMES:
+        raise InputError(f"{gt.label}: {gt.expr!r} has {len(grid)} distinct times; ar1() takes at most {MAX_AR1_TIMES}",
+                         hint="ar1() has one effect per group and time: round the times to a coarser grid (e.g. days)")
+    unit = float(np.min(np.diff(grid)))
+    col = np.searchsorted(grid, t)
+    Z = np.zeros((len(t), len(grid)))
+    Z[np.arange(len(t)), col] = 1.0
+    columns = [f"ar1({gt.expr})[{v:g}]" for v in grid]
+    codes, uniques = pd.factorize(level_labels(data, gt.factor), sort=True)
+    g = GroupDesign(gt, ":".join(gt.factor), columns, Z, codes.astype(np.int64), [str(u) for u in uniques], None,
+                    times=grid, unit=unit)
+    g.resid, g.duplicate = _ar_rows(t, g.index, unit, gt.label, g.rho_name, gt.expr, gt.factor, data, lines)
+    return g
+
+
+def residual_ar_design(ar: ResidualAR, data: pd.DataFrame, lines=None) -> ARRows:
+    """brms's ``ar(time = , gr = )``: the rows as AR(1) series, one per group."""
+    t = _time_values(data, ar.time, ar.label, lines)
+    groups = (pd.factorize(level_labels(data, ar.gr), sort=True)[0] if ar.gr else np.zeros(len(t), dtype=np.int64))
+    gaps = np.diff(t[np.lexsort((t, groups))])
+    same = groups[np.lexsort((t, groups))]
+    gaps = gaps[(same[1:] == same[:-1]) & (gaps > 0)]
+    if gaps.size == 0:
+        raise InputError(f"{ar.label}: no group has two rows at different times",
+                         hint="ar() correlates each row's residual with the one before it in its group")
+    rows, dup = _ar_rows(t, groups, float(gaps.min()), ar.label, "ar[1]", ar.time, ar.gr, data, lines)
+    if rows is None:
+        raise InputError(dup, hint="each group needs one row per time: average duplicate rows, or check the gr = column")
+    return rows
 
 
 @dataclass
@@ -355,6 +491,9 @@ class Design:
     # each factor whose level order was set (relevel(), C(x, levels = ...), --reference):
     # its levels as strings, reference first (contrast uses the same order)
     levels: dict[str, list[str]] = field(default_factory=dict)
+    # residual AR(1): ar(time = , gr = ), or an ar1() term of a gaussian model (see
+    # hlm_cli.model.build.residual_structure); None otherwise
+    autocor: ARRows | None = None
 
     @property
     def n(self) -> int:
@@ -599,6 +738,13 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     groups: list[GroupDesign] = []
     seen: set[str] = set()
     for gt in formula.groups:
+        if gt.cov == "ar1":
+            g = _ar1_group(gt, data, lines)
+            if len(g.levels) < 2:
+                raise InputError(f"grouping factor {g.factor!r} has a single level ({g.levels[0]!r}) in the data",
+                                 hint=f"{gt.label} needs at least 2 groups; for one series use ar(time = {gt.expr})")
+            groups.append(g)
+            continue
         g_common = _design(gt.expr, data, f"group-level term ({gt.label})")
         Z = np.asarray(g_common.design_matrix, dtype=float)
         cols: list[str] = []
@@ -627,5 +773,6 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
         groups.append(g)
     ordered = {str(c): [str(v) for v in data[c].cat.categories] for c in data.columns
                if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered}
+    autocor = residual_ar_design(formula.autocor, data, lines) if formula.autocor is not None else None
     return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
-                  notes=integer_hints(kinds, data), levels=ordered)
+                  notes=integer_hints(kinds, data), levels=ordered, autocor=autocor)

@@ -23,7 +23,9 @@ Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)
     product   := inter (('*' | '/') inter)*
     inter     := power ((':' | '%in%') power)*
     power     := atom [('^' | '**') INT]
-    atom      := '(' terms ['|' | '||' factor] ')' | '0' | '1' | NAME | `QUOTED NAME` | call
+    atom      := '(' terms ['|' | '||' factor] ')' | COV '(' terms '|' factor ')' | ar | '0' | '1' | NAME | `QUOTED NAME` | call
+    COV       := 'ar1' | 'cs' | 'diag'                        structured group covariances (glmmTMB)
+    ar        := 'ar' '(' 'time' '=' NAME ',' 'gr' '=' NAME [',' 'p' '=' 1] ')'   residual AR(1) (brms)
     factor    := NAME ((':' | '/') NAME)*
     call      := FUNC '(' [arg (',' arg)*] ')'                arg: expr | NAME '=' expr
     expr      := arithmetic over NUMBER, STRING, NAME, call, '[' literals ']', unary -, (+ - * / ** ^)
@@ -53,6 +55,9 @@ ALLOWED_FUNCTIONS = frozenset(
     }
 )
 LHS_ONLY = frozenset({"cbind", "se", "trials"})
+# structured covariances of a group term, written around it as glmmTMB and lme4 2.0 do:
+# ar1(time | id), cs(1 + x | g), diag(x | g) (see docs/covariance.md)
+COVARIANCE_STRUCTURES = frozenset({"ar1", "cs", "diag"})
 _KEYWORD_LITERALS = {"TRUE": "True", "FALSE": "False", "True": "True", "False": "False"}
 MAX_DEPTH = 50  # nested brackets
 MAX_TERMS = 300  # operators joining terms, and population-level terms after expanding * and ^
@@ -171,6 +176,9 @@ class GroupTerm:
     expr: str
     factor: tuple[str, ...]
     correlated: bool = True
+    # covariance structure: "" unstructured (lme4's default), "cs" compound symmetry, "ar1"
+    # AR(1) over the ordered values of the column ``expr`` names (see docs/covariance.md)
+    cov: str = ""
 
     @property
     def factor_name(self) -> str:
@@ -178,8 +186,23 @@ class GroupTerm:
 
     @property
     def label(self) -> str:
+        if self.cov:
+            return f"{self.cov}({self.expr}|{self.factor_name})"
         bar = "|" if self.correlated else "||"
         return f"{self.expr}{bar}{self.factor_name}"
+
+
+@dataclass(frozen=True)
+class ResidualAR:
+    """brms's ``ar(time = t, gr = id)``: AR(1) residuals over ``time`` within each ``gr`` group
+    (gaussian models only; see docs/covariance.md). ``gr`` is empty for one series."""
+
+    time: str
+    gr: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"ar({self.time}|{':'.join(self.gr)})" if self.gr else f"ar({self.time})"
 
 
 @dataclass(frozen=True)
@@ -215,6 +238,7 @@ class Formula:
     # relevel(x, ref = "wt") and C(x, levels = [...]) as written: the design makes each
     # column a factor in that order (as --reference does) and the term keeps the plain name
     levels: tuple[LevelOrder, ...] = ()
+    autocor: ResidualAR | None = None  # ar(time = , gr = )
 
 
 @dataclass(frozen=True)
@@ -291,6 +315,7 @@ class Group(Node):  # ( terms | factor )
     factor: tuple[tuple[str, str], ...]  # ((op, name), ...): op '' for first, ':' or '/'
     double: bool
     pos: int
+    cov: str = ""  # "ar1", "cs", "diag" when written inside one (see COVARIANCE_STRUCTURES)
 
 
 @dataclass(frozen=True)
@@ -461,6 +486,10 @@ class _Parser:
             return Num(t.text)
         if t.kind == "name":
             if self.peek().kind == "op" and self.peek().text == "(":
+                if t.text in COVARIANCE_STRUCTURES:
+                    return self.structured()
+                if t.text == "ar":
+                    return self.ar_term()
                 return self.call()
             return self.var()
         if t.kind == "qname":
@@ -468,6 +497,41 @@ class _Parser:
         if t.kind == "end":
             raise self.fail("the formula ends too early")
         raise self.fail(f"unexpected {t.text!r}")
+
+    def structured(self) -> Group:
+        """``ar1(time | id)``, ``cs(1 + x | g)``, ``diag(x | g)``: a group term with a structure."""
+        t = self.tok
+        self.i += 2  # the name and '('
+        inner = self.terms()
+        if self.accept("|", "||") is None:
+            raise self.fail(
+                f"{t.text}() holds a group term: terms '|' grouping factor",
+                extra=f"e.g. {t.text}({'time' if t.text == 'ar1' else '1 + x'} | id)",
+            )
+        factor = self.factor()
+        self.expect(")", f"to close {t.text}()")
+        return Group(inner, factor, t.text == "diag", t.pos, cov=t.text)
+
+    def ar_term(self) -> Call:
+        """brms's ``ar(time = t, gr = id, p = 1)``: only these keywords, columns as values."""
+        t = self.tok
+        self.i += 2
+        kwargs: list[tuple[str, Node]] = []
+        example = "e.g. ar(time = week, gr = patient)"
+        while not self.accept(")"):
+            if kwargs:
+                self.expect(",", "between the arguments of ar()")
+            if not (self.tok.kind == "name" and self.peek().text == "=" and self.tok.text in ("time", "gr", "p")):
+                raise FormulaError("ar() takes the keywords time =, gr = and p = 1 only", hint=example)
+            key = self.tok.text
+            self.i += 2
+            if key == "p":
+                if self.tok.kind != "number" or self.tok.text not in ("1", "1.0"):
+                    raise FormulaError("ar(p = ...) supports order 1 only (AR(1) residuals)", hint=example)
+                self.i += 1
+                continue
+            kwargs.append((key, self.var() if self.tok.kind in ("name", "qname") else self.primary()))
+        return Call("ar", (), tuple(kwargs), t.pos)
 
     def factor(self) -> tuple[tuple[str, str], ...]:
         parts: list[tuple[str, str]] = []
@@ -682,7 +746,7 @@ def _strip_levels(node: Node, out: list[LevelOrder], *, inside: str | None = Non
         case Paren(inner):
             return Paren(_strip_levels(inner, out, inside=inside))
         case Group(terms, factor, double, pos):
-            return Group(_strip_levels(terms, out, inside=inside), factor, double, pos)
+            return Group(_strip_levels(terms, out, inside=inside), factor, double, pos, cov=node.cov)
     return node
 
 
@@ -792,10 +856,25 @@ def _render_terms(terms: list[tuple[str, Node]]) -> tuple[str, bool]:
     return text, intercept
 
 
+def _ar1_time(group: Group) -> str:
+    """The time column of ``ar1(time | id)`` (also ``ar1(time + 0 | id)``, glmmTMB's spelling)."""
+    cols = [n for s, n in _split_terms(group.terms) if not isinstance(n, Num)]
+    if len(cols) != 1 or not isinstance(cols[0], Var) or cols[0].literal:
+        raise FormulaError(
+            "ar1() takes one time column before '|', e.g. ar1(week | patient)",
+            hint="the column holds the (numeric) times; each (group, time) pair gets an AR(1)-correlated effect",
+        )
+    return cols[0].name
+
+
 def _expand_groups(group: Group) -> list[GroupTerm]:
     terms = _split_terms(group.terms)
     expr, intercept = _render_terms(terms)
     factors = _expand_factor(group.factor)
+    if group.cov == "ar1":
+        return [GroupTerm(_ar1_time(group), f, correlated=True, cov="ar1") for f in factors]
+    if group.cov == "cs":
+        return [GroupTerm(expr, f, correlated=True, cov="cs") for f in factors]
     out: list[GroupTerm] = []
     for factor in factors:
         if group.double:
@@ -939,7 +1018,11 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
     fixed_terms: list[tuple[str, Node]] = []
     groups: list[GroupTerm] = []
     predictors = _var_names(rhs)
+    autocor: ResidualAR | None = None
     for sign, node in _split_terms(rhs):
+        if isinstance(node, Call) and node.func == "ar":
+            autocor = _residual_ar(node, autocor)
+            continue
         if isinstance(node, Group):
             if sign == "-":
                 raise FormulaError("a group-level term cannot be removed with '-'")
@@ -982,6 +1065,21 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         columns=frozenset(names),
         fixed_terms=tuple(render(n) for s, n in fixed_terms if s == "+" and not isinstance(n, Num)),
         has_intercept=has_intercept,
-        predictor_columns=frozenset(predictors),
+        # ar()'s time and grouping columns define the residual correlation, not the mean
+        predictor_columns=frozenset(predictors - ({autocor.time, *autocor.gr} if autocor else set())),
         levels=tuple(orders),
+        autocor=autocor,
     )
+
+
+def _residual_ar(node: Call, previous: ResidualAR | None) -> ResidualAR:
+    example = "e.g. y ~ x + ar(time = week, gr = patient)"
+    if previous is not None:
+        raise FormulaError("the formula has two ar() terms", hint="one ar(time = , gr = ) term per model")
+    kw = dict(node.kwargs)
+    if "time" not in kw:
+        raise FormulaError("ar() needs its time column: ar(time = COL, gr = COL)", hint=example)
+    for key, value in kw.items():
+        if not isinstance(value, Var) or value.literal:
+            raise FormulaError(f"ar({key} = ...) takes a column name", hint=example)
+    return ResidualAR(kw["time"].name, (kw["gr"].name,) if "gr" in kw else ())

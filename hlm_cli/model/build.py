@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hlm_cli.errors import PriorError, closest_match
+from hlm_cli.errors import FormulaError, PriorError, closest_match
 from hlm_cli.formula.design import Design, GroupDesign
 from hlm_cli.formula.priors import sd_display_name
 from hlm_cli.model import parameterization as param
@@ -98,6 +98,77 @@ class BuiltModel:
     data_vars: dict[str, np.ndarray]  # pm.Data names -> arrays (to swap data in)
 
 
+def residual_structure(design: Design, family: Family) -> Design:
+    """The design with its residual AR(1) settled for ``family`` (docs/covariance.md).
+
+    In a gaussian model an ``ar1(time | id)`` term is the residual covariance within each
+    group (no white noise on top, as the issue and nlme's ``corAR1`` have it): the term leaves
+    ``groups`` and becomes :attr:`Design.autocor`, the same model as brms's ``ar(time, gr)``.
+    Other families keep it as a latent AR(1) effect per (group, time). Refused: ``ar()``
+    outside the gaussian family, two residual structures, and ``ar()``/gaussian ``ar1()``
+    with ``se()`` or ``--sigma-formula``.
+    """
+    import dataclasses
+
+    ar1 = [g for g in design.groups if g.cov == "ar1"]
+    autocor = design.autocor
+    if design.autocor is not None and family.name != "gaussian":
+        raise FormulaError(f"{design.autocor.label} (residual autocorrelation) needs --family gaussian, not {family.name}",
+                           hint=f"for {family.name} models write a latent AR(1) effect: ar1({design.autocor.time} | "
+                           f"{':'.join(design.autocor.gr) or 'group'})")
+    if family.name == "gaussian" and ar1:
+        if len(ar1) > 1 or autocor is not None:
+            raise FormulaError("a gaussian model takes one residual AR(1) structure: one ar1() term or one ar() term",
+                               hint="in a gaussian model ar1(time | id) and ar(time = time, gr = id) are the same model; keep one")
+        g = ar1[0]
+        if g.resid is None:
+            raise FormulaError(g.duplicate or f"{g.term.label}: two rows at the same time",
+                               hint="in a gaussian model ar1() is the residual correlation and needs one row per "
+                               "group and time: average duplicate rows, or check the grouping column")
+        autocor = g.resid
+        design = dataclasses.replace(design, groups=[h for h in design.groups if h is not g], autocor=autocor)
+    if autocor is not None and (design.se is not None or design.sigma is not None):
+        raise FormulaError(f"{autocor.label} cannot be combined with {'se()' if design.se is not None else '--sigma-formula'}",
+                           hint="the residual AR(1) has one stationary SD sigma; drop one of the two")
+    return design
+
+
+RHO_DISTS = ("Uniform", "Beta")
+
+
+def rho_prior_default(lower: float) -> Prior:
+    """A structured correlation's default prior: uniform over its valid range (brms's
+    uniform(-1, 1) for ar; (lower, 1) for cs with K columns: lower = -1 / (K - 1))."""
+    return Prior("Uniform", (("lower", float(lower)), ("upper", 1.0)))
+
+
+def _check_rho_prior(name: str, prior: Prior, lower: float) -> None:
+    kw = prior.kwargs
+    ok = prior.dist == "Beta" and lower <= 0 or (
+        prior.dist == "Uniform" and kw["lower"] >= lower - 1e-12 and kw["upper"] <= 1.0 and kw["lower"] < kw["upper"])
+    if not ok:
+        raise PriorError(f"the prior for {name!r} must be Uniform(lower, upper) within ({lower:g}, 1) or Beta(a, b)",
+                         hint=f'e.g. --prior "{name}=Uniform({lower:g}, 1)"')
+
+
+def ar1_lags(g: GroupDesign) -> np.ndarray:
+    """(K, K) lags between an ar1() term's times in units of its smallest gap (0 above the
+    diagonal): the exponents of the lower Cholesky factor (see _structured_term)."""
+    E = (g.times[:, None] - g.times[None, :]) / g.unit
+    return np.where(E >= 0, E, 0.0)
+
+
+def rho_lower(g_or_rows) -> float:
+    """The smallest allowed correlation: -1 for an AR(1) on a grid of whole lags, 0 when some
+    lag is fractional (rho ** lag needs rho > 0), -1/(K-1) for cs with K columns."""
+    if isinstance(g_or_rows, GroupDesign):
+        if g_or_rows.cov == "cs":
+            return -1.0 / (len(g_or_rows.columns) - 1)
+        E = ar1_lags(g_or_rows)
+        return -1.0 if np.all(np.abs(E - np.round(E)) < 1e-8) else 0.0
+    return -1.0 if g_or_rows.integer_lags else 0.0
+
+
 def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tuple[dict[str, Prior], dict[str, str]]:
     """Every parameter's prior: defaults scaled as Bambi does, overridden by the user's.
 
@@ -110,6 +181,7 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
     Defaults are hlm's, or those of ``user.preset`` (``--prior-preset brms|rstanarm``, see
     :class:`hlm_cli.model.priors.Preset`) when ``user`` is a :class:`UserPriors` with one.
     """
+    design = residual_structure(design, family)
     scale = Scale.for_response(family, design.y)
     preset = preset_for(getattr(user, "preset", None), family, design.y)
     priors: dict[str, Prior] = {}
@@ -154,6 +226,18 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
         pick("Intercept", "Intercept", default=scale.intercept(sig, xm) if preset is None else preset.intercept())
 
     for g in design.groups:
+        if g.cov == "ar1":  # one SD for the whole term (the stationary SD of the latent process)
+            sd_name = g.sd_names[0]
+            printed = sd_display_name(sd_name)
+            valid.update({sd_name, printed, sd_name.removesuffix("_sigma")})
+            pick(sd_name, sd_name, printed, sd_name.removesuffix("_sigma"), f"sd({g.factor})", "sd",
+                 default=scale.group_sd(None) if preset is None else preset.group_sd(), positive=True)
+        if g.rho_name is not None:
+            valid.add(g.rho_name)
+            pick(g.rho_name, g.rho_name, default=rho_prior_default(rho_lower(g)))
+            _check_rho_prior(g.rho_name, priors[g.rho_name], rho_lower(g))
+        if g.cov == "ar1":
+            continue
         valid.add(f"cor({g.factor})")
         for col, eff in zip(g.columns, g.effect_names, strict=True):
             sd_name = f"{eff}_sigma"
@@ -162,7 +246,7 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
             z = None if col == "Intercept" else g.Z[:, g.columns.index(col)]
             default = scale.group_sd(z) if preset is None else preset.group_sd()
             pick(sd_name, sd_name, printed, eff, f"sd({g.factor})", "sd", default=default, positive=True)
-        if g.term.correlated and len(g.columns) > 1:
+        if g.term.correlated and len(g.columns) > 1 and not g.cov:
             cor_name = f"cor({g.factor})"
             # a pair's printed name names the matrix only when it is the term's one correlation
             pairs = [f"cor({a},{b}|{g.factor})" for i, a in enumerate(g.columns) for b in g.columns[i + 1 :]]
@@ -176,6 +260,11 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
             if priors[cor_name].dist != "LKJ":
                 raise PriorError(f"the prior for {cor_name} must be LKJ(eta)", hint='e.g. --prior "cor=LKJ(2)"')
 
+    if design.autocor is not None:
+        rho = design.autocor.rho_name
+        valid.add(rho)
+        pick(rho, rho, default=rho_prior_default(rho_lower(design.autocor)))
+        _check_rho_prior(rho, priors[rho], rho_lower(design.autocor))
     aux = list(family.aux)
     se_mode = design.se is not None
     if se_mode and not design.formula.response.se_sigma:
@@ -258,6 +347,9 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
                    for k, v in sorted(priors.items())},
         "X": [design.X.shape, design.x_labels],
         "groups": [(g.term.label, len(g.levels), g.Z.shape, g.columns) for g in design.groups],
+        # a residual AR's rows and lags are data (pm.Data); an ar1() term's lags are constants
+        "autocor": None if design.autocor is None else design.autocor.label,
+        "ar1": [ar1_lags(g).tolist() for g in design.groups if g.cov == "ar1"],
         "n": design.n,
         "param": {k: (v.kind, v.on_mean, v.parent, v.zero_sum, v.shifted, v.intercept_centered, v.between)
                   for k, v in sorted(choices.items())},
@@ -299,9 +391,13 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
+    design = residual_structure(design, family)
     priors, _ = resolve_priors(design, family, {} if user_priors is None else user_priors)  # keeps a preset
     ip = priors.get("Intercept")
     choices = param.choose(design, family, parameterization, zero_sum_ok=ip is None or ip.dist in ("Normal", "Flat"))
+    for g in design.groups:  # structured terms are sampled non-centered (see _structured_term)
+        if g.cov and len(g.columns) > 1:
+            choices[g.term.label] = param.Choice("noncentered", None, f"{g.cov}() covariance structure")
     info = ParamInfo()
     resp = design.formula.response
     response_name = resp.expr if resp.expr.isidentifier() else "y"
@@ -360,7 +456,7 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
 
     # group-level SDs first: the intercept's prior depends on them when group terms are
     # sampled as zero-sum offsets (see _intercept_rv)
-    sds = {g.term.label: [_dist(pm, f"{n}_sigma", priors[f"{n}_sigma"]) for n in g.effect_names] for g in design.groups}
+    sds = {g.term.label: [_dist(pm, n, priors[n]) for n in g.sd_names] for g in design.groups}
     zerosum = [g for g in design.groups if choices[g.term.label].sums_to_zero]
 
     # population level: one variable per term, stacked in design order, sampled on the
@@ -397,7 +493,10 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
             parent = by_label[choice.parent][1]
             pidx = param.parent_index(g, parent)
             mean = located[choice.parent][:, 0][pidx][:, None]  # (levels, 1)
-        b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
+        if g.cov and len(g.columns) > 1:  # ar1(), cs(): never centered on anything (choices above)
+            b = _structured_term(pm, pt, g, sds[g.term.label], priors, info, data)
+        else:
+            b = _group_term(pm, pt, g, sds[g.term.label], priors, choice, info, mean)  # (levels, K)
         located[g.term.label] = b if mean is None else b + (mean[None, :] if mean.ndim == 1 else mean)
         # a plain group intercept is a 1-D gather (its gradient a 1-D scatter-add): several
         # times cheaper per gradient than the general (rows, K) product on large data
@@ -603,6 +702,48 @@ def _group_term(pm, pt, g: GroupDesign, sds, priors, choice, info: ParamInfo, me
     return b
 
 
+def _structured_term(pm, pt, g: GroupDesign, sds, priors, info: ParamInfo, data):
+    """Effects of an ``ar1()`` or ``cs()`` term as a (levels, K) tensor, non-centered.
+
+    ar1(time | id): column k is the effect at the k-th distinct time T_k. The lower Cholesky
+    factor of the AR(1) correlation rho ** (|T_k - T_j| / unit) is written in closed form,
+    ``C[k, j] = rho ** ((T_k - T_j) / unit) * s_j`` (j <= k) with ``s_0 = 1`` and
+    ``s_j = sqrt(1 - rho ** (2 (T_j - T_{j-1}) / unit))``: the stationary recursion
+    ``u_k = phi_k u_{k-1} + s_k e_k`` written as one matrix product, without a scan, for equal
+    or unequal gaps. ``b = sigma * z @ C^T`` with ``z ~ N(0, 1)``.
+    cs(terms | g): R = (1 - rho) I + rho J (one correlation shared by every pair), separate SDs
+    per column (glmmTMB's heterogeneous cs), ``b = z @ (diag(sd) chol(R))^T``.
+    """
+    names = g.effect_names
+    K = len(names)
+    L = len(g.levels)
+    label = g.term.label
+    info.group_sds.setdefault(g.factor, []).extend(g.sd_names)
+    info.group_effects.setdefault(g.factor, []).extend(names)
+    info.correlations.setdefault(g.factor, []).append(g.rho_name)
+    rho = _dist(pm, g.rho_name, priors[g.rho_name])
+    if g.cov == "ar1":
+        E = ar1_lags(g)
+        gaps = np.concatenate([[1.0], np.diff(g.times) / g.unit])  # gaps[0] unused (s_0 = 1)
+        if rho_lower(g) < 0:  # whole-number lags: pow() takes a negative rho to them exactly
+            E = np.round(E)
+            gaps = np.round(gaps)
+        below = np.tril(np.ones((K, K), dtype=bool), -1)
+        # exponents of 0 kept out of pow() (its gradient at rho = 0 is 0 * inf there)
+        powers = pt.where(below, pt.power(rho, np.where(below, E, 1.0)), np.eye(K))
+        s = pt.sqrt(pt.maximum(1.0 - pt.power(rho, 2.0 * gaps), 1e-12))
+        s = pt.set_subtensor(s[0], 1.0)
+        chol = sds[0] * powers * s[None, :]
+    else:
+        R = (1.0 - rho) * pt.eye(K) + rho * pt.ones((K, K))
+        chol = pt.stack(sds)[:, None] * pt.linalg.cholesky(R)
+    z = pm.Normal(f"_z({label})", 0.0, 1.0, shape=(L, K))
+    b = pt.dot(z, chol.T)
+    for j, n in enumerate(names):
+        pm.Deterministic(n, b[:, j], dims=g.factor)
+    return b
+
+
 def _sigma_regression(pm, pt, design: Design, priors, data, info: ParamInfo):
     """Per-row residual SD: sigma = exp(X_sigma @ gamma), stored as ``sigma`` (dim __obs__).
 
@@ -647,4 +788,28 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
     trials = None
     if family.trials and design.trials is not None:
         trials = data("_trials", design.trials.astype(np.int64))
+    if design.autocor is not None:  # residual AR(1): each row given the one before it
+        eta, sigma = _residual_ar(pm, pt, design.autocor, priors, eta, y, sigma, info, data)
     family.pymc(pm, pt, name, eta, {**aux, "sigma": sigma, "trials": trials}, **kw)
+
+
+def _residual_ar(pm, pt, ar, priors, eta, y, sigma, info: ParamInfo, data):
+    """Conditional mean and SD of each row given its group's previous row (docs/covariance.md).
+
+    With e = y - eta and phi_i = rho ** lag_i: e_i | e_prev ~ N(phi_i e_prev, sigma^2 (1 -
+    phi_i^2)), e_first ~ N(0, sigma^2). The product of these is the exact multivariate normal
+    likelihood of each series with stationary (marginal) SD ``sigma`` and correlation
+    rho ** |t_i - t_j| / unit; ``sigma_innovation = sigma sqrt(1 - rho^2)`` (brms's sigma of
+    ar()) is stored too. Vectorised over rows: no scan.
+    """
+    rho = _dist(pm, ar.rho_name, priors[ar.rho_name])
+    info.family.extend([ar.rho_name, "sigma_innovation"])
+    pm.Deterministic("sigma_innovation", sigma * pt.sqrt(1.0 - rho**2))
+    prev = data("_ar_prev", np.maximum(ar.prev, 0))
+    has = data("_ar_has", (ar.prev >= 0).astype(float))
+    # a group's first row: lag 1 inside pow() (a 0 exponent has a nan gradient at rho = 0),
+    # then phi = 0; whole-number lags let pow() take a negative rho
+    lag = data("_ar_lag", np.where(ar.prev >= 0, ar.lag, 1.0))
+    phi = has * pt.power(rho, lag)
+    mu = eta + phi * (y[prev] - eta[prev])
+    return mu, sigma * pt.sqrt(1.0 - phi**2)

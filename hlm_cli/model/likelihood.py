@@ -44,5 +44,25 @@ def pointwise(tree, built, *, dtype=float) -> np.ndarray:
         sl = slice(start, min(S, start + chunk))
         eta = eta_draws(tree, built, draws=sl)
         m = eta.shape[0]
-        out[sl] = logpdf(built.family, d.y, eta, lambda name, m=m, sl=sl: aux_draws(tree, name, m, sl), trials=d.trials, se=d.se)
+        def aux(name, m=m, sl=sl):
+            return aux_draws(tree, name, m, sl)
+
+        if d.autocor is not None:
+            eta, aux = conditional_ar(tree, d, eta, aux, sl)
+        out[sl] = logpdf(built.family, d.y, eta, aux, trials=d.trials, se=d.se)
     return out
+
+
+def conditional_ar(tree, design, eta: np.ndarray, aux, draws: slice | None = None):
+    """A residual AR(1) model's rows given the row before each (the pointwise likelihood LOO
+    uses: log p(y_i | y_prev, theta), see docs/covariance.md): the conditional mean
+    ``eta_i + phi_i (y_prev - eta_prev)`` and SD ``sigma sqrt(1 - phi_i^2)``."""
+    ar = design.autocor
+    m = eta.shape[0]
+    rho = aux_draws(tree, ar.rho_name, m, draws)
+    phi = ar.phi(rho)  # (m, n)
+    prev = np.maximum(ar.prev, 0)
+    y = np.asarray(design.y, dtype=float)
+    mu = eta + phi * (y[prev][None, :] - eta[:, prev])
+    sigma = aux("sigma") * np.sqrt(1.0 - phi**2)
+    return mu, (lambda name: sigma if name == "sigma" else aux(name))

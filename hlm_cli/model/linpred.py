@@ -104,11 +104,103 @@ def eta_draws(tree, built, frame: pd.DataFrame | None = None, *, new_levels: str
     for g in design.groups:
         if frame is None:
             eta = eta + _fitted_group_contribution(tree, g, draws)
+        elif g.cov == "ar1":
+            labels = level_labels(frame, g.term.factor).to_numpy()
+            eta = eta + _ar1_contribution(tree, g, frame, labels, new_levels, rng, draws)
         else:
             Z = np.asarray(g.common.evaluate_new_data(frame).design_matrix, dtype=float)
             labels = level_labels(frame, g.term.factor).to_numpy()
             eta = eta + _group_contribution(tree, g, Z, labels, new_levels, rng, draws)
     return eta
+
+
+def structured_cov(tree, g, draws: slice | None = None) -> np.ndarray | None:
+    """(S, K, K) covariance of an ar1() or cs() term's effects, or None for other terms."""
+    if not g.cov or len(g.columns) < 2:
+        return None
+
+    def get(name):
+        x = stacked(tree, name)
+        return x if draws is None else x[draws]
+
+    rho = get(g.rho_name)[:, None, None]
+    if g.cov == "ar1":
+        sd = get(g.sd_names[0])
+        d = np.abs(g.times[:, None] - g.times[None, :]) / g.unit
+        corr = _rho_power(rho, d[None])
+        return sd[:, None, None] ** 2 * corr
+    sds = np.stack([get(n) for n in g.sd_names], axis=-1)
+    K = len(g.columns)
+    corr = (1.0 - rho) * np.eye(K) + rho
+    return sds[:, :, None] * corr * sds[:, None, :]
+
+
+def _rho_power(rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """rho ** lag; a negative rho only at whole-number lags (nan otherwise)."""
+    whole = np.abs(lag - np.round(lag)) < 1e-8
+    with np.errstate(invalid="ignore"):
+        out = np.where(whole, np.sign(rho) ** np.round(lag) * np.abs(rho) ** lag, np.power(rho, lag))
+    return out
+
+
+def _ar1_contribution(tree, g, frame, labels, new_levels, rng, draws: slice | None = None) -> np.ndarray:
+    """ar1(time | id) at new rows: the fitted effect at a fitted time; at a time between or
+    beyond the fitted ones, a draw from the AR(1) given the nearest fitted times on each side
+    (the process is Markov, so those neighbours are all that matter); a new group gets a whole
+    series drawn from the fitted AR(1)."""
+    t = pd.to_numeric(frame[g.term.expr], errors="coerce").to_numpy(dtype=float)
+    if not np.all(np.isfinite(t)):
+        i = int(np.argmax(~np.isfinite(t)))
+        raise InputError(f"the new rows need a numeric {g.term.expr!r} for {g.term.label}; row {i + 1} has {frame[g.term.expr].iloc[i]!r}",
+                         hint="give each row its time as a number")
+    effects = np.stack([stacked(tree, n) for n in g.effect_names], axis=-1)  # (S, L, K)
+    if draws is not None:
+        effects = effects[draws]
+    S, _, K = effects.shape
+    level_index = {lev: i for i, lev in enumerate(g.levels)}
+    idx = np.array([level_index.get(lab, -1) for lab in labels])
+    series = np.zeros((S, len(labels), K))
+    series[:, idx >= 0, :] = effects[:, idx[idx >= 0], :]
+    unseen = idx < 0
+    if unseen.any():
+        if new_levels == "error":
+            raise InputError(f"level {labels[unseen][0]!r} of {g.factor!r} was not in the fitted data", hint="use new_levels='sample' to predict for new groups")
+        if new_levels == "sample":
+            chol = np.linalg.cholesky(structured_cov(tree, g, draws) + 1e-12 * np.eye(K))
+            for lab in sorted(set(labels[unseen])):
+                draw = np.einsum("skj,sj->sk", chol, rng.standard_normal((S, K)))
+                series[:, labels == lab, :] = draw[:, None, :]
+    sd = stacked(tree, g.sd_names[0]) if draws is None else stacked(tree, g.sd_names[0])[draws]
+    rho = stacked(tree, g.rho_name) if draws is None else stacked(tree, g.rho_name)[draws]
+    T = g.times
+    out = np.zeros((S, len(labels)))
+    for i in range(len(labels)):
+        if unseen[i] and new_levels == "zero":
+            continue
+        k = int(np.searchsorted(T, t[i]))
+        if k < K and np.isclose(T[k], t[i]):
+            out[:, i] = series[:, i, k]
+            continue
+        # off the fitted grid: condition on the neighbours a (before) and b (after)
+        a, b = (k - 1 if k > 0 else None), (k if k < K else None)
+        r_a = _rho_power(rho, (t[i] - T[a]) / g.unit) if a is not None else None
+        r_b = _rho_power(rho, (T[b] - t[i]) / g.unit) if b is not None else None
+        if a is not None and b is not None:
+            r_ab = _rho_power(rho, (T[b] - T[a]) / g.unit)
+            det = 1.0 - r_ab**2
+            w_a = (r_a - r_ab * r_b) / det
+            w_b = (r_b - r_ab * r_a) / det
+            mean = w_a * series[:, i, a] + w_b * series[:, i, b]
+            var = sd**2 * (1.0 - (w_a * r_a + w_b * r_b))
+        else:
+            r, j = (r_a, a) if a is not None else (r_b, b)
+            mean, var = r * series[:, i, j], sd**2 * (1.0 - r**2)
+        if not np.all(np.isfinite(mean)):
+            raise InputError(f"{g.term.label}: time {t[i]:g} is a fraction of a step ({g.unit:g}) away from the fitted times, "
+                             "and some posterior draws of the correlation are negative",
+                             hint=f"predict at times a whole number of steps of {g.unit:g} from the fitted ones")
+        out[:, i] = mean + np.sqrt(np.maximum(var, 0.0)) * rng.standard_normal(S)
+    return out
 
 
 def _fitted_group_contribution(tree, g, draws: slice | None) -> np.ndarray:
@@ -135,7 +227,12 @@ def _group_contribution(tree, g, Z, labels, new_levels, rng, draws: slice | None
         if new_levels == "error":
             bad = labels[unseen][0]
             raise InputError(f"level {bad!r} of {g.factor!r} was not in the fitted data", hint="use new_levels='sample' to predict for new groups")
-        if new_levels == "sample":
+        if new_levels == "sample" and g.cov and K > 1:  # cs(): the structured covariance
+            chol = np.linalg.cholesky(structured_cov(tree, g, draws) + 1e-12 * np.eye(K))
+            for lab in sorted(set(labels[unseen])):
+                draw = np.einsum("skj,sj->sk", chol, rng.standard_normal((S, K)))
+                b[:, labels == lab, :] = draw[:, None, :]
+        elif new_levels == "sample":
             sds = np.stack([stacked(tree, f"{n}_sigma") for n in g.effect_names], axis=-1)  # (S, K)
             if draws is not None:
                 sds = sds[draws]

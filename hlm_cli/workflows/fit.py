@@ -79,7 +79,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     if spec.sigma_formula:
         text = spec.sigma_formula.strip()
         sigma_formula = parse(text if text.startswith("~") else f"~ {text}", list(table.frame.columns), source=table.source.name)
-        if sigma_formula.groups:
+        if sigma_formula.groups or sigma_formula.autocor is not None:
             raise InputError("--sigma-formula takes population-level terms only", hint='e.g. --sigma-formula "~ group"')
         if "sigma" not in family.aux:
             raise InputError(f"--sigma-formula needs a family with a residual SD (gaussian, t, lognormal), not {family.name}")
@@ -87,7 +87,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     if sigma_formula is not None:
         needed |= set(sigma_formula.columns)
     data_mod.require_columns(table, needed)
-    group_columns = {c for t in formula.groups for c in t.factor}
+    group_columns = {c for t in formula.groups for c in t.factor} | set(formula.autocor.gr if formula.autocor else ())
     data_mod.check_columns(table, needed - group_columns - {formula.response.expr}, categorical=spec.categorical)
     if formula.response.se and family.name not in ("gaussian", "t"):
         raise InputError(

@@ -500,7 +500,8 @@ def _psis(run: _Run):
 # --------------------------------------------------------------------------------------------
 
 
-def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, seed: int = 0) -> np.ndarray:
+def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, seed: int = 0,
+                    prev_rows: pd.DataFrame | None = None) -> np.ndarray:
     """Log-likelihood (S, m) of data rows under the posterior in ``ctx``.
 
     Parameters
@@ -515,6 +516,10 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
         The design of the full data; default ``ctx.built.design``.
     seed : int
         For effects of group levels that the posterior has not seen.
+    prev_rows : DataFrame, optional
+        A residual AR(1) model's rows before each of ``rows`` in its series (any row for a
+        series' first): each held-out row is scored given the observed row before it, as in
+        :func:`hlm_cli.model.likelihood.conditional_ar` (docs/covariance.md).
     """
     from hlm_cli.model.likelihood import logpdf
     from hlm_cli.model.linpred import aux_draws, linear_predictor
@@ -526,8 +531,19 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
     def pick(arr):
         return None if arr is None else np.asarray(arr)[obs]
 
-    return logpdf(ctx.built.family, design.y[obs], eta, lambda name: aux_draws(ctx.tree, name, S),
-                  trials=pick(design.trials), se=pick(design.se))
+    sigma = None
+    if design.autocor is not None and prev_rows is not None:
+        ar = design.autocor
+        eta_prev = linear_predictor(ctx, prev_rows, new_levels="sample", seed=seed)
+        phi = ar.phi(aux_draws(ctx.tree, ar.rho_name, S))[:, obs]
+        y_prev = np.asarray(design.y, dtype=float)[np.maximum(ar.prev[obs], 0)]
+        eta = eta + phi * (y_prev[None, :] - eta_prev)
+        sigma = aux_draws(ctx.tree, "sigma", S) * np.sqrt(1.0 - phi**2)
+
+    def aux(name):
+        return sigma if name == "sigma" and sigma is not None else aux_draws(ctx.tree, name, S)
+
+    return logpdf(ctx.built.family, design.y[obs], eta, aux, trials=pick(design.trials), se=pick(design.se))
 
 
 # --------------------------------------------------------------------------------------------
@@ -780,8 +796,11 @@ def _wrapper_class():
                 return xr.DataArray(idata__i.ll, dims=["chain", "draw", OBS], coords={OBS: held})
             refit = RunContext(self.run.path, self.ctx.info, idata__i, self._prep)
             rows = self.raw.frame.loc[self.ctx.prepared.table.frame.index[held]]
+            ar = self.ctx.built.design.autocor
+            prev_rows = None if ar is None else self.raw.frame.loc[self.ctx.prepared.table.frame.index[np.maximum(ar.prev[held], 0)]]
             try:
-                ll = heldout_log_lik(refit, rows, held, design=self.ctx.built.design, seed=self.seed + self.n_refits)
+                ll = heldout_log_lik(refit, rows, held, design=self.ctx.built.design, seed=self.seed + self.n_refits,
+                                     prev_rows=prev_rows)
             except HlmError as err:
                 raise InputError(
                     f"{self.run.name}: cannot predict the held-out rows from a refit: {err}",

@@ -43,6 +43,8 @@ def prior_table(built) -> pd.DataFrame:
             shown = f"sd({key.replace('1|', 'Intercept|', 1)})"
         elif name.startswith("cor("):
             group = name[4:-1]
+            if group.startswith(("ar1(", "cs|")):  # a structured correlation: cor(ar1(week)|id), cor(cs|id)
+                group = group.rsplit("|", 1)[-1]
             cls, key, shown = "cor", name, name
         elif name in aux or name.startswith("sigma_"):
             cls, key, shown = "family", name, name
