@@ -352,6 +352,8 @@ class Design:
     term_labels: dict[str, list[str]] = field(default_factory=dict)
     # hints about the data as the formula uses it (a small-integer column entering as a number)
     notes: list[str] = field(default_factory=list)
+    # an ordinal (cumulative) response: its K level labels in order (design.y holds codes 1..K)
+    levels: list[str] | None = None
 
     @property
     def n(self) -> int:

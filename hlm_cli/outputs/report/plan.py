@@ -132,7 +132,7 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
     draw("pred_vs_obs", lambda: F.pred_vs_obs(F.predictions(small, built.response_name), plot_dir / "pred_vs_obs.png", response=response,
                                                color=frame[col] if col else None, color_label=col, svg=svg))
     plan.append(("existing", "ppc"))
-    if built.family.discrete:
+    if built.family.discrete and not built.family.ordinal:  # ordinal: ppc.png's bars per category
         draw("ppc_rootogram", lambda: F.rootogram(small, plot_dir / "ppc_rootogram.png", svg=svg))
     if (standard or (plot_dir / "prior_ppc.png").exists()) and "prior_predictive" in tree.children:
         plan.append(("existing", "prior_ppc"))
@@ -160,10 +160,10 @@ def standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool, missing:
         jobs = [
             lambda: F.trace(tree, top, plot_dir / "trace.png", svg=svg),
             lambda: F.rank(tree, top, plot_dir / "rank.png", svg=svg),
-            lambda: F.ppc(tree, plot_dir / "ppc.png", discrete=discrete, svg=svg),
+            lambda: F.ppc(tree, plot_dir / "ppc.png", discrete=discrete, categories=built.design.levels, svg=svg),
         ]
         if prior:
-            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", group="prior_predictive", discrete=discrete, svg=svg))
+            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", group="prior_predictive", discrete=discrete, categories=built.design.levels, svg=svg))
         if bad:
             jobs.append(lambda: F.identifiability(bad, plot_dir / "identifiability.png", svg=svg))
         return jobs
@@ -174,10 +174,10 @@ def standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool, missing:
         jobs += [
             lambda: F.trace(tree, top, plot_dir / "trace.png", formats=("svg",)),
             lambda: F.rank(tree, top, plot_dir / "rank.png", formats=("svg",)),
-            lambda: F.ppc(tree, plot_dir / "ppc.png", formats=("svg",), discrete=discrete),
+            lambda: F.ppc(tree, plot_dir / "ppc.png", formats=("svg",), discrete=discrete, categories=built.design.levels),
         ]
         if (plot_dir / "prior_ppc.png").exists() and prior:
-            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", formats=("svg",), group="prior_predictive", discrete=discrete))
+            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", formats=("svg",), group="prior_predictive", discrete=discrete, categories=built.design.levels))
     return jobs
 
 
@@ -259,7 +259,7 @@ def _fitted_means(ctx):
     eta_pop = beta @ design.X.T if design.X.shape[1] else np.zeros_like(eta)
     if design.offset is not None:
         eta_pop = eta_pop + design.offset
-    return inverse_link(built.family, eta), inverse_link(built.family, eta_pop)
+    return inverse_link(built.family, eta, ctx.tree), inverse_link(built.family, eta_pop, ctx.tree)
 
 
 def _shrinkage_for(g, built, frame: pd.DataFrame, mu, mu_pop):
@@ -295,6 +295,8 @@ def _ylabel(family, response: str) -> str:
         return f"{response}: probability of success"
     if family.name == "lognormal":
         return f"{response} (median)"
+    if family.ordinal:
+        return f"{response}: expected category (1..K)"
     return f"{response} (expected value)"
 
 
