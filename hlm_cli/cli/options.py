@@ -20,7 +20,7 @@ OUTPUT = "Output"
 BATCH = "Batch"
 
 # the names of hlm_cli.formula.families.NAMES (tests/e2e/test_fit_cli.py keeps them in step)
-FAMILY_HELP = "gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal, cumulative (ordinal; also cumulative(probit)) [default: gaussian]"
+FAMILY_HELP = "gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal, cumulative [default: gaussian]"
 
 Config = Annotated[Path | None, typer.Option(
     "--config", help="TOML run config, e.g. configs/cell_lines.toml; flags win over it", show_default=False)]

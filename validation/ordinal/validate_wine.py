@@ -41,13 +41,13 @@ def main() -> int:
         rows = []
         for ours, theirs in NAMES.items():
             z = (s.loc[ours, "mean"] - r["estimate"][theirs]) / r["se"][theirs]
-            passed = abs(z) <= 0.35 if not ours.startswith("Intercept") else None
+            passed = bool(abs(z) <= 0.35) if not ours.startswith("Intercept") else None
             rows.append({"parameter": ours, "hlm_mean": s.loc[ours, "mean"], "hlm_sd": s.loc[ours, "sd"],
                          "clmm": r["estimate"][theirs], "clmm_se": r["se"][theirs], "z": z, "pass": passed,
                          "r_hat": s.loc[ours, "r_hat"]})
         sd = s.loc["sd(Intercept|judge)", "mean"] if "sd(Intercept|judge)" in s.index else s.loc["1|judge_sigma", "mean"]
         ratio = sd / r["sd_judge"]
-        rows.append({"parameter": "sd(judge)", "hlm_mean": sd, "clmm": r["sd_judge"], "ratio": ratio, "pass": abs(ratio - 1) <= 0.35})
+        rows.append({"parameter": "sd(judge)", "hlm_mean": sd, "clmm": r["sd_judge"], "ratio": ratio, "pass": bool(abs(ratio - 1) <= 0.35)})
         ok &= all(x["pass"] is not False for x in rows)
         results[link] = {"call": r["call"], "rows": rows, "max_r_hat": float(s["r_hat"].max())}
         print(f"--- {link}  (max R-hat {s['r_hat'].max():.3f})")
