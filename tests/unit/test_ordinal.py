@@ -71,6 +71,10 @@ def test_links_and_brms_spelling():
     assert get_family("ordinal").name == "cumulative"
     assert get_family("cumulative(probit)").link == "probit"
     assert get_family("cumulative", "probit").link == "probit"
+    import pickle  # the figure helper and batch workers get the row by (name, link)
+
+    probit = get_family("cumulative", "probit")
+    assert pickle.loads(pickle.dumps(probit)) is probit
     with pytest.raises(ConfigError, match="conflicts"):
         get_family("cumulative(probit)", "logit")
     with pytest.raises(ConfigError, match="no link 'cloglog'") as err:
