@@ -176,7 +176,8 @@ def ident_pairs(tree, built) -> list[tuple[str, str, np.ndarray, np.ndarray, flo
     post = tree["posterior"]
     series: list[tuple[str, np.ndarray]] = []
     if "Intercept" in post:
-        series.append(("Intercept", np.asarray(post["Intercept"]).ravel()))
+        arr = np.asarray(post["Intercept"])  # a cumulative model's thresholds: their mean
+        series.append(("Intercept", arr.reshape(arr.shape[0] * arr.shape[1], -1).mean(axis=1)))
     handled = {g.factor for g in built.design.groups if built.parameterization[g.term.label].identified}
     for factor, effects in built.params.group_effects.items():
         if factor in handled:  # sampled in an identified form; lme4-scale values are drawn afterwards

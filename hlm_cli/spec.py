@@ -104,6 +104,8 @@ class FitSpec(Spec):
     categorical: list[StrictStr] = Field(default_factory=list)
     se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
     sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
+    link: StrictStr | None = None  # --link probit: another link of the family (cumulative: logit, probit)
+    levels: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)  # --levels y=low,mid,high: an ordinal response's order
     sep: StrictStr | None = None  # --sep ';': field separator [default: from the extension and header]
     dropna: StrictBool = True
     prior_predictive: StrictBool = False
@@ -119,7 +121,7 @@ class FitSpec(Spec):
     config_file: Path | None = None
     command: str | None = None
 
-    @field_validator("formula", "family", "se", "sigma_formula", "color_by")
+    @field_validator("formula", "family", "se", "sigma_formula", "color_by", "link")
     @classmethod
     def _text_not_empty(cls, v: str | None) -> str | None:
         return _not_blank(v)
@@ -139,6 +141,26 @@ class FitSpec(Spec):
                 out[col.strip()] = level.strip()
             return out
         return v
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _level_lists(cls, v: Any) -> Any:
+        """``--levels y=low,mid,high`` (repeatable) or a config's ``levels = { y = ["low", ...] }``."""
+        items = v if isinstance(v, (list, tuple)) else None
+        if items is None and isinstance(v, dict):
+            return {col: [s.strip() for s in lv.split(",")] if isinstance(lv, str) else lv for col, lv in v.items()}
+        if items is None:
+            return v
+        out: dict[str, list[str]] = {}
+        for item in items:
+            col, eq, text = str(item).partition("=")
+            levels = [s.strip() for s in text.split(",")]
+            if not eq or not col.strip() or not all(levels):
+                raise ValueError(f"expected COLUMN=LEVEL,LEVEL,... such as rating=low,mid,high (got {item!r})")
+            if col.strip() in out:
+                raise ValueError(f"two orders given for {col.strip()!r}")
+            out[col.strip()] = levels
+        return out
 
     @field_validator("sep")
     @classmethod
@@ -181,6 +203,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "se": ("the column of known standard errors", '"sigma"'),
     "sep": ("one separator character: ',' ';' '|' or tab", '";"'),
     "sigma_formula": ("a one-sided formula for log(sigma)", '"~ group"'),
+    "link": ("a link of the family: logit or probit for cumulative", '"probit"'),
+    "levels": ('a table of COLUMN = ["LEVEL", ...]: an ordinal response\'s levels, lowest first', '{ rating = ["low", "mid", "high"] }'),
     "color_by": ("a column name", '"Treatment"'),
     "ci": ("a probability strictly between 0 and 1: the width of every interval (brms prints 0.95)", "0.95"),
     "sampler": ("a table of sampler settings (draws, tune, chains, ...)", "{ draws = 1000 }"),

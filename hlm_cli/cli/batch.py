@@ -19,6 +19,8 @@ from hlm_cli.cli.options import (
     Draws,
     Dropna,
     Family,
+    Levels,
+    Link,
     MaxTreedepth,
     NoCache,
     NoPlots,
@@ -53,6 +55,8 @@ def batch(
     reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
+    link: Link = None,
+    levels: Levels = None,
     sep: Sep = None,
     draws: Draws = None,
     tune: Tune = None,
@@ -88,7 +92,7 @@ def batch(
     command = command_line()
     specs = load_batch_specs(
         config, out=out, formulas=formula, priors=prior, prior_preset=prior_preset, reference=reference or None,
-        family=family, categorical=categorical, se=se, sep=sep, draws=draws, tune=tune, chains=chains,
+        family=family, categorical=categorical, se=se, link=link, levels=levels or None, sep=sep, draws=draws, tune=tune, chains=chains,
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,
         prior_predictive=prior_predictive, strict=strict, plots=False if no_plots else None,

@@ -19,6 +19,8 @@ from hlm_cli.cli.options import (
     Draws,
     Dropna,
     Family,
+    Levels,
+    Link,
     MaxTreedepth,
     NoCache,
     NoPlots,
@@ -50,6 +52,8 @@ def fit(
     reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
+    link: Link = None,
+    levels: Levels = None,
     sep: Sep = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)', rich_help_panel=MODEL, show_default=False)] = None,
     draws: Draws = None,
@@ -84,7 +88,7 @@ def fit(
     formulas = formula_list(formula)
     spec = load_fit_spec(
         config,
-        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical, se=se, sep=sep, sigma_formula=sigma_formula,
+        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical, se=se, link=link, levels=levels or None, sep=sep, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,

@@ -20,7 +20,7 @@ OUTPUT = "Output"
 BATCH = "Batch"
 
 # the names of hlm_cli.formula.families.NAMES (tests/e2e/test_fit_cli.py keeps them in step)
-FAMILY_HELP = "gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal [default: gaussian]"
+FAMILY_HELP = "gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal, cumulative [default: gaussian]"
 
 Config = Annotated[Path | None, typer.Option(
     "--config", help="TOML run config, e.g. configs/cell_lines.toml; flags win over it", show_default=False)]
@@ -43,6 +43,12 @@ Reference = Annotated[list[str] | None, typer.Option(
 Categorical = Annotated[list[str] | None, typer.Option(
     "--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)",
     rich_help_panel=MODEL, show_default=False)]
+Link = Annotated[str | None, typer.Option(
+    "--link", help="another link of the family: --family cumulative --link probit (cumulative: logit [default] or probit)",
+    rich_help_panel=MODEL, show_default=False)]
+Levels = Annotated[list[str] | None, typer.Option(
+    "--levels", help="an ordinal response's levels, lowest first, COLUMN=LEVEL,LEVEL,..., e.g. --levels rating=low,mid,high "
+    "(numbers sort numerically without it)", rich_help_panel=MODEL, show_default=False)]
 Se = Annotated[str | None, typer.Option(
     "--se", help="column of known standard errors (same as 'y | se(COL) ~ ...'), e.g. --se sigma",
     rich_help_panel=MODEL, show_default=False)]

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from hlm_cli.cli.options import Categorical, Config, Family, PriorPreset, Priors, Reference, Se, Sep
+from hlm_cli.cli.options import (
+    Categorical,
+    Config,
+    Family,
+    Levels,
+    Link,
+    PriorPreset,
+    Priors,
+    Reference,
+    Se,
+    Sep,
+)
 
 
 def priors(
@@ -20,6 +31,8 @@ def priors(
     reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
+    link: Link = None,
+    levels: Levels = None,
     sep: Sep = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD, e.g. "~ group"', show_default=False)] = None,
 ) -> None:
@@ -35,5 +48,5 @@ def priors(
 
     spec = load_fit_spec(config, data=data, formula=formula, out=Path("hlm-priors-writes-nothing"), family=family,
                          priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical,
-                         se=se, sep=sep, sigma_formula=sigma_formula)
+                         se=se, link=link, levels=levels or None, sep=sep, sigma_formula=sigma_formula)
     render.priors_result(run_priors(spec))

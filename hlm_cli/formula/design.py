@@ -494,6 +494,8 @@ class Design:
     # residual AR(1): ar(time = , gr = ), or an ar1() term of a gaussian model (see
     # hlm_cli.model.build.residual_structure); None otherwise
     autocor: ARRows | None = None
+    # an ordinal (cumulative) response: its K level labels in order (design.y holds codes 1..K)
+    response_levels: list[str] | None = None
 
     @property
     def n(self) -> int:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from hlm_cli.errors import ConfigError
 
-NAMES: tuple[str, ...] = ("gaussian", "t", "bernoulli", "binomial", "poisson", "negativebinomial", "gamma", "beta", "lognormal")
+NAMES: tuple[str, ...] = ("gaussian", "t", "bernoulli", "binomial", "poisson", "negativebinomial", "gamma", "beta", "lognormal",
+                         "cumulative")
 ALIASES: dict[str, str] = {"normal": "gaussian", "student_t": "t", "studentt": "t", "negbinomial": "negativebinomial",
-                           "negative_binomial": "negativebinomial", "logistic": "bernoulli"}
+                           "negative_binomial": "negativebinomial", "logistic": "bernoulli",
+                           "ordinal": "cumulative"}
 
 
 def family_key(name: str) -> str:
@@ -23,7 +25,16 @@ def family_key(name: str) -> str:
     ConfigError
         ``unknown family 'NAME'``, with the names to choose from as the hint.
     """
-    key = ALIASES.get(name.lower(), name.lower())
+    base = name.split("(", 1)[0].strip() if name.rstrip().endswith(")") else name
+    key = ALIASES.get(base.lower(), base.lower())
     if key not in NAMES:
         raise ConfigError(f"unknown family {name!r}", hint="choose one of: " + ", ".join(NAMES))
     return key
+
+
+def family_link(name: str) -> str | None:
+    """The link written in brms's spelling ``cumulative(probit)``, or None (``cumulative``)."""
+    head, paren, rest = name.partition("(")
+    if not paren or not rest.rstrip().endswith(")"):
+        return None
+    return rest.rstrip()[:-1].strip().lower() or None

@@ -281,7 +281,7 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
     for a in aux:
         valid.add(a)
         default = family.default_prior(a, scale)
-        pick(a, a, default=default if preset is None else preset.aux(a, default), positive=True)
+        pick(a, a, default=default if preset is None else preset.aux(a, default), positive=not family.ordinal)
 
     for key in user:
         if key not in valid:
@@ -340,7 +340,7 @@ def _dist(pm, name: str, prior: Prior, **kw):
 def _structure_key(design: Design, family: Family, priors: dict[str, Prior], choices) -> str:
     blob = {
         "formula": design.formula.text,
-        "family": family.name,
+        "family": family.name if family.link == _default_link(family.name) else f"{family.name}({family.link})",
         # prior families and argument shapes only: their values are pm.Data (see _prior_arg),
         # except LKJ's eta, which is a constant of the graph
         "priors": {k: (v.dist, [(a, np.shape(x)) for a, x in v.args], v.kwargs.get("eta") if v.dist == "LKJ" else None)
@@ -362,7 +362,15 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
         "qr": _qr_plan(design, priors) is not None,
     }
+    if design.response_levels is not None:  # ordinal: the number of thresholds
+        blob["categories"] = len(design.response_levels)
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _default_link(name: str) -> str:
+    from hlm_cli.model.families import FAMILIES
+
+    return FAMILIES[name].link
 
 
 def build_model(
@@ -771,11 +779,25 @@ def _sigma_regression(pm, pt, design: Design, priors, data, info: ParamInfo):
     return pm.Deterministic("sigma", pt.exp(pt.dot(Xs, gamma)), dims=OBS_DIM)
 
 
+def _cutpoints(pm, design: Design, family: Family, prior: Prior):
+    """The K - 1 ordered thresholds of a cumulative model, ``Intercept`` with coords 1..K-1
+    (summary rows ``Intercept[1]``, ... as brms prints them), started at the link of equal
+    category probabilities."""
+    from scipy.special import logit, ndtri
+
+    K = len(design.response_levels)
+    pm.modelcontext(None).add_coord("Intercept_dim", [str(k) for k in range(1, K)])
+    q = np.arange(1, K) / K
+    start = logit(q) if family.link == "logit" else ndtri(q)
+    return _dist(pm, "Intercept", prior, dims="Intercept_dim",
+                 transform=pm.distributions.transforms.ordered, initval=start)
+
+
 def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo):
     aux = {}
     for a in family.aux:
         if a in priors:
-            aux[a] = _dist(pm, a, priors[a])
+            aux[a] = _cutpoints(pm, design, family, priors[a]) if family.ordinal else _dist(pm, a, priors[a])
             info.family.append(a)
     kw = {"observed": y, "dims": OBS_DIM}
     if design.sigma is not None:

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hlm_cli.errors import InputError
-from hlm_cli.formula.families import ALIASES, NAMES, family_key  # noqa: F401 (re-exported)
+from hlm_cli.errors import ConfigError, InputError
+from hlm_cli.formula.families import ALIASES, NAMES, family_key, family_link  # noqa: F401 (re-exported)
 from hlm_cli.model.priors import Prior, Scale
 
 # Log-rates above this are simulated at exp(MAX_LOG_RATE) (~1e300): exp() would overflow to
@@ -89,11 +89,15 @@ class Family:
     scaled: bool  # True: priors scale with sd(y) (gaussian, t), as Bambi's PriorScaler
     description: str
     trials: bool = False  # takes a number of trials (cbind(), p(), trials())
+    # ordinal (cumulative) rows: no population intercept, K - 1 ordered thresholds named
+    # "Intercept" (summary rows Intercept[1], ...); the mean needs them: mean_aux(eta, aux)
+    ordinal: bool = False
+    mean_aux: Callable | None = None
 
     def __reduce__(self):
         # rows hold functions (lambdas among them): a row travels to another process (the
         # figure helper, batch workers) by name and is looked up in the table there
-        return (get_family, (self.name,))
+        return (get_family, (self.name, self.link))
 
     @property
     def aux(self) -> tuple[str, ...]:
@@ -325,6 +329,126 @@ def _beta_pymc(pm, pt, name, eta, par, **kw):
     return pm.Beta(name, alpha=mu * par["kappa"], beta=(1 - mu) * par["kappa"], **kw)
 
 
+# --------------------------------------------------------------------------- ordinal (cumulative)
+# P(y <= k) = F(c_k - eta), k = 1..K-1, as ordinal::clmm and brms's cumulative(); y is coded
+# 1..K (hlm_cli.model.ordinal maps the user's levels to these codes); the K - 1 thresholds
+# are the posterior variable "Intercept" (ordered), so the summary reads Intercept[1], ...
+
+# The thresholds' default prior: StudentT(3, 0, 2.5) for each (brms's default too). On the
+# logit scale 2.5 is wide: thresholds of +-5 put < 1% of the mass beyond them; a heavy tail
+# lets a rare extreme category sit far out. The ordered transform makes them increasing.
+CUTPOINTS = Aux("Intercept", lambda scale: Prior("StudentT", (("nu", 3.0), ("mu", 0.0), ("sigma", 2.5))))
+CUT_BIG = 1e4  # stands in for -inf/+inf as c_0 and c_K (finite values keep gradients finite)
+
+
+def _ordinal_codes_bad(y: np.ndarray) -> np.ndarray:
+    return ~((y >= 1) & (np.mod(y, 1) == 0))
+
+
+ORDERED = Support("ordinal", _ordinal_codes_bad, "ordered categories coded 1..K",
+                  "give the order of text levels with --levels y=low,mid,high", True)
+
+
+def _log_cdf(link: str):
+    from scipy.special import log_expit, log_ndtr
+
+    return log_expit if link == "logit" else log_ndtr
+
+
+def _log1mexp(x):
+    """log(1 - exp(x)) for x <= 0 (Maechler's two branches)."""
+    x = np.minimum(x, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(x > -0.693, np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
+def _padded(cut: np.ndarray) -> np.ndarray:
+    S = cut.shape[0]
+    return np.concatenate([np.full((S, 1), -CUT_BIG), cut, np.full((S, 1), CUT_BIG)], axis=1)
+
+
+def ordinal_logp(link: str, y, eta, cut) -> np.ndarray:
+    """log P(y | eta, cut) = log(F(c_y - eta) - F(c_{y-1} - eta)); y (1, n) codes 1..K,
+    eta (S, n), cut (S, K-1). Computed on the side of F's symmetry where it does not cancel."""
+    logF = _log_cdf(link)
+    c = _padded(np.asarray(cut, dtype=float))
+    k = np.asarray(y, dtype=float).astype(np.int64)
+    k = np.broadcast_to(k, eta.shape)
+    hi = np.take_along_axis(c, k, axis=1) - eta
+    lo = np.take_along_axis(c, k - 1, axis=1) - eta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        upper = logF(hi) + _log1mexp(logF(lo) - logF(hi))  # F(hi) - F(lo)
+        lower = logF(-lo) + _log1mexp(logF(-hi) - logF(-lo))  # (1 - F(lo)) - (1 - F(hi))
+    return np.where(lo > 0, lower, upper)
+
+
+def ordinal_probs(link: str, eta, cut) -> np.ndarray:
+    """(S, n, K) category probabilities."""
+    from scipy.special import expit, ndtr
+
+    F = expit if link == "logit" else ndtr
+    c = _padded(np.asarray(cut, dtype=float))
+    cdf = F(c[:, None, :] - eta[:, :, None])  # (S, n, K + 1)
+    return np.clip(np.diff(cdf, axis=2), 0.0, 1.0)
+
+
+def _ordinal_pymc_logp(link: str):
+    def logp(value, eta, cut):
+        import pytensor.tensor as pt
+        from pymc.distributions.dist_math import normal_lcdf
+
+        def logF(x):
+            return -pt.softplus(-x) if link == "logit" else normal_lcdf(0.0, 1.0, x)
+
+        big = pt.as_tensor_variable(np.array([CUT_BIG]))
+        c = pt.concatenate([-big, cut, big])
+        k = pt.cast(value, "int64")
+        hi = c[k] - eta
+        lo = c[k - 1] - eta
+        upper = logF(hi) + pt.log1mexp(pt.minimum(logF(lo) - logF(hi), -1e-300))
+        lower = logF(-lo) + pt.log1mexp(pt.minimum(logF(-hi) - logF(-lo), -1e-300))
+        return pt.switch(lo > 0, lower, upper)
+
+    return logp
+
+
+def _ordinal_pymc_dist(link: str):
+    def dist(eta, cut, size):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        F = pt.sigmoid if link == "logit" else (lambda x: 0.5 * pt.erfc(-x / np.sqrt(2.0)))
+        c = pt.concatenate([pt.as_tensor_variable(np.array([-CUT_BIG])), cut, pt.as_tensor_variable(np.array([CUT_BIG]))])
+        cdf = F(c[None, :] - eta[:, None])
+        p = pt.clip(cdf[:, 1:] - cdf[:, :-1], 0.0, 1.0)
+        return pm.Categorical.dist(p=p / p.sum(axis=1, keepdims=True), size=size) + 1
+
+    return dist
+
+
+def _ordinal_row(link: str) -> Family:
+    def pymc(pm, pt, name, eta, par, **kw):
+        return pm.CustomDist(name, eta, par["Intercept"], logp=_ordinal_pymc_logp(link),
+                             dist=_ordinal_pymc_dist(link), **kw)
+
+    def logpdf(y, eta, sigma, aux, trials):
+        return ordinal_logp(link, y, eta, aux("Intercept"))
+
+    def mean_aux(eta, aux):  # the expected category score E[y] on the codes 1..K
+        p = ordinal_probs(link, eta, aux("Intercept"))
+        return (p * np.arange(1, p.shape[2] + 1)).sum(axis=2)
+
+    def simulate(rng, eta, mu, sigma, aux, trials):
+        p = ordinal_probs(link, eta, aux("Intercept"))
+        cum = np.cumsum(p, axis=2)
+        u = rng.random(eta.shape)[:, :, None]
+        return 1.0 + np.minimum((u > cum).sum(axis=2), p.shape[2] - 1).astype(float)
+
+    return Family("cumulative", link, _identity, (CUTPOINTS,), pymc, logpdf, simulate, ORDERED, False,
+                  f"Cumulative {link}: ordered categories, P(y <= k) = F(Intercept[k] - eta)",
+                  ordinal=True, mean_aux=mean_aux)
+
+
 # --------------------------------------------------------------------------- the table
 
 FAMILIES: dict[str, Family] = {
@@ -349,13 +473,35 @@ FAMILIES: dict[str, Family] = {
         # mu and sigma on the log scale; its "mean" is the median exp(eta)
         Family("lognormal", "identity", np.exp, (SIGMA,), _lognormal_pymc, _lognormal_logpdf, _lognormal_sim,
                POSITIVE, False, "LogNormal(mu, sigma): mu and sigma on the log scale"),
+        _ordinal_row("logit"),
     )
 }
 
+# Other links of a row: (family, link) -> the row with that link. The first link of each is
+# the row in FAMILIES (its default).
+LINKS: dict[str, tuple[str, ...]] = {"cumulative": ("logit", "probit")}
+_LINKED: dict[tuple[str, str], Family] = {("cumulative", "probit"): _ordinal_row("probit")}
 
-def get_family(name: str) -> Family:
-    """The family row for ``name`` (any case, or an alias; see :mod:`hlm_cli.formula.families`)."""
-    return FAMILIES[family_key(name)]
+
+def get_family(name: str, link: str | None = None) -> Family:
+    """The family row for ``name`` (any case, or an alias; see :mod:`hlm_cli.formula.families`).
+
+    ``link`` picks another link of the family (``cumulative`` with ``probit``); brms's
+    spelling ``cumulative(probit)`` in ``name`` does the same.
+    """
+    key = family_key(name)
+    written = family_link(name)
+    if link is not None and written is not None and link.lower() != written:
+        raise ConfigError(f"--link {link} conflicts with the link in --family {name}", hint="give the link once")
+    link = (link or written or "").lower() or None
+    row = FAMILIES[key]
+    if link is None or link == row.link:
+        return row
+    if (key, link) in _LINKED:
+        return _LINKED[(key, link)]
+    links = LINKS.get(key, (row.link,))
+    raise ConfigError(f"the {key} family has no link {link!r}",
+                      hint=f"{key} takes the link{'s' if len(links) > 1 else ''} " + ", ".join(links))
 
 
 def check_response(family: Family, y: np.ndarray, name: str, trials: np.ndarray | None = None, lines=None) -> np.ndarray:

@@ -38,6 +38,8 @@ def _fixed_design(built, new: pd.DataFrame):
     X_all = np.asarray(nd.design_matrix, dtype=float)
     keep, offset = [], None
     for name, term in common.terms.items():
+        if name == "Intercept" and "Intercept" not in built.design.fixed_slices:
+            continue  # a cumulative model's intercept column is dropped (hlm_cli.model.ordinal)
         sl = nd.slices[name] if hasattr(nd, "slices") and name in nd.slices else common.slices[name]
         if getattr(term, "kind", None) == "offset":
             col = X_all[:, sl].sum(axis=1)
@@ -283,11 +285,17 @@ def _prepare_new(ctx: RunContext, new: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def inverse_link(family, eta: np.ndarray) -> np.ndarray:
+def inverse_link(family, eta: np.ndarray, tree=None, draws: slice | None = None) -> np.ndarray:
     """Mean of the response given the linear predictor (lognormal: the median exp(eta)).
 
     Never overflows: the logistic function is scipy's expit, and log-link rates are computed
-    from eta clipped at :data:`~hlm_cli.model.families.MAX_LOG_RATE` (about 1e300)."""
+    from eta clipped at :data:`~hlm_cli.model.families.MAX_LOG_RATE` (about 1e300).
+    A cumulative (ordinal) family's mean is the expected category code E[y] (1..K), which
+    needs the thresholds: pass the posterior ``tree`` (and the ``draws`` slice of ``eta``)."""
+    if family.mean_aux is not None:
+        if tree is None:
+            raise ValueError(f"the {family.name} family's mean needs the posterior draws (tree=)")
+        return family.mean_aux(eta, lambda name: aux_draws(tree, name, eta.shape[0], draws))
     return family.mean(eta)
 
 
@@ -338,7 +346,7 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
             return sigma
         return aux_draws(tree, name, S, draws)
 
-    mu = inverse_link(fam, eta)
+    mu = None if fam.mean_aux is not None else inverse_link(fam, eta)  # an ordinal simulator uses the thresholds
     sigma = aux("sigma")
     if se is not None:
         sigma = np.sqrt(se[None, :] ** 2 + (sigma**2 if sigma is not None else 0.0))

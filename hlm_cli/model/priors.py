@@ -196,6 +196,8 @@ class Preset:
             return self._p("Exponential", ("lam", 1.0 / self.sd))
         if name == "nu":
             return self._p("Gamma", ("alpha", 2.0), ("beta", 0.1)) if self.name == "brms" else default
+        if name == "Intercept" and self.name == "brms":  # a cumulative model's thresholds: brms's student_t(3, 0, 2.5)
+            return self._p("StudentT", ("nu", 3.0), ("mu", 0.0), ("sigma", 2.5))
         if name in ("alpha", "kappa"):
             if self.name == "brms":
                 return self._p("Gamma", ("alpha", 0.01), ("beta", 0.01))

@@ -309,7 +309,7 @@ def contrast_draws(ctx, term: str, pairs: list[Pair], *, by: str | None = None, 
                 eta_lo = _eta(ctx, lo_frame.iloc[rows], seed)
                 eta_hi = _eta(ctx, hi_frame.iloc[rows], seed)
                 d_link = eta_hi - eta_lo  # (S, m)
-                d_resp = inverse_link(fam, eta_hi) - inverse_link(fam, eta_lo)
+                d_resp = inverse_link(fam, eta_hi, ctx.tree) - inverse_link(fam, eta_lo, ctx.tree)
                 w = W[rows]
                 sums["link"] += d_link @ w
                 sums["response"] += d_resp @ w
@@ -452,6 +452,10 @@ def _notes(ctx, spec: ContrastSpec, kind: str, pairs: list[Pair]) -> list[str]:
     fam = ctx.built.family
     if fam.name in ES_FAMILIES:
         notes.append("es = difference / sigma, the BEST standardized effect size (Kruschke 2013)" + (" with the t family's scale sigma" if fam.name == "t" else ""))
+    if fam.ordinal:
+        notes.append("cumulative model: 'link' is the difference on the latent scale (P(y <= k) = F(Intercept[k] - eta)); "
+                     "'response' is the difference in the expected category, with the categories coded 1..K "
+                     f"({', '.join(f'{k}={lab}' for k, lab in enumerate(ctx.built.design.response_levels, start=1))})")
     if _is_identity(fam):
         notes.append(f"the {fam.name} family has an identity link: the link and response scales are the same")
     if spec.new_group:

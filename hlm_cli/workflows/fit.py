@@ -63,11 +63,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    family = get_family(spec.family)
+    family = get_family(spec.family, getattr(spec, "link", None))
     user_priors = parse_priors(spec.priors, preset=spec.prior_preset)
     if table is None:
         table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
     formula = parse(spec.formula, list(table.frame.columns), source=table.source.name)
+    _check_levels(spec, formula, family)
     if spec.se is not None:
         if formula.response.se is not None and formula.response.se != spec.se:
             raise InputError(
@@ -112,8 +113,20 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
 
     frame = table.frame.reset_index(drop=True)
     lines = data_mod.csv_lines(table)
+    labels = None
+    if family.ordinal:  # categories -> codes 1..K in their order (hlm_cli.model.ordinal)
+        from hlm_cli.model.ordinal import response_codes
+
+        name = formula.response.expr
+        codes, labels = response_codes(frame[name], name, (getattr(spec, "levels", None) or {}).get(name), lines)
+        frame[name] = codes
     _check_response_column(formula, frame, family, lines)
     design = build_design(formula, frame, lines=lines, reference=spec.reference or None)
+    if family.ordinal:
+        from hlm_cli.model.ordinal import drop_intercept
+
+        drop_intercept(design)
+        design.response_levels = labels
     if sigma_formula is not None:
         from hlm_cli.formula.design import build_sigma_design
 
@@ -123,6 +136,24 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     _check_memory(spec, design)
     timings["build"] = time.perf_counter() - t1
     return Prepared(table, formula, family, built, timings)
+
+
+def _check_levels(spec: FitSpec, formula, family) -> None:
+    """``--levels`` orders an ordinal response; a cumulative formula has the intercept."""
+    levels = getattr(spec, "levels", None) or {}
+    if family.ordinal:
+        from hlm_cli.model.ordinal import check_formula
+
+        check_formula(formula)
+        name = formula.response.expr
+        if name not in formula.columns:
+            raise InputError(f"an ordinal response must be a column of the data, not {name!r}",
+                             hint="make the column first (the categories are its values)")
+    for col in levels:
+        if not family.ordinal or col != formula.response.expr:
+            raise InputError(f"--levels {col}=... orders the categories of an ordinal response, and {col!r} is not one",
+                             hint=f"use it with --family cumulative and the response ({formula.response.expr})"
+                             if not family.ordinal else f"name the response: --levels {formula.response.expr}=...")
 
 
 def _check_memory(spec: FitSpec, design) -> None:
@@ -337,6 +368,7 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "formula": spec.formula,
         "family": {"name": built.family.name, "link": built.family.link},
         "response": built.response_name,
+        **({"response_levels": {str(k): lab for k, lab in enumerate(design.response_levels, start=1)}} if design.response_levels else {}),
         "priors": {k: v.to_json() for k, v in built.priors.items()},
         "parameterization": {k: dataclasses.asdict(v) for k, v in built.parameterization.items()},
         "parameters": built.params.to_json(),

@@ -204,6 +204,9 @@ def run_hypothesis(run_dir: Path, hypotheses: list[str], *, prob: float = 0.94, 
     notes = []
     if any(h.op == "=" for h in parsed) and not has_prior:
         notes.append("point hypotheses (=) get a Bayes factor only when the run was fitted with --prior-predictive")
+    if (info.get("family") or {}).get("name") == "cumulative":
+        notes.append("a cumulative model's coefficients and thresholds Intercept[k] are on the latent (link) scale: "
+                     "P(y <= k) = F(Intercept[k] - eta), so a positive coefficient moves rows towards higher categories")
     return HypothesisResult(table, csv, prob, has_prior, notes)
 
 

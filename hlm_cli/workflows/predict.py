@@ -8,7 +8,9 @@ wider than a seen group's.
 
 ``--kind mean`` gives the posterior of the expected response (brms's ``posterior_epred``: a
 probability for bernoulli/binomial, a rate for poisson); ``--kind response`` adds the
-observation noise (``posterior_predict``). Intervals are equal-tailed (quantiles), as brms's
+observation noise (``posterior_predict``). For a cumulative (ordinal) model ``mean`` is the
+expected category with the categories coded 1..K, followed by one column ``p_LEVEL`` per
+category (its posterior mean probability); ``response`` draws categories (codes 1..K). Intervals are equal-tailed (quantiles), as brms's
 ``predict()`` reports them: unlike an HDI they do not depend on the scale, so a mean interval
 is the inverse link of the link-scale interval.
 """
@@ -126,8 +128,19 @@ def predict_draws(ctx, new: pd.DataFrame, *, kind: str = "mean", seed: int = 0, 
 
     eta = linear_predictor(ctx, new, new_levels="sample", seed=seed)
     if kind == "mean":
-        return inverse_link(ctx.built.family, eta)
+        return inverse_link(ctx.built.family, eta, ctx.tree)
     return response_draws(ctx, eta, trials=trials, se=se, seed=seed + 1, frame=new)
+
+
+def category_probs(ctx, new: pd.DataFrame, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An ordinal (cumulative) model's predictions for new rows: draws (S, n) of the expected
+    category code E[y] (1..K), and (n, K) posterior mean probabilities of each category."""
+    from hlm_cli.model.families import ordinal_probs
+    from hlm_cli.model.linpred import aux_draws, linear_predictor
+
+    eta = linear_predictor(ctx, new, new_levels="sample", seed=seed)
+    p = ordinal_probs(ctx.built.family.link, eta, aux_draws(ctx.tree, "Intercept", eta.shape[0]))  # (S, n, K)
+    return (p * np.arange(1, p.shape[2] + 1)).sum(axis=2), p.mean(axis=0)
 
 
 def summarize(draws: np.ndarray, interval: float) -> pd.DataFrame:
@@ -185,9 +198,17 @@ def run_predict(run_dir: Path, new_csv: Path, *, out: Path | None = None, kind: 
     # chunks of rows bound memory; each row's marginal draws (all we report) do not depend
     # on which chunk it is in
     chunk = max(1, CHUNK_CELLS // S)
+    ordinal = ctx.built.family.ordinal and kind == "mean"
+    prob_cols = [f"p_{lab}" for lab in ctx.built.design.response_levels] if ordinal else []
+    if clash := [c for c in prob_cols if c in new.columns]:
+        raise InputError(f"{source} already has a column {clash[0]!r}, which predict writes", hint="rename or drop that column")
     parts = []
     for start in range(0, len(new), chunk):
         rows = slice(start, min(len(new), start + chunk))
+        if ordinal:
+            draws, probs = category_probs(ctx, new.iloc[rows].reset_index(drop=True), seed=seed)
+            parts.append(pd.concat([summarize(draws, interval), pd.DataFrame(probs, columns=prob_cols)], axis=1))
+            continue
         draws = predict_draws(ctx, new.iloc[rows].reset_index(drop=True), kind=kind, seed=seed,
                               trials=None if trials is None else trials[rows], se=None if se is None else se[rows])
         parts.append(summarize(draws, interval))

@@ -16,12 +16,15 @@ from hlm_cli.model import likelihood, linpred
 from hlm_cli.model.families import FAMILIES, check_response, get_family
 from hlm_cli.model.priors import DISTRIBUTIONS, Scale
 
-AUX_VALUES = {"sigma": 0.7, "nu": 5.0, "alpha": 3.0, "kappa": 8.0}
+AUX_VALUES = {"sigma": 0.7, "nu": 5.0, "alpha": 3.0, "kappa": 8.0, "Intercept": np.array([-1.0, 0.2, 1.5])}
 ETA = {"identity": 0.4, "logit": -0.3, "log": 1.2}
 
 
 def _tree(fam, S):
-    data = {a: (("chain", "draw"), np.full((1, S), AUX_VALUES[a])) for a in fam.aux}
+    data = {a: (("chain", "draw"), np.full((1, S), AUX_VALUES[a])) for a in fam.aux if np.ndim(AUX_VALUES[a]) == 0}
+    # a cumulative row's thresholds: a vector per draw
+    data.update({a: (("chain", "draw", f"{a}_dim"), np.broadcast_to(AUX_VALUES[a], (1, S, 3)).copy())
+                 for a in fam.aux if np.ndim(AUX_VALUES[a]) == 1})
     data["_dummy"] = (("chain", "draw"), np.zeros((1, S)))
     return xr.DataTree.from_dict({"posterior": xr.Dataset(data)})
 
@@ -37,6 +40,9 @@ def test_default_aux_priors_are_positive_only(name):
     for scale in (Scale(0.0, 1.0, False), Scale(3.0, 2.5, False)):
         for a in fam.aux:
             prior = fam.default_prior(a, scale)
+            if fam.ordinal and a == "Intercept":  # thresholds are real numbers (ordered)
+                assert not DISTRIBUTIONS[prior.dist][1], (name, a, prior.dist)
+                continue
             assert DISTRIBUTIONS[prior.dist][1], (name, a, prior.dist)
     sigma_scaled = [fam.default_prior("sigma", Scale(0.0, s, False)).kwargs["sigma"] for s in (1.0, 2.5)] if "sigma" in fam.aux else None
     if sigma_scaled is not None:  # sigma's default scales with sd(y)
@@ -59,7 +65,7 @@ def test_simulated_responses_pass_the_support_check_and_have_finite_density(name
     aux = lambda a: linpred.aux_draws(tree, a, S)  # noqa: E731
     lp = likelihood.logpdf(fam, y[0], eta, aux, trials=trials)
     assert lp.shape == (S, n) and np.all(np.isfinite(lp))
-    mean = fam.mean(eta[0, 0])
+    mean = fam.mean(eta[0, 0]) if fam.mean_aux is None else linpred.inverse_link(fam, eta, tree)[0, 0]
     sample_mean = (y / (trials if trials is not None else 1.0)).mean()
     if name == "lognormal":  # the row's "mean" is the median exp(eta)
         sample_mean = np.median(y)
@@ -71,7 +77,8 @@ def test_simulated_responses_pass_the_support_check_and_have_finite_density(name
 @pytest.mark.parametrize("name", NAMES)
 def test_support_check_refuses_a_value_outside(name):
     fam = get_family(name)
-    outside = {"real": None, "positive": -1.0, "unit": 1.5, "binary": 2.0, "count": 1.5, "binomial": -1.0}[fam.support]
+    outside = {"real": None, "positive": -1.0, "unit": 1.5, "binary": 2.0, "count": 1.5, "binomial": -1.0,
+               "ordinal": 0.0}[fam.support]
     if outside is None:
         assert check_response(fam, np.array([-3.0, 0.0, 4.5]), "y")[0] == -3.0
         return

@@ -371,7 +371,7 @@ def conditional_effects(ctx, *, n_grid: int = 100) -> list[Effect]:
     for x, by in effect_pairs(design, kinds):
         grid, held = effect_grid(x, by, kinds, frame, model_columns, group_columns, n_grid)
         eta = linear_predictor(ctx, grid, new_levels="zero")
-        mu = inverse_link(built.family, eta)
+        mu = inverse_link(built.family, eta, ctx.tree)
         lo, hi = interval(mu)
         out = pd.DataFrame({"x": grid[x].to_numpy(), "mean": mu.mean(axis=0), "lo": lo, "hi": hi})
         if by:

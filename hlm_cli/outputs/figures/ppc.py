@@ -35,8 +35,11 @@ from hlm_cli.outputs.figures._base import (
 
 
 def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool = False, num_samples: int = 100,
-        seed: int = 0, svg: bool = False, formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    """Density (or count) overlay of ``num_samples`` simulated data sets against the data."""
+        seed: int = 0, svg: bool = False, formats: tuple[str, ...] = ("png",), categories: list[str] | None = None) -> list[Path]:
+    """Density (or count) overlay of ``num_samples`` simulated data sets against the data.
+
+    ``categories``: an ordinal response's level labels (its values are the codes 1..K): one
+    bar per category, labelled, including categories no row and no draw has."""
     grp = tree[group]
     name = next(iter(grp.data_vars))
     raw = np.asarray(grp[name])
@@ -52,9 +55,12 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
         if discrete:
             allv = np.concatenate([sim.ravel(), obs if obs is not None else []])
             hi = int(np.nanpercentile(allv, 99.5)) if len(allv) else 1
-            edges = np.arange(-0.5, hi + 1.5)
+            lo_v = 0
+            if categories:
+                lo_v, hi = 1, len(categories)
+            edges = np.arange(lo_v - 0.5, hi + 1.5)
             counts = np.stack([np.histogram(row, bins=edges)[0] for row in sim])
-            mid = np.arange(0, hi + 1)
+            mid = np.arange(lo_v, hi + 1)
             med = np.median(counts, axis=0)
             tail = (1 - CI_PROB) / 2 * 100  # the same width as every other interval (94%)
             lo_q, hi_q = np.percentile(counts, [tail, 100 - tail], axis=0)
@@ -63,6 +69,8 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
             if obs is not None:
                 ax.plot(mid, np.histogram(obs, bins=edges)[0], "o", color="k", label="observed")
             ax.set_ylabel("count")
+            if categories:
+                ax.set_xticks(mid, [str(c) for c in categories], rotation=30 if max(len(str(c)) for c in categories) > 6 else 0)
         else:
             ref = np.concatenate([sim.ravel()] + ([obs] if obs is not None else []))
             lo, hi = np.nanpercentile(ref, [0.5, 99.5])

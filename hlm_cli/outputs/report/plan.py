@@ -31,6 +31,7 @@ CAPTIONS = {
     "shrinkage": f"Each point is one level of {{factor}}: its own sample mean (x) against the model's estimate for it (y; with up to {MAX_POINT_BARS} levels a grey bar shows its {_PCT} interval); estimates are pulled from the dashed no-pooling line towards the dotted population mean, and small or noisy groups are pulled the most.",
     "conditional": f"The expected response as {{x}} varies (line or point: posterior mean; band or bar: {_PCT} interval), with {{held}}; grey points are the data.",
     "pred_vs_obs": f"Each point is one observation: its posterior predictive mean (y) against its observed value (x), with the {_PCT} predictive interval as a grey bar; points should scatter around the dashed line and about {_PCT} of the bars should cross it.",
+    "ppc_ordinal": "How many rows fall in each category: observed (black dots) against the median and 94% band of data sets simulated from the posterior (bars); each dot should sit within its band.",
     "ppc": "The density of the observed response (black) against the densities of data sets simulated from the posterior (blue): the black curve should look like one more blue curve.",
     "ppc_rootogram": "Hanging rootogram: the predicted frequency of each count (bars, square-root scale) hangs from the observed frequency; bars that end far from zero show counts the model over- or under-predicts.",
     "prior_ppc": "Data sets simulated from the priors alone (blue) against the observed density (black): the priors should allow data like the observed while ruling out impossible values.",
@@ -131,8 +132,8 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
     col = color_by or _default_color(built, frame)
     draw("pred_vs_obs", lambda: F.pred_vs_obs(F.predictions(small, built.response_name), plot_dir / "pred_vs_obs.png", response=response,
                                                color=frame[col] if col else None, color_label=col, svg=svg))
-    plan.append(("existing", "ppc"))
-    if built.family.discrete:
+    plan.append(("existing", "ppc", CAPTIONS["ppc_ordinal"]) if built.family.ordinal else ("existing", "ppc"))
+    if built.family.discrete and not built.family.ordinal:  # ordinal: ppc.png's bars per category
         draw("ppc_rootogram", lambda: F.rootogram(small, plot_dir / "ppc_rootogram.png", svg=svg))
     if (standard or (plot_dir / "prior_ppc.png").exists()) and "prior_predictive" in tree.children:
         plan.append(("existing", "prior_ppc"))
@@ -160,10 +161,10 @@ def standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool, missing:
         jobs = [
             lambda: F.trace(tree, top, plot_dir / "trace.png", svg=svg),
             lambda: F.rank(tree, top, plot_dir / "rank.png", svg=svg),
-            lambda: F.ppc(tree, plot_dir / "ppc.png", discrete=discrete, svg=svg),
+            lambda: F.ppc(tree, plot_dir / "ppc.png", discrete=discrete, categories=built.design.response_levels, svg=svg),
         ]
         if prior:
-            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", group="prior_predictive", discrete=discrete, svg=svg))
+            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", group="prior_predictive", discrete=discrete, categories=built.design.response_levels, svg=svg))
         if bad:
             jobs.append(lambda: F.identifiability(bad, plot_dir / "identifiability.png", svg=svg))
         return jobs
@@ -174,10 +175,10 @@ def standard_jobs(tree, built, bad: list, plot_dir: Path, *, svg: bool, missing:
         jobs += [
             lambda: F.trace(tree, top, plot_dir / "trace.png", formats=("svg",)),
             lambda: F.rank(tree, top, plot_dir / "rank.png", formats=("svg",)),
-            lambda: F.ppc(tree, plot_dir / "ppc.png", formats=("svg",), discrete=discrete),
+            lambda: F.ppc(tree, plot_dir / "ppc.png", formats=("svg",), discrete=discrete, categories=built.design.response_levels),
         ]
         if (plot_dir / "prior_ppc.png").exists() and prior:
-            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", formats=("svg",), group="prior_predictive", discrete=discrete))
+            jobs.append(lambda: F.ppc(tree, plot_dir / "prior_ppc.png", formats=("svg",), group="prior_predictive", discrete=discrete, categories=built.design.response_levels))
     return jobs
 
 
@@ -203,7 +204,7 @@ def draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, 
         if isinstance(item, Figure):
             figs.append(item)
         elif item[0] == "existing":
-            figs.append(_existing(plot_dir, item[1]))
+            figs.append(_existing(plot_dir, *item[1:]))
         else:
             _, i, key, title, caption = item
             res = results[i]
@@ -215,9 +216,9 @@ def draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, 
     return figs
 
 
-def _existing(plot_dir: Path, key: str) -> Figure:
+def _existing(plot_dir: Path, key: str, caption: str | None = None) -> Figure:
     path = plot_dir / f"{key}.png"
-    return Figure(key, path if path.exists() else None, TITLES[key], CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
+    return Figure(key, path if path.exists() else None, TITLES[key], caption or CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
 
 
 # --------------------------------------------------------------------------- the figure helper (see page.start_helper)
@@ -259,7 +260,7 @@ def _fitted_means(ctx):
     eta_pop = beta @ design.X.T if design.X.shape[1] else np.zeros_like(eta)
     if design.offset is not None:
         eta_pop = eta_pop + design.offset
-    return inverse_link(built.family, eta), inverse_link(built.family, eta_pop)
+    return inverse_link(built.family, eta, ctx.tree), inverse_link(built.family, eta_pop, ctx.tree)
 
 
 def _shrinkage_for(g, built, frame: pd.DataFrame, mu, mu_pop):
@@ -295,6 +296,8 @@ def _ylabel(family, response: str) -> str:
         return f"{response}: probability of success"
     if family.name == "lognormal":
         return f"{response} (median)"
+    if family.ordinal:
+        return f"{response}: expected category (1..K)"
     return f"{response} (expected value)"
 
 
