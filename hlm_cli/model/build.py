@@ -176,6 +176,11 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
             if priors[cor_name].dist != "LKJ":
                 raise PriorError(f"the prior for {cor_name} must be LKJ(eta)", hint='e.g. --prior "cor=LKJ(2)"')
 
+    for sm in design.smooths:  # s(): the SD of the penalized coefficients (brms's sds)
+        valid.update({sm.sd_name, sm.label, "sds"})
+        default = scale.group_sd(None) if preset is None else preset.group_sd()
+        pick(sm.sd_name, sm.sd_name, sm.label, "sds", default=default, positive=True)
+
     aux = list(family.aux)
     se_mode = design.se is not None
     if se_mode and not design.formula.response.se_sigma:
@@ -270,6 +275,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
         "qr": _qr_plan(design, priors) is not None,
     }
+    if design.smooths:  # (absent otherwise: the keys of models without smooths are unchanged)
+        blob["smooths"] = [(sm.label, sm.Z.shape) for sm in design.smooths]
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -312,6 +319,8 @@ def build_model(
             coords[f"{term}_dim"] = [lab[len(term) :].strip("[]") or lab for lab in design.x_labels[sl]]
     for g in design.groups:
         coords[g.factor] = g.levels
+    for sm in design.smooths:
+        coords[f"{sm.label}_dim"] = list(range(1, sm.Z.shape[1] + 1))
 
     data_vars: dict[str, np.ndarray] = {}
     global _prior_data
@@ -402,6 +411,13 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
         # a plain group intercept is a 1-D gather (its gradient a 1-D scatter-add): several
         # times cheaper per gradient than the general (rows, K) product on large data
         eta = eta + (b[:, 0][idx] if Z is None else (Z * b[idx]).sum(axis=1))
+
+    for i, sm in enumerate(design.smooths):  # s(): penalized part, non-centered as in brms
+        sd = _dist(pm, sm.sd_name, priors[sm.sd_name])
+        z = pm.Normal(f"_z({sm.label})", 0.0, 1.0, dims=f"{sm.label}_dim")
+        b = pm.Deterministic(sm.label, sd * z, dims=f"{sm.label}_dim")
+        eta = eta + pt.dot(data(f"_Zs{i}", sm.Z), b)
+        info.group_sds[sm.label] = [sm.sd_name]
 
     eta = pt.as_tensor_variable(eta)
     if eta.ndim == 0:
