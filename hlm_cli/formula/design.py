@@ -349,6 +349,17 @@ class SmoothDesign:
     def sd_name(self) -> str:
         return f"sds({self.label})"
 
+    def to_json(self) -> dict:
+        """run.json's record: the basis at x is B(x) (natural cubic spline, cardinal on
+        ``knots``, linear beyond them); ``B(x) @ fixed`` is the population column(s) and
+        ``B(x) @ random`` the penalized columns (times 1[by == level])."""
+        F, R = self.transform.parts[self.part]
+        return {"term": self.term.text, "label": self.label, "x": self.term.x, "by": self.term.by,
+                "level": None if self.transform.levels is None else self.transform.levels[self.part],
+                "basis": "cr", "k": len(self.transform.basis.knots), "knots": self.transform.basis.knots.tolist(),
+                "population": f"{self.label}_lin", "sd": self.sd_name, "coefficients": self.label,
+                "fixed": F.tolist(), "random": R.tolist()}
+
     def basis(self, frame: pd.DataFrame) -> np.ndarray:
         """The same columns at new rows (the fit's knots and transforms)."""
         by = None if self.term.by is None else frame[self.term.by]

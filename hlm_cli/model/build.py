@@ -320,7 +320,7 @@ def build_model(
     for g in design.groups:
         coords[g.factor] = g.levels
     for sm in design.smooths:
-        coords[f"{sm.label}_dim"] = list(range(1, sm.Z.shape[1] + 1))
+        coords[smooth_dim(sm)] = list(range(1, sm.Z.shape[1] + 1))
 
     data_vars: dict[str, np.ndarray] = {}
     global _prior_data
@@ -362,6 +362,12 @@ def build_model(
         structure_key=_structure_key(design, family, priors, choices),
         data_vars=data_vars,
     )
+
+
+def smooth_dim(sm) -> str:
+    """The dimension of a smooth's penalized coefficients: ``s(x)_dim`` (nutpie's trace splits
+    dimension names at commas, so ``s(x, k=5)`` gets ``s(x; k=5)_dim``)."""
+    return f"{sm.label}_dim".replace(",", ";")
 
 
 def _build_body(pm, pt, design, family, priors, choices, info, response_name, data) -> None:
@@ -414,8 +420,8 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
 
     for i, sm in enumerate(design.smooths):  # s(): penalized part, non-centered as in brms
         sd = _dist(pm, sm.sd_name, priors[sm.sd_name])
-        z = pm.Normal(f"_z({sm.label})", 0.0, 1.0, dims=f"{sm.label}_dim")
-        b = pm.Deterministic(sm.label, sd * z, dims=f"{sm.label}_dim")
+        z = pm.Normal(f"_z({sm.label})", 0.0, 1.0, dims=smooth_dim(sm))
+        b = pm.Deterministic(sm.label, sd * z, dims=smooth_dim(sm))
         eta = eta + pt.dot(data(f"_Zs{i}", sm.Z), b)
         info.group_sds[sm.label] = [sm.sd_name]
 
