@@ -90,10 +90,10 @@ def mixed_model_split(X: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndar
     """mgcv's smooth2random for one centered smooth: (F, R) with fixed part ``X @ F`` and
     random part ``X @ R`` (iid unit-penalty coefficients). X is the raw basis on the rows the
     constraint applies to."""
+    # mgcv's scale.penalty (smoothCon, on the basis before the constraint): S / (norm(S, "O") / norm(X, "I")^2)
+    S = S / (np.abs(S).sum(axis=0).max() / np.abs(X).sum(axis=1).max() ** 2)
     Zc = _center(X)
-    Xc, Sc = X @ Zc, Zc.T @ S @ Zc
-    ma_xx = np.abs(Xc).sum(axis=1).max() ** 2  # mgcv scale.penalty: norm(X, "I")^2
-    Sc = Sc / (np.abs(Sc).sum(axis=0).max() / ma_xx)  # ... / norm(S, "O")
+    Sc = Zc.T @ S @ Zc
     d, U = np.linalg.eigh(Sc)
     order = np.argsort(d)[::-1]
     d, U = d[order], U[:, order]

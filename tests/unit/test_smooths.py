@@ -11,7 +11,7 @@ from hlm_cli.cli.app import main
 from hlm_cli.errors import FormulaError, InputError
 from hlm_cli.formula.design import build_design
 from hlm_cli.formula.parser import parse
-from hlm_cli.formula.smooths import CubicBasis, Smooth, mixed_model_split
+from hlm_cli.formula.smooths import CubicBasis, mixed_model_split
 
 
 @pytest.fixture
