@@ -20,6 +20,9 @@ unchanged by the model, summary.csv, tables, figures, ``--prior``, ``hypothesis`
 ``x:z``                    numeric x numeric
 ``recipe[B]:temp``         factor x numeric
 ``a[2]:b[y]:x``            interactions of any order: component labels joined by ``:``
+``s(x)_lin``               a smooth's null-space (linear) column (``s(x):fa_lin`` per level of
+                           ``by = f``); the penalized part is :attr:`Design.smooths`
+``cr(x, df=4)[0]``         one column per basis function of ``cr()`` / ``bs()``
 =========================  =============================================
 
 A term whose labels all read ``TERM[level]`` (a factor, ``x:recipe[B]``) keeps one entry in

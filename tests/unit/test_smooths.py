@@ -11,7 +11,7 @@ from hlm_cli.cli.app import main
 from hlm_cli.errors import FormulaError, InputError
 from hlm_cli.formula.design import build_design
 from hlm_cli.formula.parser import parse
-from hlm_cli.formula.smooths import CubicBasis, mixed_model_split
+from hlm_cli.formula.smooths import CubicBasis, Smooth, mixed_model_split
 
 
 @pytest.fixture
@@ -199,3 +199,16 @@ def test_smooth_contribution_in_eta_draws(data):
     expect = post["Intercept"].values[0][:, None] + post["s(x, k=5)_lin"].values[0][:, None] * d.X[:, 1] + b @ d.smooths[0].Z.T
     assert np.allclose(eta, expect)
     assert np.allclose(eta_draws(tree, built, data.iloc[:6].reset_index(drop=True)), expect[:, :6])
+
+
+def test_penalized_columns_match_mgcv_smooth2random():
+    """mgcv 1.8-41 on validation/smooth/gamsim.csv: smooth2random(smoothCon(s(x2, bs = "cr"), d,
+    absorb.cons = TRUE)[[1]], names(d), type = 2)$rand[[1]] has these column SDs (sorted)."""
+    from pathlib import Path
+
+    x = pd.read_csv(Path(__file__).parents[2] / "validation" / "smooth" / "gamsim.csv")["x2"].to_numpy()
+    s = Smooth()
+    s(x)
+    (Z,) = s.random(x)
+    mgcv = [0.1797308, 0.2574703, 0.3455137, 0.4846622, 0.7508178, 1.1910442, 2.2857861, 6.0191510]
+    assert np.allclose(np.sort(Z.std(axis=0, ddof=1)), mgcv, rtol=1e-5)
