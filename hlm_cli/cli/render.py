@@ -281,7 +281,7 @@ SECTIONS = (
 
 def display_name(name: str, kind: str) -> str:
     """The printed label of a summary row: ``1|Subject_sigma`` -> ``sd(Intercept|Subject)``."""
-    if kind == "group_sd":
+    if kind == "group_sd" and not name.startswith("sds("):  # a smooth's sds(s(x)) as named
         return f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
     return name
 

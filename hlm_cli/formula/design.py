@@ -20,6 +20,9 @@ unchanged by the model, summary.csv, tables, figures, ``--prior``, ``hypothesis`
 ``x:z``                    numeric x numeric
 ``recipe[B]:temp``         factor x numeric
 ``a[2]:b[y]:x``            interactions of any order: component labels joined by ``:``
+``s(x)_lin``               a smooth's null-space (linear) column (``s(x):fa_lin`` per level of
+                           ``by = f``); the penalized part is :attr:`Design.smooths`
+``cr(x, df=4)[0]``         one column per basis function of ``cr()`` / ``bs()``
 =========================  =============================================
 
 A term whose labels all read ``TERM[level]`` (a factor, ``x:recipe[B]``) keeps one entry in
@@ -74,6 +77,9 @@ def _safe_namespace() -> dict:
     ):
         ns[name] = getattr(np, name)
     ns.update(logit=_logit, expit=_expit, inv_logit=_expit, True_=True)
+    from hlm_cli.formula.smooths import CRSpline, Smooth
+
+    ns.update(s=Smooth, cr=CRSpline)  # bs() is formulae's own (formulae.transforms.BSpline)
     return ns
 
 
@@ -468,6 +474,76 @@ def build_sigma_design(rhs: str, data: pd.DataFrame, *, lines: Sequence[int] | N
 
 
 @dataclass
+class SmoothDesign:
+    """The penalized part of one smooth (one level of its ``by`` factor): ``eta += Z @ b``,
+    ``b ~ Normal(0, sds)`` iid (see :mod:`hlm_cli.formula.smooths`)."""
+
+    term: object  # parser.SmoothTerm
+    label: str  # s(x), s(x, k=5), s(x):fa
+    Z: np.ndarray  # (n, k - 2)
+    transform: object = field(repr=False, default=None)  # smooths.Smooth of the fit
+    part: int = 0  # which level of by (0 without by)
+
+    @property
+    def sd_name(self) -> str:
+        return f"sds({self.label})"
+
+    def to_json(self) -> dict:
+        """run.json's record: the basis at x is B(x) (natural cubic spline, cardinal on
+        ``knots``, linear beyond them); ``B(x) @ fixed`` is the population column(s) and
+        ``B(x) @ random`` the penalized columns (times 1[by == level])."""
+        F, R = self.transform.parts[self.part]
+        return {"term": self.term.text, "label": self.label, "x": self.term.x, "by": self.term.by,
+                "level": None if self.transform.levels is None else self.transform.levels[self.part],
+                "basis": "cr", "k": len(self.transform.basis.knots), "knots": self.transform.basis.knots.tolist(),
+                "population": f"{self.label}_lin", "sd": self.sd_name, "coefficients": self.label,
+                "fixed": F.tolist(), "random": R.tolist()}
+
+    def basis(self, frame: pd.DataFrame) -> np.ndarray:
+        """The same columns at new rows (the fit's knots and transforms)."""
+        by = None if self.term.by is None else frame[self.term.by]
+        try:
+            return self.transform.random(frame[self.term.x].to_numpy(dtype=float), by)[self.part]
+        except ValueError as err:
+            raise InputError(f"cannot evaluate {self.label} at the new rows: {err}",
+                             hint="new rows need a numeric x and levels of by= that were fitted") from None
+
+
+def _check_smooths(formula: Formula, data: pd.DataFrame) -> None:
+    """s(x): x numeric with at least k distinct values; by a factor."""
+    from hlm_cli.formula.smooths import DEFAULT_K
+
+    for sm in formula.smooths:
+        col = data[sm.x]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise FormulaError(f"{sm.text}: {sm.x!r} is not numeric; a smooth needs a numeric column",
+                               hint=f"for a factor use it as a term ({sm.x}) or a group term (1|{sm.x}); "
+                               f"s(x, by = {sm.x}) fits one curve per level")
+        k = sm.k or DEFAULT_K
+        groups = [col] if sm.by is None else [col[data[sm.by].astype(str) == lev] for lev in sorted(set(data[sm.by].astype(str)))]
+        fewest = min(len(pd.unique(g)) for g in groups)
+        if fewest < k:
+            raise FormulaError(f"{sm.text}: {sm.x!r} has only {fewest} distinct values"
+                               + (" in a level of " + repr(sm.by) if sm.by else "") + f", fewer than k = {k}",
+                               hint=f"lower the basis dimension: s({sm.x}, k = {max(3, fewest)})"
+                               + (f", or enter {sm.x} as a number or a factor" if fewest < 3 else ""))
+        if sm.by is not None:
+            b = data[sm.by]
+            if pd.api.types.is_numeric_dtype(b) and not isinstance(b.dtype, pd.CategoricalDtype):
+                raise FormulaError(f"{sm.text}: by = {sm.by} is numeric; hlm supports a factor by= only",
+                                   hint=f"add --categorical {sm.by} for one curve per level")
+
+
+def _smooth_of(term):
+    from hlm_cli.formula.smooths import Smooth
+
+    comps = getattr(term, "components", None) or []
+    if len(comps) == 1 and isinstance(getattr(getattr(comps[0], "call", None), "stateful_transform", None), Smooth):
+        return comps[0].call.stateful_transform
+    return None
+
+
+@dataclass
 class Design:
     """Everything the model builder needs, as plain arrays."""
 
@@ -496,6 +572,7 @@ class Design:
     autocor: ARRows | None = None
     # an ordinal (cumulative) response: its K level labels in order (design.y holds codes 1..K)
     response_levels: list[str] | None = None
+    smooths: list[SmoothDesign] = field(default_factory=list)  # penalized parts of s() terms
 
     @property
     def n(self) -> int:
@@ -714,6 +791,7 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     if resp.se is not None:
         se = data[resp.se].to_numpy()
 
+    _check_smooths(formula, data)
     common = _design(formula.fixed, data, "population-level design")
     # "y ~ 0 + (1|g)": no population-level terms at all, and formulae returns no design
     X_all = np.zeros((len(data), 0)) if common is None else np.asarray(common.design_matrix, dtype=float)
@@ -723,10 +801,20 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     kinds: dict[str, str] = {}
     shown_terms: dict[str, list[str]] = {}
     offset = None
+    smooths: list[SmoothDesign] = []
+    by_text = {sm.text: sm for sm in formula.smooths}
     for name, term in ({} if common is None else common.terms).items():
         sl = common.slices[name]
         kind = getattr(term, "kind", None) or "intercept"
         shown, labels = term_labels(term, data, sl.stop - sl.start)
+        tr = _smooth_of(term)
+        if tr is not None and name in by_text:  # s(): its null space here, its penalized part below
+            sm = by_text[name]
+            names = [sm.label] if tr.levels is None else [f"{sm.label}:{sm.by}{lev}" for lev in tr.levels]
+            shown, labels = f"{name}_lin", [f"{nm}_lin" for nm in names]
+            by = None if sm.by is None else data[sm.by]
+            for j, Zs in enumerate(tr.random(data[sm.x].to_numpy(dtype=float), by)):
+                smooths.append(SmoothDesign(sm, names[j], Zs, tr, j))
         check_finite(X_all[:, sl], f"the term {shown}", name, data, lines)
         if kind == "offset":
             col = X_all[:, sl].sum(axis=1)
@@ -777,4 +865,4 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
                if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered}
     autocor = residual_ar_design(formula.autocor, data, lines) if formula.autocor is not None else None
     return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
-                  notes=integer_hints(kinds, data), levels=ordered, autocor=autocor)
+                  notes=integer_hints(kinds, data), levels=ordered, autocor=autocor, smooths=smooths)

@@ -48,6 +48,8 @@ ALLOWED_FUNCTIONS = frozenset(
         "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "sin", "cos", "tan",
         "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "floor", "ceil", "round",
         "logit", "expit", "inv_logit", "square", "sign",
+        # splines: penalized smooths (hlm_cli.formula.smooths) and plain bases
+        "s", "bs", "cr",
         # responses and additions (left-hand side only)
         "cbind", "se", "trials",
         # a factor's level order (rewritten to the plain column by the parser, see LevelOrder)
@@ -223,6 +225,24 @@ class Response:
 
 
 @dataclass(frozen=True)
+class SmoothTerm:
+    """``s(x, k = 10, by = f)`` in the population-level part (see :mod:`hlm_cli.formula.smooths`).
+
+    ``text`` is the term's formulae text (``s(x, k=10)``), which formulae uses as its name.
+    """
+
+    text: str
+    x: str
+    k: int | None = None
+    by: str | None = None
+
+    @property
+    def label(self) -> str:
+        """mgcv's name of the smooth, without ``by`` (``s(x)``, ``s(x, k=10)``)."""
+        return self.text if self.by is None else self.text.replace(f", by={quote_name(self.by)}", "")
+
+
+@dataclass(frozen=True)
 class Formula:
     text: str
     response: Response | None
@@ -239,6 +259,7 @@ class Formula:
     # column a factor in that order (as --reference does) and the term keeps the plain name
     levels: tuple[LevelOrder, ...] = ()
     autocor: ResidualAR | None = None  # ar(time = , gr = )
+    smooths: tuple[SmoothTerm, ...] = ()  # s() terms of the population-level part
 
 
 @dataclass(frozen=True)
@@ -937,9 +958,53 @@ def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
     return Response(_lhs_text(lhs), se=se, se_sigma=se_sigma)
 
 
+_S_HINT = "write s() as a population-level term of its own: y ~ x2 + s(x) or s(x, k = 10) or s(x, by = f)"
+
+
+def _contains_call(node: Node, func: str) -> bool:
+    match node:
+        case Call(name, args, kwargs, _):
+            return name == func or any(_contains_call(a, func) for a in list(args) + [v for _, v in kwargs])
+        case BinOp(_, left, right):
+            return _contains_call(left, func) or _contains_call(right, func)
+        case Neg(operand) | Paren(operand):
+            return _contains_call(operand, func)
+        case Group(terms, _, _, _):
+            return _contains_call(terms, func)
+    return False
+
+
+def _smooth_term(node: Call) -> SmoothTerm:
+    """Check one ``s(...)`` call: a numeric column, k >= 3, a factor ``by``, the cr basis."""
+    if len(node.args) != 1 or not isinstance(node.args[0], Var) or node.args[0].literal:
+        raise FormulaError("s() takes one column, e.g. s(x) or s(x, k = 10)",
+                           hint="smooths of several variables (s(x, z), te()) are not supported; add s(x) + s(z)")
+    k = by = None
+    for key, value in node.kwargs:
+        if key == "k":
+            if not (isinstance(value, Num) and float(value.text).is_integer() and float(value.text) >= 3):
+                raise FormulaError(f"s(): k must be a whole number >= 3, not {render(value)}",
+                                   hint="k is the basis dimension (knots), e.g. s(x, k = 10), mgcv's default")
+            k = int(float(value.text))
+        elif key == "by":
+            if not isinstance(value, Var) or value.literal:
+                raise FormulaError(f"s(): by must be a column, not {render(value)}", hint="e.g. s(x, by = treatment)")
+            by = value.name
+        elif key == "bs":
+            if not (isinstance(value, Str) and value.text[1:-1] == "cr"):
+                raise FormulaError(f"s(): basis bs = {render(value)} is not available",
+                                   hint="hlm's s() is a penalized cubic regression spline (mgcv's bs = \"cr\"); "
+                                   "drop bs = or write bs = \"cr\"")
+        else:
+            raise FormulaError(f"s() has no option {key!r}", hint="s(x), s(x, k = 10), s(x, by = f)")
+    return SmoothTerm(render(node), node.args[0].name, k, by)
+
+
 def _check_calls(node: Node, *, lhs: bool) -> None:
     match node:
         case Call(func, args, kwargs, _):
+            if func in ("s", "bs", "cr") and lhs:
+                raise FormulaError(f"{func}() belongs on the right-hand side of '~'", hint=_S_HINT)
             if func in LHS_ONLY and not lhs:
                 raise FormulaError(
                     f"{func}() belongs on the left-hand side of '~'",
@@ -1017,6 +1082,7 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
 
     fixed_terms: list[tuple[str, Node]] = []
     groups: list[GroupTerm] = []
+    smooths: list[SmoothTerm] = []
     predictors = _var_names(rhs)
     autocor: ResidualAR | None = None
     for sign, node in _split_terms(rhs):
@@ -1026,6 +1092,10 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         if isinstance(node, Group):
             if sign == "-":
                 raise FormulaError("a group-level term cannot be removed with '-'")
+            if _contains_call(node, "s"):
+                raise FormulaError(f"s() cannot be used in a group-level term ({render(node.terms)} | ...)",
+                                   hint="put the smooth in the population-level part; a smooth per level of a factor "
+                                   "is s(x, by = f)")
             groups.extend(_expand_groups(node))
         elif _contains_group(node):
             raise FormulaError(
@@ -1033,6 +1103,10 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
                 hint="e.g. y ~ x + (1 + x | g)",
             )
         else:
+            if isinstance(node, Call) and node.func == "s" and sign == "+":
+                smooths.append(_smooth_term(node))
+            elif _contains_call(node, "s"):
+                raise FormulaError(f"s() must be a term of its own, not part of {render(node)!r}", hint=_S_HINT)
             fixed_terms.append((sign, node))
     fixed, has_intercept = _render_terms(fixed_terms)
     n_terms = sum(_n_terms(n) for s, n in fixed_terms if s == "+")
@@ -1069,6 +1143,7 @@ def _parse(text: str, columns: list[str] | None, source: str) -> Formula:
         predictor_columns=frozenset(predictors - ({autocor.time, *autocor.gr} if autocor else set())),
         levels=tuple(orders),
         autocor=autocor,
+        smooths=tuple(smooths),
     )
 
 

@@ -244,6 +244,8 @@ def parse_priors(texts: list[str] | dict[str, str] | None, preset: str | None = 
 def sd_display_name(var: str) -> str:
     """The printed name of a group SD variable: ``1|gene_sigma`` -> ``sd(Intercept|gene)``,
     ``Days|Subject_sigma`` -> ``sd(Days|Subject)`` (the summary table's, brms's layout)."""
+    if var.startswith("sds("):  # a smooth's SD (hlm_cli.formula.smooths) is printed as named
+        return var
     return f"sd({var.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
 
 

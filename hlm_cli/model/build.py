@@ -265,6 +265,11 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
         valid.add(rho)
         pick(rho, rho, default=rho_prior_default(rho_lower(design.autocor)))
         _check_rho_prior(rho, priors[rho], rho_lower(design.autocor))
+    for sm in design.smooths:  # s(): the SD of the penalized coefficients (brms's sds)
+        valid.update({sm.sd_name, sm.label, "sds"})
+        default = scale.group_sd(None) if preset is None else preset.group_sd()
+        pick(sm.sd_name, sm.sd_name, sm.label, "sds", default=default, positive=True)
+
     aux = list(family.aux)
     se_mode = design.se is not None
     if se_mode and not design.formula.response.se_sigma:
@@ -364,6 +369,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
     }
     if design.response_levels is not None:  # ordinal: the number of thresholds
         blob["categories"] = len(design.response_levels)
+    if design.smooths:  # (absent otherwise: the keys of models without smooths are unchanged)
+        blob["smooths"] = [(sm.label, sm.Z.shape) for sm in design.smooths]
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -416,6 +423,8 @@ def build_model(
             coords[f"{term}_dim"] = [lab[len(term) :].strip("[]") or lab for lab in design.x_labels[sl]]
     for g in design.groups:
         coords[g.factor] = g.levels
+    for sm in design.smooths:
+        coords[smooth_dim(sm)] = list(range(1, sm.Z.shape[1] + 1))
 
     data_vars: dict[str, np.ndarray] = {}
     global _prior_data
@@ -457,6 +466,12 @@ def build_model(
         structure_key=_structure_key(design, family, priors, choices),
         data_vars=data_vars,
     )
+
+
+def smooth_dim(sm) -> str:
+    """The dimension of a smooth's penalized coefficients: ``s(x)_dim`` (nutpie's trace splits
+    dimension names at commas, so ``s(x, k=5)`` gets ``s(x; k=5)_dim``)."""
+    return f"{sm.label}_dim".replace(",", ";")
 
 
 def _build_body(pm, pt, design, family, priors, choices, info, response_name, data) -> None:
@@ -509,6 +524,13 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
         # a plain group intercept is a 1-D gather (its gradient a 1-D scatter-add): several
         # times cheaper per gradient than the general (rows, K) product on large data
         eta = eta + (b[:, 0][idx] if Z is None else (Z * b[idx]).sum(axis=1))
+
+    for i, sm in enumerate(design.smooths):  # s(): penalized part, non-centered as in brms
+        sd = _dist(pm, sm.sd_name, priors[sm.sd_name])
+        z = pm.Normal(f"_z({sm.label})", 0.0, 1.0, dims=smooth_dim(sm))
+        b = pm.Deterministic(sm.label, sd * z, dims=smooth_dim(sm))
+        eta = eta + pt.dot(data(f"_Zs{i}", sm.Z), b)
+        info.group_sds[sm.label] = [sm.sd_name]
 
     eta = pt.as_tensor_variable(eta)
     if eta.ndim == 0:

@@ -113,6 +113,12 @@ def eta_draws(tree, built, frame: pd.DataFrame | None = None, *, new_levels: str
             Z = np.asarray(g.common.evaluate_new_data(frame).design_matrix, dtype=float)
             labels = level_labels(frame, g.term.factor).to_numpy()
             eta = eta + _group_contribution(tree, g, Z, labels, new_levels, rng, draws)
+    for sm in design.smooths:  # s(): the penalized part, on the fit's basis
+        b = stacked(tree, sm.label)
+        if draws is not None:
+            b = b[draws]
+        Z = sm.Z if frame is None else sm.basis(frame)
+        eta = eta + b @ Z.T
     return eta
 
 

@@ -392,4 +392,6 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "files": ["summary.csv", "posterior.nc", "run.json", "plots/"],
         "checksums": runinfo.checksums(Path(path).parent),
     }
+    if design.smooths:  # s(): the basis of each smooth (hlm_cli.formula.smooths), to reproduce it outside hlm
+        info["smooths"] = [sm.to_json() for sm in design.smooths]
     runinfo.write(path, info)

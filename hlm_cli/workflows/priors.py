@@ -37,6 +37,8 @@ def prior_table(built) -> pd.DataFrame:
         group = ""
         if name == "Intercept":
             cls, key, shown = "Intercept", name, name
+        elif name.startswith("sds("):  # a smooth's SD (brms's class sds)
+            group, cls, key, shown = sd_group.get(name, ""), "sds", name, name
         elif name in sd_group or name.endswith("_sigma") and "|" in name:
             group = sd_group.get(name, name.split("|", 1)[-1].removesuffix("_sigma"))
             cls, key = "sd", name.removesuffix("_sigma")

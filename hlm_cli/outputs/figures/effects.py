@@ -60,6 +60,8 @@ def estimates(tree, names: list[str], *, ci_kind: str = "hdi") -> pd.DataFrame:
 
 def sd_label(name: str) -> str:
     """lme4/brms's name for a group-level SD: ``1|gene_sigma`` -> ``sd(Intercept|gene)``."""
+    if name.startswith("sds("):  # a smooth's SD, as named
+        return name
     return f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
 
 
@@ -233,9 +235,12 @@ class Effect:
     x_kind: str  # numeric | factor
     frame: pd.DataFrame  # columns x, by (if any), mean, lo, hi
     held: dict[str, object] = field(default_factory=dict)  # other predictors' values
+    stem: str | None = None  # a smooth's own file name (conditional_smooth_<x>[_by_<f>])
 
     @property
     def file_stem(self) -> str:
+        if self.stem:
+            return self.stem
         return f"conditional_{slug(self.x)}" + (f"_x_{slug(self.by)}" if self.by else "")
 
 
@@ -368,7 +373,16 @@ def conditional_effects(ctx, *, n_grid: int = 100) -> list[Effect]:
     model_columns = [c for c in frame.columns if c in formula.columns and c not in skip]
     group_columns = sorted({c for g in formula.groups for c in g.factor})
     effects = []
-    for x, by in effect_pairs(design, kinds):
+    pairs = [(x, by, None) for x, by in effect_pairs(design, kinds)]
+    smooth_pairs: list[tuple[str, str | None, object]] = []
+    for sm in formula.smooths:  # one curve per smooth (per level of its by factor), drawn first
+        if (sm.x, sm.by) not in [(a, b) for a, b, _ in smooth_pairs]:
+            smooth_pairs.append((sm.x, sm.by, sm))
+            kinds[sm.x] = "numeric"
+            if sm.by:
+                kinds[sm.by] = "factor"
+    covered = {(a, b) for a, b, _ in smooth_pairs}
+    for x, by, sm in smooth_pairs + [p for p in pairs if (p[0], p[1]) not in covered]:
         grid, held = effect_grid(x, by, kinds, frame, model_columns, group_columns, n_grid)
         eta = linear_predictor(ctx, grid, new_levels="zero")
         mu = inverse_link(built.family, eta, ctx.tree)
@@ -377,7 +391,9 @@ def conditional_effects(ctx, *, n_grid: int = 100) -> list[Effect]:
         if by:
             out.insert(1, "by", grid[by].to_numpy())
         x_kind = "factor" if shown_as_levels(frame[x], kinds[x]) else "numeric"
-        effects.append(Effect(f"{x}:{by}" if by else x, x, by, x_kind, out, {k: v for k, v in held.items() if k not in (x, by)}))
+        name = sm.text if sm is not None else (f"{x}:{by}" if by else x)
+        stem = None if sm is None else f"conditional_smooth_{slug(x)}" + (f"_by_{slug(by)}" if by else "")
+        effects.append(Effect(name, x, by, x_kind, out, {k: v for k, v in held.items() if k not in (x, by)}, stem))
     return effects
 
 

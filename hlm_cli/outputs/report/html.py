@@ -190,7 +190,7 @@ def _summary_table(rows: pd.DataFrame, kind: str, chains: int) -> str:
     ess_min = ESS_PER_CHAIN * max(chains, 1)
     for name, r in rows.iterrows():
         label = name
-        if kind == "group_sd":
+        if kind == "group_sd" and not name.startswith("sds("):  # a smooth's sds(s(x)) as named
             label = f"sd({name.removesuffix('_sigma').replace('1|', 'Intercept|', 1)})"
         rhat_cls = " class='bad'" if float(r.get("r_hat", 0) or 0) > RHAT_MAX else ""
         eb_cls = " class='bad'" if float(r.get("ess_bulk", 1e9) or 0) < ess_min else ""

@@ -29,6 +29,7 @@ CAPTIONS = {
     "posteriors": f"Posterior density of each population-level effect (blue), group-level standard deviation (orange) and family parameter (green): the shaded band is the {_PCT} highest-density interval, the solid line the mean (both as in summary.csv) and the dashed line zero.",
     "forest": f"Each group's effect as a deviation from the population-level coefficient, with its 50% (thick) and {_PCT} (thin) interval, sorted within each term: intervals clear of the dashed zero line mark groups that differ from the average.",
     "shrinkage": f"Each point is one level of {{factor}}: its own sample mean (x) against the model's estimate for it (y; with up to {MAX_POINT_BARS} levels a grey bar shows its {_PCT} interval); estimates are pulled from the dashed no-pooling line towards the dotted population mean, and small or noisy groups are pulled the most.",
+    "smooth": f"The fitted smooth {{name}}: the expected response as {{x}} varies (line: posterior mean; band: {_PCT} interval), with {{held}}; grey points are the data. Its wiggliness is set by sds({{label}}) in the summary (0: a straight line).",
     "conditional": f"The expected response as {{x}} varies (line or point: posterior mean; band or bar: {_PCT} interval), with {{held}}; grey points are the data.",
     "pred_vs_obs": f"Each point is one observation: its posterior predictive mean (y) against its observed value (x), with the {_PCT} predictive interval as a grey bar; points should scatter around the dashed line and about {_PCT} of the bars should cross it.",
     "ppc_ordinal": "How many rows fall in each category: observed (black dots) against the median and 94% band of data sets simulated from the posterior (bars); each dot should sit within its band.",
@@ -125,7 +126,9 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
         draw(eff.file_stem, lambda eff=eff: F.conditional(eff, plot_dir / f"{eff.file_stem}.png", response=response,
                                                           ylabel=_ylabel(built.family, response),
                                                           points=_points(built, frame, eff.x, eff.by), svg=svg),
-             f"Conditional effect: {eff.name}", CAPTIONS["conditional"].format(x=eff.x, held=held_txt))
+             f"Smooth: {eff.name}" if eff.stem else f"Conditional effect: {eff.name}",
+             CAPTIONS["smooth"].format(name=eff.name, x=eff.x, held=held_txt, label=eff.name.split(", by=")[0] + (")" if ", by=" in eff.name else ""))
+             if eff.stem else CAPTIONS["conditional"].format(x=eff.x, held=held_txt))
     if more:
         plan.append(Figure("conditional_more", None, "More conditional effects", "",
                            f"{more} more interaction(s) not drawn; see hlm_cli.outputs.figures.conditional_effects"))
