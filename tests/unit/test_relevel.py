@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hlm_cli.errors import FormulaError, InputError
+from hlm_cli.errors import FormulaError
 from hlm_cli.formula.design import build_design
 from hlm_cli.formula.parser import parse
 

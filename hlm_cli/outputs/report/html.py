@@ -416,7 +416,7 @@ def render_batch(batch_dir: Path, status: pd.DataFrame, texts: pd.DataFrame, mea
     inputs = [str(r.get("input", "")) for _, r in status.iterrows()]
     shown, shared = _shown_inputs(inputs)
     rows, counts = [], {}
-    for (_, r), short in zip(status.iterrows(), shown):
+    for (_, r), short in zip(status.iterrows(), shown, strict=True):
         st = str(r.get("status", ""))
         counts[st] = counts.get(st, 0) + 1
         run = _run_dir_of(batch_dir, r)
