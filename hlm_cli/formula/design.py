@@ -352,6 +352,8 @@ class Design:
     term_labels: dict[str, list[str]] = field(default_factory=dict)
     # hints about the data as the formula uses it (a small-integer column entering as a number)
     notes: list[str] = field(default_factory=list)
+    # cens(), trunc(), weights() of the left-hand side (hlm_cli.formula.response_terms)
+    terms: object = None
 
     @property
     def n(self) -> int:
@@ -537,5 +539,7 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
                 hint=f"a group-level term needs at least 2 groups; drop (... | {g.factor}) from the formula",
             )
         groups.append(g)
+    from hlm_cli.formula.response_terms import evaluate as response_terms
+
     return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
-                  notes=integer_hints(kinds, data))
+                  notes=integer_hints(kinds, data), terms=response_terms(resp, data, y, lines))

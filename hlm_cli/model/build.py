@@ -265,6 +265,7 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "se": design.se is not None,
         "trials": design.trials is not None,
         "sigma": None if design.sigma is None else [design.sigma.text, design.sigma.labels],
+        "terms": None if design.terms is None else design.terms.structure(),
         # centered population (and sigma) designs: a different graph from the uncentered one
         "centered": [column_means(design.X, design.x_labels) is not None,
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
@@ -644,7 +645,18 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se
     else:
         sigma = aux.get("sigma")
+    terms = design.terms
+    if terms is not None and terms.precision_weights is not None and sigma is not None:
+        # lme4's precision weights: Var(y_i) = sigma^2 / w_i (hlm_cli.model.censoring)
+        sigma = sigma / pt.sqrt(data("_weights", terms.precision_weights))
     trials = None
     if family.trials and design.trials is not None:
         trials = data("_trials", design.trials.astype(np.int64))
-    family.pymc(pm, pt, name, eta, {**aux, "sigma": sigma, "trials": trials}, **kw)
+    par = {**aux, "sigma": sigma, "trials": trials}
+    family.pymc(pm, pt, name, eta, par, **kw)
+    if terms is not None:
+        from hlm_cli.model import censoring
+
+        b = censoring.bounds(terms, design.y, family.name)
+        if b.active:  # censoring, truncation, log-likelihood weights: a correction to log f(y)
+            pm.Potential("_response_terms", censoring.correction(pm, pt, family, eta, par, y, data, b).sum())

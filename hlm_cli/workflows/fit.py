@@ -99,7 +99,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             family = get_family("binomial")
         else:
             raise InputError(f"cbind()/p()/trials() responses need --family binomial, not {family.name}")
-    table = data_mod.handle_missing(table, needed, dropna=spec.dropna)
+    if formula.response.term_columns or formula.response.trunc_lb or formula.response.trunc_ub:
+        from hlm_cli.model.censoring import check_family
+
+        check_family(formula.response, family)
+    # cens(c, y2): y2 is empty on the rows that are not interval-censored (as in brms)
+    table = data_mod.handle_missing(table, needed - {formula.response.cens_y2}, dropna=spec.dropna)
     if spec.categorical:
         table = data_mod.make_categorical(table, spec.categorical)
     if formula.response.se:

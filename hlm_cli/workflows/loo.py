@@ -522,7 +522,8 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
         return None if arr is None else np.asarray(arr)[obs]
 
     return logpdf(ctx.built.family, design.y[obs], eta, lambda name: aux_draws(ctx.tree, name, S),
-                  trials=pick(design.trials), se=pick(design.se))
+                  trials=pick(design.trials), se=pick(design.se),
+                  terms=None if getattr(design, "terms", None) is None else design.terms.pick(obs))
 
 
 # --------------------------------------------------------------------------------------------
