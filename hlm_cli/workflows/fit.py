@@ -314,6 +314,23 @@ def _record_report_failure(stage: Path, why: str) -> None:
     runinfo.update(stage / "run.json", report=why)
 
 
+def _response_terms_json(resp, terms) -> dict | None:
+    """cens(), trunc(), weights() as run.json records them (docs/response-terms.md)."""
+    if terms is None:
+        return None
+    out: dict = {}
+    if resp.cens is not None:
+        out["cens"] = {"column": resp.cens, "y2": resp.cens_y2, "rows": terms.counts(),
+                       "definition": "right: P(Y > y); left: P(Y <= y); interval: P(y < Y <= y2) (brms)"}
+    if resp.trunc_lb is not None or resp.trunc_ub is not None:
+        out["trunc"] = {"lb": resp.trunc_lb, "ub": resp.trunc_ub}
+    if resp.weights is not None:
+        out["weights"] = {"column": resp.weights, "type": resp.weights_type,
+                          "definition": "Var(y_i) = sigma^2 / w_i (lme4)" if resp.weights_type == "precision"
+                          else "each row's log-likelihood times w_i (brms, glmmTMB)"}
+    return out
+
+
 def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:
     from hlm_cli.outputs import runinfo
 
@@ -326,6 +343,7 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "formula": spec.formula,
         "family": {"name": built.family.name, "link": built.family.link},
         "response": built.response_name,
+        "response_terms": _response_terms_json(prep.formula.response, design.terms),
         "priors": {k: v.to_json() for k, v in built.priors.items()},
         "parameterization": {k: dataclasses.asdict(v) for k, v in built.parameterization.items()},
         "parameters": built.params.to_json(),
