@@ -108,6 +108,9 @@ def censored_ppc(obs: np.ndarray, cens: np.ndarray, sim: np.ndarray, path: Path,
     which the recorded values need not match where they are censored."""
     right_only = bool(np.all(np.isin(cens, (0, 1))))
     lo, hi = np.nanpercentile(np.concatenate([sim.ravel(), obs]), [0.5, 99.5])
+    span = float(np.max(obs) - np.min(obs)) or 1.0
+    # the data's range (and as much again): wide prior draws would squeeze the data to a line
+    lo, hi = max(lo, float(np.min(obs)) - span), min(hi, float(np.max(obs)) + span)
     with figure(7, 4, style=DENSE) as fig:
         ax = fig.subplots()
         for j, row in enumerate(sim):
