@@ -272,3 +272,19 @@ def test_kaplan_meier_by_hand():
     # 5 at risk at t=1 (1 event), 4 at t=2 (1 event), 2 at t=3 (1 event)
     np.testing.assert_allclose(at, [1.0, 1.0, 2.0, 3.0])
     np.testing.assert_allclose(s, [1.0, 0.8, 0.6, 0.3])
+
+
+@pytest.mark.parametrize("codes", [[0, 1, 0, 1, 0, 0], [0, -1, 2, 1, 0, 0]])
+def test_censored_ppc_draws_a_figure(tmp_path, codes):
+    """Right censoring only: Kaplan-Meier; left/interval: the marked ECDF. Either way a figure."""
+    from hlm_cli.outputs.figures.ppc import ppc
+
+    rng = np.random.default_rng(0)
+    obs = rng.gamma(2.0, 1.0, 6)
+    sim = rng.gamma(2.0, 1.0, (1, 20, 6))
+    tree = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "__obs__"), sim)}),
+        "observed_data": xr.Dataset({"y": (("__obs__",), obs), "cens": (("__obs__",), np.array(codes, dtype=float))}),
+    })
+    paths = ppc(tree, tmp_path / "ppc.png")
+    assert [p.name for p in paths] == ["ppc.png"] and (tmp_path / "ppc.png").stat().st_size > 1000
