@@ -3,7 +3,7 @@
 Run from the repository root after ``Rscript reference.R`` (and ``reference_brms.R``) in this
 folder::
 
-    python validation/response/validate.py [--quick]
+    python validation/response/validate.py [--quick] [--only CASE]
 
 Each case is an ordinary ``hlm fit`` (``python -m hlm_cli``) into validation/runs/response_*;
 the table (markdown) goes to stdout and ``results.json``. Criteria of issue 19: population
@@ -70,9 +70,13 @@ def compare(run: Path, ref: pd.DataFrame) -> list[dict]:
 def main() -> int:
     quick = "--quick" in sys.argv
     sampler = {"chains": 2, "draws": 300, "tune": 300} if quick else {"chains": 4, "draws": 1000, "tune": 1000}
-    results = {}
     lines = ["| case | term | reference | hlm (mean ± sd) | z or ratio | pass |", "|---|---|---|---|---|---|"]
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    out_json = HERE / ("results_quick.json" if quick else "results.json")
+    results = json.loads(out_json.read_text()) if only and out_json.exists() else {}
     for name, data, formula, family, refname, what in CASES:
+        if only and name != only:
+            continue
         ref_path = HERE / f"reference_{refname}.csv"
         if not ref_path.exists():
             print(f"skip {name}: {ref_path.name} missing (run the R script)", file=sys.stderr)
@@ -85,7 +89,7 @@ def main() -> int:
             lines.append(f"| {name} | `{r['term']}` | {r['reference']:.4g}"
                          + (f" (SE {r['ref_se']:.3g})" if r.get("ref_se") else "")
                          + f" | {r['hlm']:.4g} ± {r['hlm_sd']:.3g} | {stat} | {'PASS' if r.get('pass') else '**FAIL**'} |")
-    (HERE / ("results_quick.json" if quick else "results.json")).write_text(json.dumps(results, indent=1))
+    out_json.write_text(json.dumps(results, indent=1))
     print("\n".join(lines))
     return 0
 
