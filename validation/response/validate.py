@@ -30,6 +30,11 @@ CASES = [
      "survival::survreg(Surv(time, 1 - censored) ~ age + sex, dist = 'lognormal') (ML)"),
     ("kidney_brms", "kidney.csv", "time | cens(censored) ~ age + sex + (1|patient)", "lognormal", "kidney_brms",
      "brms 2.18 brm(time | cens(censored) ~ age + sex + (1 | patient), family = lognormal()), 4 x 1000"),
+    ("ztpois_brms", "ztpois.csv", "y | trunc(lb = 1) ~ x + (1|g)", "poisson", "ztpois_brms",
+     "brms 2.18 brm(y | trunc(lb = 1) ~ x + (1 | g), family = poisson()), 4 x 1000; simulated (reference_brms_sim.R)"),
+    ("detection_brms", "detection.csv", "conc | cens(cens, upper) ~ x + (1|g)", "lognormal", "detection_brms",
+     "brms 2.18 brm(conc | cens(cens, upper) ~ x + (1 | g), family = lognormal()), 4 x 1000; simulated, left- and "
+     "interval-censored (reference_brms_sim.R)"),
     ("sleepstudy_precision", "sleepstudy_w.csv", "Reaction | weights(w) ~ Days + (1|Subject)", "gaussian",
      "sleepstudy_lmer_weights", "lme4 lmer(Reaction ~ Days + (1 | Subject), weights = w) (REML)"),
     ("sleepstudy_loglik", "sleepstudy_w.csv", "Reaction | weights(w, type = 'loglik') ~ Days + (1|Subject)", "gaussian",
