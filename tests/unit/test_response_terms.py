@@ -234,6 +234,8 @@ def _tree_from_points(model, points):
     ("lognormal", "y | cens(c, y2) + trunc(ub = 40) ~ x + (1|g)"),
     pytest.param("gaussian", "y | weights(w) + cens(c, y2) ~ x + (1|g)", marks=pytest.mark.slow),
     pytest.param("poisson", "n | cens(c) + trunc(lb = 1) + weights(w, type = 'loglik') ~ x + (1|g)", marks=pytest.mark.slow),
+    pytest.param("binomial", "n | trials(n + 2) + weights(w, type = 'loglik') ~ x + (1|g)", marks=pytest.mark.slow),
+    pytest.param("gaussian", "y | se(w) + cens(c, y2) + trunc(lb = 0) ~ x + (1|g)", marks=pytest.mark.slow),
 ])
 def test_model_logp_matches_numpy_pointwise(family, formula):
     """The PyMC model's log-likelihood (observed variable + the response-terms potential)
