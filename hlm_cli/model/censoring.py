@@ -98,12 +98,36 @@ def _negbinomial(fn):  # NB(n = alpha, p = alpha / (alpha + mu))
     return f
 
 
+def _weibull(fn):  # shape k, scale exp(eta) / Gamma(1 + 1/k) (brms: exp(eta) is the mean)
+    def f(x, eta, sigma, aux):
+        from scipy.special import gammaln
+
+        k = aux("shape")
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            h = np.exp(k * (np.log(np.where(x > 0, x, 1.0)) - eta + gammaln(1 + 1 / k)))  # (x / scale)^k
+            out = -h if fn == "logsf" else np.log(-np.expm1(-h))
+        return np.where(x > 0, out, 0.0 if fn == "logsf" else -np.inf)
+    return f
+
+
+def _exponential(fn):  # rate exp(-eta)
+    def f(x, eta, sigma, aux):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            h = np.maximum(x, 0.0) * np.exp(-eta)
+            out = -h if fn == "logsf" else np.log(-np.expm1(-h))
+        return np.where(x > 0, out, 0.0 if fn == "logsf" else -np.inf)
+    return f
+
+
 def _pair(make, **kw) -> Cdf:
     return Cdf(make("logcdf"), make("logsf"), **kw)
 
 
-# Keyed by family name. Rows for weibull and exponential go here when those families exist
-# (PyMC's Weibull/Exponential have logcdf already; only the numpy pair for LOO is needed).
+# Keyed by family name. weibull and exponential follow the rows of the families branch
+# (issue 19: exp(eta) is the mean; weibull's parameter is ``shape``); a row whose family is
+# not in hlm_cli.model.families.FAMILIES is inert (supports() needs both).
 CDFS: dict[str, Cdf] = {
     "gaussian": _pair(_norm),
     "t": _pair(_t),
@@ -111,6 +135,8 @@ CDFS: dict[str, Cdf] = {
     "gamma": _pair(_gamma, lower=0.0),
     "poisson": _pair(_poisson, lower=0.0, discrete=True),
     "negativebinomial": _pair(_negbinomial, lower=0.0, discrete=True),
+    "weibull": _pair(_weibull, lower=0.0),
+    "exponential": _pair(_exponential, lower=0.0),
 }
 
 # families whose residual SD is a scale that precision weights divide (Var = sigma^2 / w)
@@ -118,7 +144,14 @@ PRECISION_FAMILIES = ("gaussian", "t", "lognormal")
 
 
 def supports(family_name: str) -> bool:
-    return family_name in CDFS
+    from hlm_cli.model.families import FAMILIES
+
+    return family_name in CDFS and family_name in FAMILIES
+
+
+def supported() -> list[str]:
+    """The families that can be censored or truncated."""
+    return sorted(f for f in CDFS if supports(f))
 
 
 def check_family(resp, family) -> None:
@@ -128,7 +161,7 @@ def check_family(resp, family) -> None:
         what = "cens()" if resp.cens is not None else "trunc()"
         raise InputError(
             f"{what} needs the family's CDF, and hlm has none for the {name} family",
-            hint="censoring and truncation work with " + ", ".join(sorted(CDFS)),
+            hint="censoring and truncation work with " + ", ".join(supported()),
         )
     if resp.weights is not None and resp.weights_type == "precision" and name not in PRECISION_FAMILIES:
         raise InputError(
