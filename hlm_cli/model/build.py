@@ -265,12 +265,13 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "se": design.se is not None,
         "trials": design.trials is not None,
         "sigma": None if design.sigma is None else [design.sigma.text, design.sigma.labels],
-        "terms": None if design.terms is None else design.terms.structure(),
         # centered population (and sigma) designs: a different graph from the uncentered one
         "centered": [column_means(design.X, design.x_labels) is not None,
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
         "qr": _qr_plan(design, priors) is not None,
     }
+    if getattr(design, "terms", None) is not None:  # only then: other models keep their cache keys
+        blob["terms"] = design.terms.structure()
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
