@@ -33,6 +33,8 @@ def test_cens_fit_loo_predict(tmp_path, capsys):
     frame = pd.read_csv(data)
     assert rows["right"] == int((frame.censored == "right").sum()) > 0 and rows["left"] == 0
     assert (out / "plots" / "ppc.png").exists()
+    page = (out / "report.html").read_text()
+    assert "Response terms" in page and "Kaplan-Meier curve of the data" in page
     import xarray as xr
 
     tree = xr.open_datatree(out / "posterior.nc")
