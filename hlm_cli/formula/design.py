@@ -573,6 +573,8 @@ class Design:
     # an ordinal (cumulative) response: its K level labels in order (design.y holds codes 1..K)
     response_levels: list[str] | None = None
     smooths: list[SmoothDesign] = field(default_factory=list)  # penalized parts of s() terms
+    # cens(), trunc(), weights() of the left-hand side (hlm_cli.formula.response_terms)
+    terms: object = None
 
     @property
     def n(self) -> int:
@@ -864,5 +866,8 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     ordered = {str(c): [str(v) for v in data[c].cat.categories] for c in data.columns
                if isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered}
     autocor = residual_ar_design(formula.autocor, data, lines) if formula.autocor is not None else None
+    from hlm_cli.formula.response_terms import evaluate as response_terms
+
     return Design(formula, y, X, x_labels, slices, kinds, groups, trials, se, offset, common, term_labels=shown_terms,
-                  notes=integer_hints(kinds, data), levels=ordered, autocor=autocor, smooths=smooths)
+                  notes=integer_hints(kinds, data), levels=ordered, autocor=autocor, smooths=smooths,
+                  terms=response_terms(resp, data, y, lines))

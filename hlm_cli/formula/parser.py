@@ -18,6 +18,7 @@ Grammar (R's ``^`` is written ``**`` for formulae; ``%in%`` is treated as ``:``)
 
     formula   := [lhs] '~' terms
     lhs       := expr ['|' addition ('+' addition)*]        addition: se(COL[, sigma=TRUE]) | trials(COL)
+                 | cens(COL[, Y2]) | trunc(lb = NUM|COL, ub = NUM|COL) | weights(COL[, type = "loglik"])
     terms     := ['-'] term (('+' | '-') term)*
     term      := product
     product   := inter (('*' | '/') inter)*
@@ -51,12 +52,14 @@ ALLOWED_FUNCTIONS = frozenset(
         # splines: penalized smooths (hlm_cli.formula.smooths) and plain bases
         "s", "bs", "cr",
         # responses and additions (left-hand side only)
-        "cbind", "se", "trials",
+        "cbind", "se", "trials", "cens", "trunc", "weights",
         # a factor's level order (rewritten to the plain column by the parser, see LevelOrder)
         "relevel",
     }
 )
-LHS_ONLY = frozenset({"cbind", "se", "trials"})
+LHS_ONLY = frozenset({"cbind", "se", "trials", "cens", "trunc", "weights"})
+ADDITIONS = ("se", "trials", "cens", "trunc", "weights")  # brms's addition terms after '|'
+WEIGHT_TYPES = ("precision", "loglik")
 # structured covariances of a group term, written around it as glmmTMB and lme4 2.0 do:
 # ar1(time | id), cs(1 + x | g), diag(x | g) (see docs/covariance.md)
 COVARIANCE_STRUCTURES = frozenset({"ar1", "cs", "diag"})
@@ -222,6 +225,29 @@ class Response:
     failures: str | None = None  # cbind(successes, failures): trials = successes + failures
     se: str | None = None
     se_sigma: bool = False
+    # response terms (docs/response-terms.md): cens(COL[, Y2]) names the censoring column
+    # (brms's coding) and the interval's upper end; trunc(lb =, ub =) a number or a column
+    # each; weights(COL[, type =]) lme4's precision weights or brms's log-likelihood weights
+    cens: str | None = None
+    cens_y2: str | None = None
+    trunc_lb: str | None = None
+    trunc_ub: str | None = None
+    weights: str | None = None
+    weights_type: str = "precision"
+
+    @property
+    def term_columns(self) -> set[str]:
+        """Columns named by cens(), trunc() and weights() (not needed to predict)."""
+        return {c for c in (self.cens, self.cens_y2, self.trunc_lb, self.trunc_ub, self.weights)
+                if c is not None and not _is_number(c)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -446,9 +472,10 @@ class _Parser:
 
     def addition(self) -> Node:
         t = self.tok
-        if t.kind != "name" or t.text not in ("se", "trials") or self.peek().text != "(":
+        if t.kind != "name" or t.text not in ADDITIONS or self.peek().text != "(":
             raise self.fail(
-                "after '|' on the left-hand side only se(COL) or trials(COL) may follow",
+                "after '|' on the left-hand side only se(COL), trials(COL), cens(COL), "
+                "trunc(lb = , ub = ) or weights(COL) may follow",
                 extra='e.g. "y | se(sigma) ~ 1 + (1|school)"',
             )
         return self.call()
@@ -917,7 +944,69 @@ def _lhs_text(node: Node) -> str:
     return render(node)
 
 
+def _column_arg(node: Node, what: str, hint: str, *, number: bool = False) -> str:
+    """A response-term argument: a column name (or, with ``number``, a number)."""
+    if isinstance(node, Var) and not node.literal:
+        return node.name
+    if number:
+        if isinstance(node, Num):
+            return node.text
+        if isinstance(node, Neg) and isinstance(node.operand, Num):
+            return "-" + node.operand.text
+    raise FormulaError(f"{what} takes {'a number or ' if number else ''}a column name, not {render(node)!r}", hint=hint)
+
+
+def _response_terms(add: Call, terms: dict) -> None:
+    """cens(), trunc() and weights() of the left-hand side, into ``terms``."""
+    if add.func in terms["seen"]:
+        raise FormulaError(f"{add.func}() appears twice on the left-hand side", hint="give each response term once")
+    terms["seen"].add(add.func)
+    if add.func == "cens":
+        hint = 'e.g. time | cens(censored) ~ x, or y | cens(c, y2) ~ x for interval censoring'
+        if not 1 <= len(add.args) <= 2 or any(k != "y2" for k, _ in add.kwargs) or len(add.args) + len(add.kwargs) > 2:
+            raise FormulaError("cens() takes the censoring column and, for interval censoring, the upper end y2", hint=hint)
+        terms["cens"] = _column_arg(add.args[0], "cens()", hint)
+        y2 = add.args[1] if len(add.args) == 2 else dict(add.kwargs).get("y2")
+        terms["cens_y2"] = None if y2 is None else _column_arg(y2, "cens()'s y2", hint)
+    elif add.func == "trunc":
+        hint = "e.g. y | trunc(lb = 0) ~ x, or trunc(lb = 0, ub = upper_col)"
+        if add.args or not add.kwargs or any(k not in ("lb", "ub") for k, _ in add.kwargs):
+            raise FormulaError("trunc() takes lb = and/or ub = (a number or a column each)", hint=hint)
+        for key, value in add.kwargs:
+            terms[f"trunc_{key}"] = _column_arg(value, f"trunc()'s {key}", hint, number=True)
+        lb, ub = terms.get("trunc_lb"), terms.get("trunc_ub")
+        if lb is not None and ub is not None and _is_number(lb) and _is_number(ub) and float(lb) >= float(ub):
+            raise FormulaError(f"trunc() needs lb < ub, got lb = {lb}, ub = {ub}", hint=hint)
+    else:  # weights
+        hint = 'weights(w) (lme4 precision weights) or weights(w, type = "loglik") (brms)'
+        if len(add.args) != 1 or any(k != "type" for k, _ in add.kwargs):
+            raise FormulaError("weights() takes one column and optionally type =", hint=hint)
+        terms["weights"] = _column_arg(add.args[0], "weights()", hint)
+        for _, value in add.kwargs:
+            kind = value.text.strip("'\"") if isinstance(value, Str) else render(value)
+            if kind not in WEIGHT_TYPES:
+                raise FormulaError(f"weights() has no type {kind!r}; use \"precision\" or \"loglik\"", hint=hint)
+            terms["weights_type"] = kind
+
+
 def _lhs_response(lhs: Node, additions: list[Node]) -> Response:
+    resp = _lhs_plain(lhs, [a for a in additions if a.func in ("se", "trials")])
+    extra = [a for a in additions if a.func not in ("se", "trials")]
+    if not extra:
+        return resp
+    terms: dict = {"seen": set()}
+    for add in extra:
+        _response_terms(add, terms)
+    terms.pop("seen")
+    if resp.se is not None and "weights" in terms:
+        raise FormulaError("se() and weights() cannot be combined: both set each row's residual variance",
+                           hint="give known standard errors with se(), or relative precisions with weights()")
+    from dataclasses import replace
+
+    return replace(resp, **terms)
+
+
+def _lhs_plain(lhs: Node, additions: list[Node]) -> Response:
     se: str | None = None
     se_sigma = False
     trials: str | None = None

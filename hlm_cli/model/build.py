@@ -371,6 +371,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         blob["categories"] = len(design.response_levels)
     if design.smooths:  # (absent otherwise: the keys of models without smooths are unchanged)
         blob["smooths"] = [(sm.label, sm.Z.shape) for sm in design.smooths]
+    if getattr(design, "terms", None) is not None:  # only then: other models keep their cache keys
+        blob["terms"] = design.terms.structure()
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -829,12 +831,23 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se
     else:
         sigma = aux.get("sigma")
+    terms = design.terms
+    if terms is not None and terms.precision_weights is not None and sigma is not None:
+        # lme4's precision weights: Var(y_i) = sigma^2 / w_i (hlm_cli.model.censoring)
+        sigma = sigma / pt.sqrt(data("_weights", terms.precision_weights))
     trials = None
     if family.trials and design.trials is not None:
         trials = data("_trials", design.trials.astype(np.int64))
     if design.autocor is not None:  # residual AR(1): each row given the one before it
         eta, sigma = _residual_ar(pm, pt, design.autocor, priors, eta, y, sigma, info, data)
-    family.pymc(pm, pt, name, eta, {**aux, "sigma": sigma, "trials": trials}, **kw)
+    par = {**aux, "sigma": sigma, "trials": trials}
+    family.pymc(pm, pt, name, eta, par, **kw)
+    if terms is not None:
+        from hlm_cli.model import censoring
+
+        b = censoring.bounds(terms, design.y, family.name)
+        if b.active:  # censoring, truncation, log-likelihood weights: a correction to log f(y)
+            pm.Potential("_response_terms", censoring.correction(pm, pt, family, eta, par, y, data, b).sum())
 
 
 def _residual_ar(pm, pt, ar, priors, eta, y, sigma, info: ParamInfo, data):

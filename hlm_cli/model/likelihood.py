@@ -16,14 +16,25 @@ import numpy as np
 from hlm_cli.model.linpred import aux_draws
 
 
-def logpdf(fam, y: np.ndarray, eta: np.ndarray, aux, *, trials=None, se=None) -> np.ndarray:
-    """log p(y | eta, aux) elementwise; eta is (S, n), aux(name) gives (S, 1) draws."""
-    y = np.asarray(y, dtype=float)[None, :]
+def logpdf(fam, y: np.ndarray, eta: np.ndarray, aux, *, trials=None, se=None, terms=None) -> np.ndarray:
+    """log p(y | eta, aux) elementwise; eta is (S, n), aux(name) gives (S, 1) draws.
+
+    ``terms`` (the rows' :class:`~hlm_cli.formula.response_terms.ResponseTerms`) applies
+    cens(), trunc() and weights() as :mod:`hlm_cli.model.censoring` defines them."""
+    y1 = np.asarray(y, dtype=float)
+    y = y1[None, :]
     sigma = aux("sigma")
     if se is not None:
         se = np.asarray(se, dtype=float)[None, :]
         sigma = np.sqrt(se**2 + sigma**2) if sigma is not None else se
-    return fam.logpdf(y, eta, sigma, aux, trials)
+    if terms is not None and terms.precision_weights is not None and sigma is not None:
+        sigma = sigma / np.sqrt(np.asarray(terms.precision_weights, dtype=float))[None, :]
+    out = fam.logpdf(y, eta, sigma, aux, trials)
+    if terms is not None:
+        from hlm_cli.model import censoring
+
+        out = censoring.adjust(out, y, fam.name, censoring.bounds(terms, y1, fam.name), eta, sigma, aux)
+    return out
 
 
 def chunk_size(n: int, budget: int = 2_000_000) -> int:
@@ -49,7 +60,7 @@ def pointwise(tree, built, *, dtype=float) -> np.ndarray:
 
         if d.autocor is not None:
             eta, aux = conditional_ar(tree, d, eta, aux, sl)
-        out[sl] = logpdf(built.family, d.y, eta, aux, trials=d.trials, se=d.se)
+        out[sl] = logpdf(built.family, d.y, eta, aux, trials=d.trials, se=d.se, terms=getattr(d, "terms", None))
     return out
 
 

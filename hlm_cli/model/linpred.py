@@ -272,6 +272,8 @@ def _prepare_new(ctx: RunContext, new: pd.DataFrame) -> pd.DataFrame:
     needed = set(formula.columns) - resp - ({formula.response.se} if formula.response and formula.response.se else set())
     if formula.response and formula.response.trials:
         needed.discard(formula.response.trials)
+    if formula.response is not None:  # cens(), trunc(), weights() columns: not predictors
+        needed -= formula.response.term_columns
     if formula.response and formula.response.failures:
         needed -= set(formula.response.failures.replace("-", " ").split())
     missing = sorted(c for c in needed if c not in frame.columns)
@@ -315,7 +317,45 @@ def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | Non
         if frame is None and eta.shape[1] != ctx.built.design.n:
             raise ValueError("response_draws needs the new rows (frame=) for a model with a sigma formula")
         sigma = sigma_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))
-    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma)
+    terms = new_row_terms(ctx.built.design, frame, eta.shape[1])
+    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma, terms=terms)
+
+
+def new_row_terms(design, frame: pd.DataFrame | None, n: int):
+    """Response terms for predicting ``n`` rows: the fitted rows' own, or for new rows the
+    truncation bounds (numbers, or columns present in ``frame``) and precision weights (a
+    column present in ``frame``, else 1: a unit-weight observation). Censoring and
+    log-likelihood weights do not change a prediction (draws are of the uncensored response)."""
+    from dataclasses import replace
+
+    from hlm_cli.formula.response_terms import ResponseTerms
+
+    terms = getattr(design, "terms", None)
+    if terms is None:
+        return None
+    if frame is None and n == design.n:
+        return replace(terms, cens=None, y2=None)
+    resp = design.formula.response
+
+    def column(spec, fill):
+        if spec is None:
+            return None
+        try:
+            return np.full(n, float(spec))
+        except ValueError:
+            pass
+        if frame is not None and spec in frame.columns:
+            return pd.to_numeric(frame[spec], errors="coerce").fillna(fill).to_numpy(dtype=float)
+        return None
+
+    lb, ub = column(resp.trunc_lb, -np.inf), column(resp.trunc_ub, np.inf)
+    w = column(resp.weights, 1.0) if resp.weights_type == "precision" else None
+    if lb is None and ub is None and w is None:
+        return None
+    if lb is not None or ub is not None:
+        lb = np.full(n, -np.inf) if lb is None else lb
+        ub = np.full(n, np.inf) if ub is None else ub
+    return ResponseTerms(lb=lb, ub=ub, weights=w, weights_type="precision")
 
 
 def sigma_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -339,10 +379,14 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
     return x.reshape(S, -1)
 
 
-def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None) -> np.ndarray:
+def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None,
+             terms=None) -> np.ndarray:
     """Draws from the likelihood given linear-predictor draws (the posterior predictive).
 
     ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows).
+    ``terms`` (:class:`~hlm_cli.formula.response_terms.ResponseTerms` of the rows): precision
+    weights divide sigma by sqrt(w), truncation bounds truncate the draws; censoring does not
+    apply (the draws are of the uncensored response), nor do log-likelihood weights.
     """
     rng = rng if rng is not None else np.random.default_rng(seed)
     S = eta.shape[0]
@@ -356,6 +400,12 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     sigma = aux("sigma")
     if se is not None:
         sigma = np.sqrt(se[None, :] ** 2 + (sigma**2 if sigma is not None else 0.0))
+    if terms is not None and terms.precision_weights is not None and sigma is not None:
+        sigma = sigma / np.sqrt(np.asarray(terms.precision_weights, dtype=float))[None, :]
+    if terms is not None and (terms.lb is not None or terms.ub is not None):
+        from hlm_cli.model.censoring import truncate_draws
+
+        return truncate_draws(rng, lambda: fam.simulate(rng, eta, mu, sigma, aux, trials), terms.lb, terms.ub)
     return fam.simulate(rng, eta, mu, sigma, aux, trials)
 
 

@@ -466,7 +466,8 @@ def complete(built: BuiltModel, tree, *, seed: int):
     for start in range(0, S, chunk):
         sl = slice(start, min(S, start + chunk))
         eta = linpred.eta_draws(tree, built, draws=sl)
-        ppc[sl] = linpred.simulate(built.family, tree, eta, trials=d.trials, se=d.se, draws=sl, rng=rng)
+        ppc[sl] = linpred.simulate(built.family, tree, eta, trials=d.trials, se=d.se, draws=sl, rng=rng,
+                                   terms=getattr(d, "terms", None))
     dims = ("chain", "draw", "__obs__")
     tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n))}, coords=coords)
     tree["posterior_predictive"] = xr.Dataset({name: (dims, ppc.reshape(C, D, d.n))}, coords=coords)
@@ -475,6 +476,9 @@ def complete(built: BuiltModel, tree, *, seed: int):
         obs["trials"] = (("__obs__",), np.asarray(d.trials, dtype=float))
     if d.se is not None:
         obs["se"] = (("__obs__",), np.asarray(d.se, dtype=float))
+    terms = getattr(d, "terms", None)
+    if terms is not None and terms.censored:  # for the censored PPC (outputs/figures/ppc.py)
+        obs["cens"] = (("__obs__",), np.asarray(terms.cens, dtype=float))
     tree["observed_data"] = xr.Dataset(obs, coords={"__obs__": np.arange(d.n)})
     return tree
 

@@ -100,7 +100,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             family = get_family("binomial")
         else:
             raise InputError(f"cbind()/p()/trials() responses need --family binomial, not {family.name}")
-    table = data_mod.handle_missing(table, needed, dropna=spec.dropna)
+    if formula.response.term_columns or formula.response.trunc_lb or formula.response.trunc_ub:
+        from hlm_cli.model.censoring import check_family
+
+        check_family(formula.response, family)
+    # cens(c, y2): y2 is empty on the rows that are not interval-censored (as in brms)
+    table = data_mod.handle_missing(table, needed - {formula.response.cens_y2}, dropna=spec.dropna)
     if spec.categorical:
         table = data_mod.make_categorical(table, spec.categorical)
     if formula.response.se:
@@ -356,6 +361,23 @@ def _record_report_failure(stage: Path, why: str) -> None:
     runinfo.update(stage / "run.json", report=why)
 
 
+def _response_terms_json(resp, terms) -> dict | None:
+    """cens(), trunc(), weights() as run.json records them (docs/response-terms.md)."""
+    if terms is None:
+        return None
+    out: dict = {}
+    if resp.cens is not None:
+        out["cens"] = {"column": resp.cens, "y2": resp.cens_y2, "rows": terms.counts(),
+                       "definition": "right: P(Y > y); left: P(Y <= y); interval: P(y < Y <= y2) (brms)"}
+    if resp.trunc_lb is not None or resp.trunc_ub is not None:
+        out["trunc"] = {"lb": resp.trunc_lb, "ub": resp.trunc_ub}
+    if resp.weights is not None:
+        out["weights"] = {"column": resp.weights, "type": resp.weights_type,
+                          "definition": "Var(y_i) = sigma^2 / w_i (lme4)" if resp.weights_type == "precision"
+                          else "each row's log-likelihood times w_i (brms, glmmTMB)"}
+    return out
+
+
 def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, findings, plots, timings) -> None:
     from hlm_cli.outputs import runinfo
 
@@ -369,6 +391,7 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "family": {"name": built.family.name, "link": built.family.link},
         "response": built.response_name,
         **({"response_levels": {str(k): lab for k, lab in enumerate(design.response_levels, start=1)}} if design.response_levels else {}),
+        "response_terms": _response_terms_json(prep.formula.response, design.terms),
         "priors": {k: v.to_json() for k, v in built.priors.items()},
         "parameterization": {k: dataclasses.asdict(v) for k, v in built.parameterization.items()},
         "parameters": built.params.to_json(),

@@ -543,7 +543,8 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
     def aux(name):
         return sigma if name == "sigma" and sigma is not None else aux_draws(ctx.tree, name, S)
 
-    return logpdf(ctx.built.family, design.y[obs], eta, aux, trials=pick(design.trials), se=pick(design.se))
+    return logpdf(ctx.built.family, design.y[obs], eta, aux, trials=pick(design.trials), se=pick(design.se),
+                  terms=None if getattr(design, "terms", None) is None else design.terms.pick(obs))
 
 
 # --------------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
     # only the drawn rows in float64: the full table of a large model is gigabytes (InstEval)
     sim = raw[pick].astype(float)
     what = "prior predictive" if group.startswith("prior") else "posterior predictive"
+    obs_grp = tree["observed_data"] if "observed_data" in tree.children else None
+    if obs is not None and obs_grp is not None and "cens" in obs_grp and np.any(np.asarray(obs_grp["cens"]) != 0):
+        return censored_ppc(obs, np.asarray(obs_grp["cens"], dtype=float), sim, path, name=name, what=what, svg=svg, formats=formats)
     with figure(7, 4, style=DENSE) as fig:
         ax = fig.subplots()
         if discrete:
@@ -85,6 +88,66 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
         ax.set_xlabel(name)
         ax.legend(fontsize=8, frameon=False)
         ax.set_title(f"{what} check: the data should look like a typical draw", fontsize=10)
+        fig.tight_layout()
+        return save(fig, path, svg=svg, formats=formats)
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier survival estimate: (times, S(t) just after each time), starting at (min, 1)."""
+    order = np.argsort(time, kind="stable")
+    t, e = np.asarray(time, dtype=float)[order], np.asarray(event, dtype=bool)[order]
+    uniq = np.unique(t[e])
+    s, at, surv = 1.0, [t[0] if len(t) else 0.0], [1.0]
+    for u in uniq:
+        n_risk = np.sum(t >= u)
+        d = np.sum((t == u) & e)
+        s *= 1.0 - d / n_risk
+        at.append(u)
+        surv.append(s)
+    return np.asarray(at), np.asarray(surv)
+
+
+def censored_ppc(obs: np.ndarray, cens: np.ndarray, sim: np.ndarray, path: Path, *, name: str, what: str,
+                 svg: bool = False, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """PPC for a censored response. The draws are of the uncensored response. With right
+    censoring only: the Kaplan-Meier curve of the data against the survival curves (1 - ECDF)
+    of the draws, both estimates of P(Y > t). With left or interval censoring no such estimate
+    is drawn: the ECDF of the recorded values, censored ones marked, against the draws' ECDFs,
+    which the recorded values need not match where they are censored."""
+    right_only = bool(np.all(np.isin(cens, (0, 1))))
+    lo, hi = np.nanpercentile(np.concatenate([sim.ravel(), obs]), [0.5, 99.5])
+    span = float(np.max(obs) - np.min(obs)) or 1.0
+    # the data's range (and as much again): wide prior draws would squeeze the data to a line
+    lo, hi = max(lo, float(np.min(obs)) - span), min(hi, float(np.max(obs)) + span)
+    with figure(7, 4, style=DENSE) as fig:
+        ax = fig.subplots()
+        for j, row in enumerate(sim):
+            x = np.sort(row)
+            y = 1.0 - np.arange(1, len(x) + 1) / len(x) if right_only else np.arange(1, len(x) + 1) / len(x)
+            ax.step(x, y, where="post", color="tab:blue", alpha=0.15, lw=0.8, label=f"{what} draws (uncensored)" if j == 0 else None)
+        if right_only:
+            at, surv = kaplan_meier(obs, cens == 0)
+            ax.step(at, surv, where="post", color="k", lw=2, label="Kaplan-Meier estimate of the data")
+            # censored times as ticks on the curve
+            idx = np.searchsorted(at, obs[cens == 1], side="right") - 1
+            ax.plot(obs[cens == 1], surv[np.clip(idx, 0, len(surv) - 1)], "|", color="k", ms=8, label="right-censored")
+            ax.set_ylabel("P(Y > t)")
+            title = f"{what} check for censored data: the Kaplan-Meier curve should look like a typical draw"
+        else:
+            x = np.sort(obs)
+            ecdf = np.arange(1, len(x) + 1) / len(x)
+            ax.step(x, ecdf, where="post", color="k", lw=2, label="recorded values (censored ones are bounds)")
+            order = np.argsort(obs, kind="stable")
+            for code, marker, label in ((-1, "<", "left-censored"), (1, ">", "right-censored"), (2, "|", "interval (lower end)")):
+                m = cens[order] == code
+                if m.any():
+                    ax.plot(x[m], ecdf[m], marker, color="tab:red", ms=5, ls="none", label=label)
+            ax.set_ylabel("ECDF")
+            title = f"{what} check: ECDF; censored values are bounds, not values, so the black curve is only a guide there"
+        ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        ax.set_xlabel(name)
+        ax.legend(fontsize=8, frameon=False)
+        ax.set_title(title, fontsize=9)
         fig.tight_layout()
         return save(fig, path, svg=svg, formats=formats)
 

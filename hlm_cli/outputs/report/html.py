@@ -111,6 +111,17 @@ def _section_model(info: dict, built) -> str:
             f" <span class='why'>({_e(v.get('reason', ''))})</span>" for k, v in terms.items())))
     if built is not None and built.design.se is not None:
         rows.append(("Known standard errors", f"<code>se({_e(built.design.formula.response.se)})</code>"))
+    rt = info.get("response_terms") or {}
+    if rt:  # cens(), trunc(), weights() (docs/response-terms.md)
+        parts = []
+        if "cens" in rt:
+            counts = ", ".join(f"{v} {k}" for k, v in (rt["cens"].get("rows") or {}).items() if v)
+            parts.append(f"censoring <code>{_e(rt['cens'].get('column'))}</code> ({_e(counts)}): {_e(rt['cens'].get('definition', ''))}")
+        if "trunc" in rt:
+            parts.append(f"truncated to [{_e(rt['trunc'].get('lb') or '-inf')}, {_e(rt['trunc'].get('ub') or 'inf')}]")
+        if "weights" in rt:
+            parts.append(f"{_e(rt['weights'].get('type'))} weights <code>{_e(rt['weights'].get('column'))}</code>: {_e(rt['weights'].get('definition', ''))}")
+        rows.append(("Response terms", "<br>".join(parts)))
     sampler = info.get("sampler", {})
     if sampler:
         rows.append(("Sampler", f"{_e(sampler.get('sampler', ''))}: {_e(sampler.get('chains', ''))} chains &times; {_e(sampler.get('draws', ''))} draws after {_e(sampler.get('tune', ''))} warm-up; target_accept {_e(sampler.get('target_accept', ''))}; seed {_e(info.get('seed', cfg.get('sampler', {}).get('seed', '')))}"))

@@ -34,6 +34,7 @@ CAPTIONS = {
     "pred_vs_obs": f"Each point is one observation: its posterior predictive mean (y) against its observed value (x), with the {_PCT} predictive interval as a grey bar; points should scatter around the dashed line and about {_PCT} of the bars should cross it.",
     "ppc_ordinal": "How many rows fall in each category: observed (black dots) against the median and 94% band of data sets simulated from the posterior (bars); each dot should sit within its band.",
     "ppc": "The density of the observed response (black) against the densities of data sets simulated from the posterior (blue): the black curve should look like one more blue curve.",
+    "ppc_censored": "The response is censored (docs/response-terms.md), so the check compares survival or distribution curves: with right censoring only, the Kaplan-Meier curve of the data (black; ticks mark censored times) against the survival curves of uncensored data sets simulated from the posterior (blue), both estimates of P(Y > t); with left or interval censoring, the ECDF of the recorded values with the censored ones marked, which is only a guide where values are bounds.",
     "ppc_rootogram": "Hanging rootogram: the predicted frequency of each count (bars, square-root scale) hangs from the observed frequency; bars that end far from zero show counts the model over- or under-predicts.",
     "prior_ppc": "Data sets simulated from the priors alone (blue) against the observed density (black): the priors should allow data like the observed while ruling out impossible values.",
     "trace": "Left: each parameter's posterior density, one line per chain; right: the draws in sampling order: the chains should overlap and look like stationary noise, without trends or stuck stretches.",
@@ -135,7 +136,13 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
     col = color_by or _default_color(built, frame)
     draw("pred_vs_obs", lambda: F.pred_vs_obs(F.predictions(small, built.response_name), plot_dir / "pred_vs_obs.png", response=response,
                                                color=frame[col] if col else None, color_label=col, svg=svg))
-    plan.append(("existing", "ppc", CAPTIONS["ppc_ordinal"]) if built.family.ordinal else ("existing", "ppc"))
+    terms = getattr(built.design, "terms", None)
+    if built.family.ordinal:
+        plan.append(("existing", "ppc", CAPTIONS["ppc_ordinal"]))
+    elif terms is not None and terms.censored:
+        plan.append(("existing", "ppc", CAPTIONS["ppc_censored"]))
+    else:
+        plan.append(("existing", "ppc"))
     if built.family.discrete and not built.family.ordinal:  # ordinal: ppc.png's bars per category
         draw("ppc_rootogram", lambda: F.rootogram(small, plot_dir / "ppc_rootogram.png", svg=svg))
     if (standard or (plot_dir / "prior_ppc.png").exists()) and "prior_predictive" in tree.children:
@@ -221,7 +228,8 @@ def draw_all(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | None, 
 
 def _existing(plot_dir: Path, key: str, caption: str | None = None) -> Figure:
     path = plot_dir / f"{key}.png"
-    return Figure(key, path if path.exists() else None, TITLES[key], caption or CAPTIONS[key], None if path.exists() else "not drawn (see run.json plots)")
+    return Figure(key, path if path.exists() else None, TITLES[key], caption or CAPTIONS[key],
+                  None if path.exists() else "not drawn (see run.json plots)")
 
 
 # --------------------------------------------------------------------------- the figure helper (see page.start_helper)
