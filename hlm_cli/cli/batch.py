@@ -19,6 +19,8 @@ from hlm_cli.cli.options import (
     Draws,
     Dropna,
     Family,
+    HuFormula,
+    Link,
     MaxTreedepth,
     NoCache,
     NoPlots,
@@ -31,6 +33,7 @@ from hlm_cli.cli.options import (
     Se,
     Seed,
     Sep,
+    ZiFormula,
     TargetAccept,
     Tune,
 )
@@ -48,6 +51,9 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="fit every input again, even those already done", rich_help_panel=BATCH)] = False,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="with several --formula, skip the per-input LOO comparison (compare.csv)", rich_help_panel=BATCH)] = False,
     family: Family = None,
+    link: Link = None,
+    zi_formula: ZiFormula = None,
+    hu_formula: HuFormula = None,
     prior: Priors = None,
     prior_preset: PriorPreset = None,
     reference: Reference = None,
@@ -88,7 +94,7 @@ def batch(
     command = command_line()
     specs = load_batch_specs(
         config, out=out, formulas=formula, priors=prior, prior_preset=prior_preset, reference=reference or None,
-        family=family, categorical=categorical, se=se, sep=sep, draws=draws, tune=tune, chains=chains,
+        family=family, link=link, zi_formula=zi_formula, hu_formula=hu_formula, categorical=categorical, se=se, sep=sep, draws=draws, tune=tune, chains=chains,
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,
         prior_predictive=prior_predictive, strict=strict, plots=False if no_plots else None,

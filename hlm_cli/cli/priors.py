@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hlm_cli.cli.options import Categorical, Config, Family, PriorPreset, Priors, Reference, Se, Sep
+from hlm_cli.cli.options import Categorical, Config, Family, HuFormula, Link, PriorPreset, Priors, Reference, Se, Sep, ZiFormula
 
 
 def priors(
@@ -22,6 +22,9 @@ def priors(
     se: Se = None,
     sep: Sep = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD, e.g. "~ group"', show_default=False)] = None,
+    link: Link = None,
+    zi_formula: ZiFormula = None,
+    hu_formula: HuFormula = None,
 ) -> None:
     """Show every prior 'hlm fit' would use for this model, without sampling (brms's get_prior).
 
@@ -35,5 +38,6 @@ def priors(
 
     spec = load_fit_spec(config, data=data, formula=formula, out=Path("hlm-priors-writes-nothing"), family=family,
                          priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical,
-                         se=se, sep=sep, sigma_formula=sigma_formula)
+                         se=se, sep=sep, sigma_formula=sigma_formula,
+                         link=link, zi_formula=zi_formula, hu_formula=hu_formula)
     render.priors_result(run_priors(spec))

@@ -204,7 +204,22 @@ def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | Non
         if frame is None and eta.shape[1] != ctx.built.design.n:
             raise ValueError("response_draws needs the new rows (frame=) for a model with a sigma formula")
         sigma = sigma_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))
-    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma)
+    dpar = None
+    if getattr(ctx.built.design, "dpar", None) is not None:
+        if frame is None and eta.shape[1] != ctx.built.design.n:
+            raise ValueError("response_draws needs the new rows (frame=) for a model with a zi/hu formula")
+        dpar = {ctx.built.design.dpar.prefix: dpar_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))}
+    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma, dpar=dpar)
+
+
+def dpar_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """(S, n) zi (or hu) per row for a ``--zi-formula`` / ``--hu-formula`` model."""
+    from scipy.special import expit
+
+    dp = built.design.dpar
+    Xd = dp.X if frame is None else np.asarray(dp.common.evaluate_new_data(frame).design_matrix, dtype=float)
+    gamma = np.concatenate([stacked(tree, var).reshape(-1, len(labels)) for var, labels in dp.names().items()], axis=1)
+    return expit(gamma @ Xd.T)
 
 
 def sigma_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -228,10 +243,12 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
     return x.reshape(S, -1)
 
 
-def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None) -> np.ndarray:
+def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None,
+             dpar=None) -> np.ndarray:
     """Draws from the likelihood given linear-predictor draws (the posterior predictive).
 
-    ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows).
+    ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows);
+    ``dpar`` ({"zi": (S, n)}) those of a zi/hu formula.
     """
     rng = rng if rng is not None else np.random.default_rng(seed)
     S = eta.shape[0]
@@ -239,6 +256,8 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     def aux(name):
         if name == "sigma" and sigma is not None:
             return sigma
+        if dpar and name in dpar:
+            return dpar[name]
         return aux_draws(tree, name, S, draws)
 
     mu = inverse_link(fam, eta)
@@ -248,4 +267,4 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     return fam.simulate(rng, eta, mu, sigma, aux, trials)
 
 
-__all__ = ["RunContext", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "poisson"]
+__all__ = ["RunContext", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "dpar_draws", "poisson"]

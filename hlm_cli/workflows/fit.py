@@ -63,7 +63,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    family = get_family(spec.family)
+    family = get_family(spec.family, spec.link)
     user_priors = parse_priors(spec.priors, preset=spec.prior_preset)
     if table is None:
         table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
@@ -83,9 +83,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             raise InputError("--sigma-formula takes population-level terms only", hint='e.g. --sigma-formula "~ group"')
         if "sigma" not in family.aux:
             raise InputError(f"--sigma-formula needs a family with a residual SD (gaussian, t, lognormal), not {family.name}")
+    dpar_formula = _dpar_formula(spec, family, table, parse)
     needed = set(formula.columns) | ({formula.response.se} if formula.response.se else set())
     if sigma_formula is not None:
         needed |= set(sigma_formula.columns)
+    if dpar_formula is not None:
+        needed |= set(dpar_formula.columns)
     data_mod.require_columns(table, needed)
     group_columns = {c for t in formula.groups for c in t.factor}
     data_mod.check_columns(table, needed - group_columns - {formula.response.expr}, categorical=spec.categorical)
@@ -94,11 +97,14 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             f"se() gives known standard errors for gaussian or t responses, not {family.name}",
             hint="use --family gaussian (the meta-analysis model)",
         )
-    if formula.response.kind == "binomial" and family.name != "binomial":
+    if formula.response.kind == "binomial" and not family.trials:
         if spec.family == "gaussian":  # cbind()/p() imply binomial unless a family was asked for
-            family = get_family("binomial")
+            family = get_family("binomial", spec.link if spec.link not in (None, "identity") else None)
         else:
-            raise InputError(f"cbind()/p()/trials() responses need --family binomial, not {family.name}")
+            raise InputError(f"cbind()/p()/trials() responses need --family binomial or beta_binomial, not {family.name}")
+    if family.name == "beta_binomial" and formula.response.kind != "binomial":
+        raise InputError("the beta_binomial family needs the number of trials",
+                         hint="write the response as cbind(successes, failures), p(successes, trials) or successes | trials(n)")
     table = data_mod.handle_missing(table, needed, dropna=spec.dropna)
     if spec.categorical:
         table = data_mod.make_categorical(table, spec.categorical)
@@ -118,11 +124,37 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
         from hlm_cli.formula.design import build_sigma_design
 
         design.sigma = build_sigma_design(sigma_formula.fixed, frame, lines=lines)
+    if dpar_formula is not None:
+        from hlm_cli.formula.design import build_sigma_design
+
+        design.dpar = build_sigma_design(dpar_formula.fixed, frame, lines=lines, prefix=family.dpar)
     design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
     built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
     _check_memory(spec, design)
     timings["build"] = time.perf_counter() - t1
     return Prepared(table, formula, family, built, timings)
+
+
+def _dpar_formula(spec: FitSpec, family, table, parse):
+    """The parsed ``--zi-formula`` / ``--hu-formula`` (None without one), refused for a family
+    without that parameter."""
+    given = [(flag, text) for flag, text in (("zi", spec.zi_formula), ("hu", spec.hu_formula)) if text]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise InputError("--zi-formula and --hu-formula were both given",
+                         hint="zero_inflated_* families take --zi-formula, hurdle_* families --hu-formula")
+    flag, text = given[0]
+    if family.dpar != flag:
+        fams = "zero_inflated_poisson or zero_inflated_negbinomial" if flag == "zi" else "hurdle_poisson or hurdle_negbinomial"
+        raise InputError(f"--{flag}-formula models the {'zero-inflation' if flag == 'zi' else 'hurdle'} probability, "
+                         f"which the {family.name} family does not have",
+                         hint=f"use --family {fams}" + (f", or --{family.dpar}-formula" if family.dpar else ""))
+    text = text.strip()
+    parsed = parse(text if text.startswith("~") else f"~ {text}", list(table.frame.columns), source=table.source.name)
+    if parsed.groups:
+        raise InputError(f"--{flag}-formula takes population-level terms only", hint=f'e.g. --{flag}-formula "~ mined"')
+    return parsed
 
 
 def _check_memory(spec: FitSpec, design) -> None:
@@ -133,6 +165,8 @@ def _check_memory(spec: FitSpec, design) -> None:
     n_params = design.X.shape[1] + sum(len(g.levels) * (len(g.columns) + 1) for g in design.groups) + 8
     if design.sigma is not None:
         n_params += 2 * int(np.asarray(getattr(design.sigma, "X", np.zeros((0, 1)))).shape[-1])
+    if getattr(design, "dpar", None) is not None:
+        n_params += 2 * int(design.dpar.X.shape[-1])
     check_memory(spec.sampler.chains, spec.sampler.draws, n_params, design.n)
 
 

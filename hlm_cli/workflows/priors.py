@@ -44,7 +44,7 @@ def prior_table(built) -> pd.DataFrame:
         elif name.startswith("cor("):
             group = name[4:-1]
             cls, key, shown = "cor", name, name
-        elif name in aux or name.startswith("sigma_"):
+        elif name in aux or name.startswith(("sigma_", "zi_", "hu_")):
             cls, key, shown = "family", name, name
         else:
             cls, key, shown = "b", name, name
