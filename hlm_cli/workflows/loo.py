@@ -521,7 +521,16 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
     def pick(arr):
         return None if arr is None else np.asarray(arr)[obs]
 
-    return logpdf(ctx.built.family, design.y[obs], eta, lambda name: aux_draws(ctx.tree, name, S),
+    per_row = {}  # a sigma or zi/hu formula: the held-out rows' own values, not the refit's rows'
+    if ctx.built.design.sigma is not None or getattr(ctx.built.design, "dpar", None) is not None:
+        from hlm_cli.model.linpred import _prepare_new, dpar_draws, sigma_draws
+
+        frame = _prepare_new(ctx, rows)
+        if ctx.built.design.sigma is not None:
+            per_row["sigma"] = sigma_draws(ctx.tree, ctx.built, frame)
+        if getattr(ctx.built.design, "dpar", None) is not None:
+            per_row[ctx.built.design.dpar.prefix] = dpar_draws(ctx.tree, ctx.built, frame)
+    return logpdf(ctx.built.family, design.y[obs], eta, lambda name: per_row[name] if name in per_row else aux_draws(ctx.tree, name, S),
                   trials=pick(design.trials), se=pick(design.se))
 
 
