@@ -33,9 +33,9 @@ from hlm_cli.cli.options import (
     Se,
     Seed,
     Sep,
-    ZiFormula,
     TargetAccept,
     Tune,
+    ZiFormula,
 )
 
 

@@ -33,9 +33,9 @@ from hlm_cli.cli.options import (
     Se,
     Seed,
     Sep,
-    ZiFormula,
     TargetAccept,
     Tune,
+    ZiFormula,
 )
 
 STAGES = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions",

@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from hlm_cli.cli.options import Categorical, Config, Family, HuFormula, Link, PriorPreset, Priors, Reference, Se, Sep, ZiFormula
+from hlm_cli.cli.options import (
+    Categorical,
+    Config,
+    Family,
+    HuFormula,
+    Link,
+    PriorPreset,
+    Priors,
+    Reference,
+    Se,
+    Sep,
+    ZiFormula,
+)
 
 
 def priors(

@@ -164,7 +164,7 @@ KAPPA = Aux("kappa", lambda scale: Prior("HalfCauchy", (("beta", 1.0),)))
 
 ZI = Aux("zi", lambda scale: Prior("Beta", (("alpha", 1.0), ("beta", 1.0))))
 HU = Aux("hu", lambda scale: Prior("Beta", (("alpha", 1.0), ("beta", 1.0))))
-# beta-binomial precision: wide on the log scale (95% within 0.4-250); brms's Gamma(0.01, 0.01)
+# beta-binomial precision: wide on the log scale (median 10, 95% within 0.5-190); brms's Gamma(0.01, 0.01)
 # piles its mass near 0 and pulls a well-identified precision down (docs/families.md)
 PHI = Aux("phi", lambda scale: Prior("LogNormal", (("mu", 2.3), ("sigma", 1.5))))
 # Weibull shape: 95% within 0.05-19, median 1 (the exponential); brms: Gamma(0.01, 0.01)
