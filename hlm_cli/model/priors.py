@@ -48,6 +48,9 @@ def _std(x: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
+TIME_FAMILIES = ("weibull", "exponential")  # positive times: log-link intercept centred on log(mean(y))
+
+
 @dataclass(frozen=True)
 class Scale:
     """Bambi's prior auto-scaling statistics for one model."""
@@ -69,6 +72,10 @@ class Scale:
             return cls(float(np.log(m)) if m > 0 else 0.0, 1.0, False, _std(y))
         if family.scaled:
             return cls(float(np.mean(y)), _std(y), False)
+        if family.name in TIME_FAMILIES and family.link == "log":
+            # times come in any unit (days, seconds): the intercept's prior is centred on
+            # log(mean(y)) (brms: median of log(y)), so a change of unit does not move the fit
+            return cls(float(np.log(np.mean(y))), 1.0, False)
         if family.name == "lognormal":
             return cls(float(np.mean(np.log(y))), _std(np.log(y)), False)
         return cls(0.0, 1.0, family.link == "logit")
