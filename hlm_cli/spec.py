@@ -45,7 +45,7 @@ from pydantic import (
 
 from hlm_cli.errors import ConfigError, PriorError, UsageError, closest_match
 from hlm_cli.formula.families import NAMES as FAMILY_NAMES
-from hlm_cli.formula.families import check_link, family_key
+from hlm_cli.formula.families import LINKS, check_link, family_key
 from hlm_cli.formula.priors import parse_prior
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
@@ -126,6 +126,11 @@ class FitSpec(Spec):
     @classmethod
     def _text_not_empty(cls, v: str | None) -> str | None:
         return _not_blank(v)
+
+    @field_validator("link")
+    @classmethod
+    def _link_lower(cls, v: str | None) -> str | None:
+        return v.strip().lower() if v is not None else v
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -427,7 +432,9 @@ def _check_family_and_priors(spec: FitSpec, source: str, layer: dict, written: d
             raise  # the message names the value given to --family
         raise ConfigError(f"{source}: {written.get(('family',), 'family')}: {err.message}", hint=err.hint) from None
     try:
-        check_link(spec.family, spec.link)
+        # a binomial link with the default family: cbind() may imply binomial (checked with the data)
+        if not (family_key(spec.family) == "gaussian" and spec.link in LINKS["binomial"]):
+            check_link(spec.family, spec.link)
     except ConfigError as err:
         if "link" in layer:
             raise

@@ -58,12 +58,15 @@ class FitResult:
 def prepare(spec: FitSpec, *, table=None) -> Prepared:
     """Read and check the data, parse the formula, build the model. No sampling."""
     from hlm_cli.formula import parse
+    from hlm_cli.formula.families import LINKS, check_link
     from hlm_cli.model.families import check_response, get_family
     from hlm_cli.model.priors import parse_priors
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    family = get_family(spec.family, spec.link)
+    link_for_binomial = spec.family == "gaussian" and spec.link not in (None, *LINKS["gaussian"])
+    # --link probit with cbind() and no --family: the link is the implied binomial family's
+    family = get_family(spec.family, None if link_for_binomial else spec.link)
     user_priors = parse_priors(spec.priors, preset=spec.prior_preset)
     if table is None:
         table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
@@ -99,9 +102,11 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
         )
     if formula.response.kind == "binomial" and not family.trials:
         if spec.family == "gaussian":  # cbind()/p() imply binomial unless a family was asked for
-            family = get_family("binomial", spec.link if spec.link not in (None, "identity") else None)
+            family = get_family("binomial", spec.link if link_for_binomial else None)
         else:
             raise InputError(f"cbind()/p()/trials() responses need --family binomial or beta_binomial, not {family.name}")
+    if link_for_binomial and family.name == "gaussian":
+        check_link("gaussian", spec.link)  # refused: the gaussian family has no such link
     if family.name == "beta_binomial" and formula.response.kind != "binomial":
         raise InputError("the beta_binomial family needs the number of trials",
                          hint="write the response as cbind(successes, failures), p(successes, trials) or successes | trials(n)")
@@ -127,7 +132,11 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
     if dpar_formula is not None:
         from hlm_cli.formula.design import build_sigma_design
 
-        design.dpar = build_sigma_design(dpar_formula.fixed, frame, lines=lines, prefix=family.dpar)
+        from hlm_cli.formula.design import set_reference
+
+        # --reference applies to the zi/hu formula's factors too
+        design.dpar = build_sigma_design(dpar_formula.fixed, set_reference(frame, spec.reference or None), lines=lines,
+                                         prefix=family.dpar)
     design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
     built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
     _check_memory(spec, design)
