@@ -56,7 +56,7 @@ def test_new_family_fits_end_to_end(tmp_path, family):
         assert main(["predict", str(out), str(new), "--kind", "response", "--out", str(tmp_path / "p.csv")]) == 0
         pred = pd.read_csv(tmp_path / "p.csv")
         assert len(pred) == 2 and (pred.filter(like="mean").to_numpy() >= 0).all()
-        assert main(["loo", str(out)]) == 0
+        assert main(["loo", str(out), "--fix", "none"]) == 0
         assert main(["hypothesis", str(out), "zi_mined[yes] > 0"]) == 0
         assert main(["report", str(out)]) == 0
         assert (out / "plots" / "ppc_rootogram.png").exists()
@@ -147,3 +147,15 @@ def test_recovers_the_truth(tmp_path, family):
         width = hi - lo
         # inside the 94% interval, with a little slack for Monte Carlo error
         assert lo - 0.1 * width <= value <= hi + 0.1 * width, (name, value, lo, hi)
+
+
+@pytest.mark.slow
+def test_exact_refits_of_a_zi_formula_model(tmp_path, capsys):
+    """reloo evaluates each held-out row with its own zi (it crashed reshaping the refit's
+    per-row zi of n - 1 rows)."""
+    data = tmp_path / "d.csv"
+    _data().to_csv(data, index=False)
+    out = tmp_path / "zip"
+    assert main(["fit", str(data), "-f", "count ~ x", "--family", "zero_inflated_poisson", "--zi-formula", "~ mined",
+                 "--out", str(out), *FAST]) == 0
+    assert main(["loo", str(out), "--fix", "reloo", "--out", str(tmp_path / "loo")]) == 0
