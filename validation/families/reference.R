@@ -55,3 +55,8 @@ out("ref_lung_exponential.csv", data.frame(term = c("Intercept", "age", "sex[mal
 # overdispersion), the cleaner comparison of the precision
 bb0 <- glmmTMB(cbind(incidence, size - incidence) ~ period, family = betabinomial, data = cb)
 out("ref_cbpp_bb0.csv", rbind(fixed(bb0), data.frame(term = "phi", estimate = sigma(bb0), se = NA)))
+
+# the ZIP likelihood without the site term (no site SD to integrate over): ML and posterior
+# means should agree closely
+zip0 <- glmmTMB(count ~ mined, zi = ~ mined, family = poisson, data = sal)
+out("ref_zip0.csv", rbind(fixed(zip0), fixed(zip0, "zi", "zi_")))
