@@ -193,3 +193,27 @@ def test_dpar_draws_for_new_rows(df):
     new = pd.DataFrame({"x": [0.0, 2.0]})
     got = linpred.dpar_draws(tree, built, new)
     np.testing.assert_allclose(got, np.tile(expit([-1.0, 0.0]), (S, 1)))
+
+
+def test_default_priors_of_the_new_parameters(df):
+    """zi/hu Beta(1, 1), phi and shape wide LogNormals (not brms's Gamma(0.01, 0.01)), and a
+    time family's intercept centred on log(mean(y)), so a change of unit moves only the intercept."""
+    zinb = _built(df, "zero_inflated_negbinomial", "count ~ x").priors
+    assert str(zinb["zi"]) == str(_built(df, "hurdle_poisson", "count ~ x").priors["hu"]) == "Beta(alpha=1, beta=1)"
+    assert zinb["alpha"].dist == "HalfCauchy"
+    assert _built(df, "beta_binomial", "cbind(succ, n - succ) ~ x").priors["phi"].kwargs == {"mu": 2.3, "sigma": 1.5}
+    days = _built(df, "weibull", "time ~ x").priors
+    assert days["shape"].kwargs == {"mu": 0.0, "sigma": 1.5}
+    assert days["Intercept"].kwargs["mu"] == pytest.approx(np.log(df["time"].mean()))
+    seconds = _built(df.assign(time=df["time"] * 86400), "weibull", "time ~ x").priors
+    assert seconds["Intercept"].kwargs["mu"] == pytest.approx(np.log(df["time"].mean() * 86400))
+    assert seconds["x"].kwargs == days["x"].kwargs and seconds["shape"].kwargs == days["shape"].kwargs
+
+
+def test_gaussian_log_link_priors_are_on_the_log_scale_and_sigma_on_ys(df):
+    y = df["time"] * 100
+    log = _built(df.assign(time=y), "gaussian", "time ~ x", link="log").priors
+    ident = _built(df.assign(time=y), "gaussian", "time ~ x").priors
+    assert log["Intercept"].kwargs == {"mu": pytest.approx(np.log(y.mean())), "sigma": 2.5}
+    assert log["sigma"].kwargs["sigma"] == ident["sigma"].kwargs["sigma"] == pytest.approx(np.std(y))
+    assert ident["Intercept"].kwargs["mu"] == pytest.approx(y.mean())  # the default link unchanged
