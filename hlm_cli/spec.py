@@ -44,8 +44,8 @@ from pydantic import (
 )
 
 from hlm_cli.errors import ConfigError, PriorError, UsageError, closest_match
-from hlm_cli.formula.families import NAMES as FAMILY_NAMES
 from hlm_cli.formula.families import LINKS, check_link, family_key
+from hlm_cli.formula.families import NAMES as FAMILY_NAMES
 from hlm_cli.formula.priors import parse_prior
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]

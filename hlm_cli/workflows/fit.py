@@ -130,9 +130,7 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
 
         design.sigma = build_sigma_design(sigma_formula.fixed, frame, lines=lines)
     if dpar_formula is not None:
-        from hlm_cli.formula.design import build_sigma_design
-
-        from hlm_cli.formula.design import set_reference
+        from hlm_cli.formula.design import build_sigma_design, set_reference
 
         # --reference applies to the zi/hu formula's factors too
         design.dpar = build_sigma_design(dpar_formula.fixed, set_reference(frame, spec.reference or None), lines=lines,
