@@ -11,7 +11,12 @@ Everything hlm does differently per family is a field of its :class:`Family` row
 ``simulate``    draws of new responses, for PPC and predictions (:mod:`hlm_cli.model.linpred`)
 ``support``     the values the response may take, and how to say that it does not
 ``scaled``      whether priors scale with sd(y) (gaussian, t), as Bambi's PriorScaler
+``trials``      whether it takes a number of trials (binomial, beta_binomial)
+``dpar``        the parameter ``--zi-formula`` / ``--hu-formula`` models (zi, hu), if any
 ==============  ==========================================================================
+
+Another link (``--link``, :func:`with_link`) is the same row with its functions given eta
+mapped onto the default link's scale (:data:`LINK_MAPS`).
 
 A new family is one more row: the model builder, the log-likelihood, the simulator and the
 response check look the family up here and never branch on its name. The names a user may
