@@ -44,8 +44,8 @@ from pydantic import (
 )
 
 from hlm_cli.errors import ConfigError, PriorError, UsageError, closest_match
+from hlm_cli.formula.families import LINKS, check_link, family_key
 from hlm_cli.formula.families import NAMES as FAMILY_NAMES
-from hlm_cli.formula.families import family_key
 from hlm_cli.formula.priors import parse_prior
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
@@ -104,8 +104,10 @@ class FitSpec(Spec):
     categorical: list[StrictStr] = Field(default_factory=list)
     se: StrictStr | None = None  # --se COL: same as "y | se(COL) ~ ..."
     sigma_formula: StrictStr | None = None  # --sigma-formula "~ group": log(sigma) regression
-    link: StrictStr | None = None  # --link probit: another link of the family (cumulative: logit, probit)
+    link: StrictStr | None = None  # --link probit: the family's link [default: the family's own]
     levels: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)  # --levels y=low,mid,high: an ordinal response's order
+    zi_formula: StrictStr | None = None  # --zi-formula "~ x": logit(zi) regression (zero-inflated families)
+    hu_formula: StrictStr | None = None  # --hu-formula "~ x": logit(hu) regression (hurdle families)
     sep: StrictStr | None = None  # --sep ';': field separator [default: from the extension and header]
     dropna: StrictBool = True
     prior_predictive: StrictBool = False
@@ -121,10 +123,15 @@ class FitSpec(Spec):
     config_file: Path | None = None
     command: str | None = None
 
-    @field_validator("formula", "family", "se", "sigma_formula", "color_by", "link")
+    @field_validator("formula", "family", "se", "sigma_formula", "color_by", "link", "zi_formula", "hu_formula")
     @classmethod
     def _text_not_empty(cls, v: str | None) -> str | None:
         return _not_blank(v)
+
+    @field_validator("link")
+    @classmethod
+    def _link_lower(cls, v: str | None) -> str | None:
+        return v.strip().lower() if v is not None else v
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -203,8 +210,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "se": ("the column of known standard errors", '"sigma"'),
     "sep": ("one separator character: ',' ';' '|' or tab", '";"'),
     "sigma_formula": ("a one-sided formula for log(sigma)", '"~ group"'),
-    "link": ("a link of the family: logit or probit for cumulative", '"probit"'),
+    "link": ("the family's link: logit, probit or cloglog (binary, binomial, beta), log or softplus (counts, "
+             "positive), identity or log (gaussian, t), logit or probit (cumulative)", '"probit"'),
     "levels": ('a table of COLUMN = ["LEVEL", ...]: an ordinal response\'s levels, lowest first', '{ rating = ["low", "mid", "high"] }'),
+    "zi_formula": ("a one-sided formula for logit(zi) (zero-inflated families)", '"~ mined"'),
+    "hu_formula": ("a one-sided formula for logit(hu) (hurdle families)", '"~ mined"'),
     "color_by": ("a column name", '"Treatment"'),
     "ci": ("a probability strictly between 0 and 1: the width of every interval (brms prints 0.95)", "0.95"),
     "sampler": ("a table of sampler settings (draws, tune, chains, ...)", "{ draws = 1000 }"),
@@ -443,6 +453,14 @@ def _check_family_and_priors(spec: FitSpec, source: str, layer: dict, written: d
         if "family" in layer:
             raise  # the message names the value given to --family
         raise ConfigError(f"{source}: {written.get(('family',), 'family')}: {err.message}", hint=err.hint) from None
+    try:
+        # a binomial link with the default family: cbind() may imply binomial (checked with the data)
+        if not (family_key(spec.family) == "gaussian" and spec.link in LINKS["binomial"]):
+            check_link(spec.family, spec.link)
+    except ConfigError as err:
+        if "link" in layer:
+            raise
+        raise ConfigError(f"{source}: {written.get(('link',), 'link')}: {err.message}", hint=err.hint) from None
     from_flags = layer.get("priors", {})
     for term, text in spec.priors.items():
         if term in from_flags:

@@ -19,6 +19,7 @@ from hlm_cli.cli.options import (
     Draws,
     Dropna,
     Family,
+    HuFormula,
     Levels,
     Link,
     MaxTreedepth,
@@ -35,6 +36,7 @@ from hlm_cli.cli.options import (
     Sep,
     TargetAccept,
     Tune,
+    ZiFormula,
 )
 
 
@@ -50,12 +52,14 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="fit every input again, even those already done", rich_help_panel=BATCH)] = False,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="with several --formula, skip the per-input LOO comparison (compare.csv)", rich_help_panel=BATCH)] = False,
     family: Family = None,
+    link: Link = None,
+    zi_formula: ZiFormula = None,
+    hu_formula: HuFormula = None,
     prior: Priors = None,
     prior_preset: PriorPreset = None,
     reference: Reference = None,
     categorical: Categorical = None,
     se: Se = None,
-    link: Link = None,
     levels: Levels = None,
     sep: Sep = None,
     draws: Draws = None,
@@ -92,7 +96,7 @@ def batch(
     command = command_line()
     specs = load_batch_specs(
         config, out=out, formulas=formula, priors=prior, prior_preset=prior_preset, reference=reference or None,
-        family=family, categorical=categorical, se=se, link=link, levels=levels or None, sep=sep, draws=draws, tune=tune, chains=chains,
+        family=family, categorical=categorical, se=se, link=link, levels=levels or None, zi_formula=zi_formula, hu_formula=hu_formula, sep=sep, draws=draws, tune=tune, chains=chains,
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,
         prior_predictive=prior_predictive, strict=strict, plots=False if no_plots else None,

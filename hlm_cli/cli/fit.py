@@ -19,6 +19,7 @@ from hlm_cli.cli.options import (
     Draws,
     Dropna,
     Family,
+    HuFormula,
     Levels,
     Link,
     MaxTreedepth,
@@ -35,6 +36,7 @@ from hlm_cli.cli.options import (
     Sep,
     TargetAccept,
     Tune,
+    ZiFormula,
 )
 
 STAGES = {"load": "reading data", "compile": "compiling the model", "sample": "sampling", "predict": "log-likelihood and predictions",
@@ -56,6 +58,8 @@ def fit(
     levels: Levels = None,
     sep: Sep = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)', rich_help_panel=MODEL, show_default=False)] = None,
+    zi_formula: ZiFormula = None,
+    hu_formula: HuFormula = None,
     draws: Draws = None,
     tune: Tune = None,
     chains: Chains = None,
@@ -88,7 +92,7 @@ def fit(
     formulas = formula_list(formula)
     spec = load_fit_spec(
         config,
-        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical, se=se, link=link, levels=levels or None, sep=sep, sigma_formula=sigma_formula,
+        data=data, formula=formulas[0] if formulas else None, out=out, family=family, priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical, se=se, link=link, levels=levels or None, zi_formula=zi_formula, hu_formula=hu_formula, sep=sep, sigma_formula=sigma_formula,
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept,
         max_treedepth=max_treedepth, sampler=sampler, parameterization=parameterization, adaptation=adaptation,
         dropna=dropna, prior_predictive=prior_predictive, force=force, quiet=quiet, strict=strict,

@@ -20,7 +20,9 @@ OUTPUT = "Output"
 BATCH = "Batch"
 
 # the names of hlm_cli.formula.families.NAMES (tests/e2e/test_fit_cli.py keeps them in step)
-FAMILY_HELP = "gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal, cumulative [default: gaussian]"
+FAMILY_HELP = ("gaussian, t, bernoulli, binomial, poisson, negativebinomial, gamma, beta, lognormal, zero_inflated_poisson, "
+               "zero_inflated_negbinomial, hurdle_poisson, hurdle_negbinomial, beta_binomial, weibull, exponential, "
+               "cumulative [default: gaussian]")
 
 Config = Annotated[Path | None, typer.Option(
     "--config", help="TOML run config, e.g. configs/cell_lines.toml; flags win over it", show_default=False)]
@@ -30,6 +32,16 @@ Sep = Annotated[str | None, typer.Option(
 
 # -- model
 Family = Annotated[str | None, typer.Option(help=FAMILY_HELP, rich_help_panel=MODEL, show_default=False)]
+Link = Annotated[str | None, typer.Option(
+    "--link", help="the family's link, e.g. --link probit (bernoulli, binomial, beta, beta_binomial: logit, probit, cloglog; "
+    "counts, gamma, weibull, exponential: log, softplus; gaussian, t: identity, log; cumulative: logit, probit) [default: the family's own]",
+    rich_help_panel=MODEL, show_default=False)]
+ZiFormula = Annotated[str | None, typer.Option(
+    "--zi-formula", help='model the zero-inflation probability (logit scale) of a zero_inflated_* family, e.g. --zi-formula "~ mined"',
+    rich_help_panel=MODEL, show_default=False)]
+HuFormula = Annotated[str | None, typer.Option(
+    "--hu-formula", help='model the hurdle probability (logit scale) of a hurdle_* family, e.g. --hu-formula "~ mined"',
+    rich_help_panel=MODEL, show_default=False)]
 Priors = Annotated[list[str] | None, typer.Option(
     "--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" '
     '--prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)]
@@ -42,9 +54,6 @@ Reference = Annotated[list[str] | None, typer.Option(
     "the coefficients are then differences from it", rich_help_panel=MODEL, show_default=False)]
 Categorical = Annotated[list[str] | None, typer.Option(
     "--categorical", help="treat a numeric column as a factor, e.g. --categorical cell_line (repeatable)",
-    rich_help_panel=MODEL, show_default=False)]
-Link = Annotated[str | None, typer.Option(
-    "--link", help="another link of the family: --family cumulative --link probit (cumulative: logit [default] or probit)",
     rich_help_panel=MODEL, show_default=False)]
 Levels = Annotated[list[str] | None, typer.Option(
     "--levels", help="an ordinal response's levels, lowest first, COLUMN=LEVEL,LEVEL,..., e.g. --levels rating=low,mid,high "

@@ -11,6 +11,7 @@ from hlm_cli.cli.options import (
     Categorical,
     Config,
     Family,
+    HuFormula,
     Levels,
     Link,
     PriorPreset,
@@ -18,6 +19,7 @@ from hlm_cli.cli.options import (
     Reference,
     Se,
     Sep,
+    ZiFormula,
 )
 
 
@@ -35,6 +37,8 @@ def priors(
     levels: Levels = None,
     sep: Sep = None,
     sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD, e.g. "~ group"', show_default=False)] = None,
+    zi_formula: ZiFormula = None,
+    hu_formula: HuFormula = None,
 ) -> None:
     """Show every prior 'hlm fit' would use for this model, without sampling (brms's get_prior).
 
@@ -48,5 +52,5 @@ def priors(
 
     spec = load_fit_spec(config, data=data, formula=formula, out=Path("hlm-priors-writes-nothing"), family=family,
                          priors=prior, prior_preset=prior_preset, reference=reference or None, categorical=categorical,
-                         se=se, link=link, levels=levels or None, sep=sep, sigma_formula=sigma_formula)
+                         se=se, link=link, levels=levels or None, zi_formula=zi_formula, hu_formula=hu_formula, sep=sep, sigma_formula=sigma_formula)
     render.priors_result(run_priors(spec))

@@ -446,31 +446,33 @@ class SigmaDesign:
     labels: list[str]
     slices: dict[str, slice]
     common: object = field(repr=False, default=None)
+    prefix: str = "sigma"  # the parameter modelled: sigma (log scale), zi or hu (logit scale)
 
     def names(self) -> dict[str, list[str]]:
         """Posterior variable per term (``sigma_Intercept``, ``sigma_group``) -> column labels."""
-        return {f"sigma_{t}": self.labels[sl] for t, sl in self.slices.items()}
+        return {f"{self.prefix}_{t}": self.labels[sl] for t, sl in self.slices.items()}
 
 
-def build_sigma_design(rhs: str, data: pd.DataFrame, *, lines: Sequence[int] | None = None) -> SigmaDesign:
+def build_sigma_design(rhs: str, data: pd.DataFrame, *, lines: Sequence[int] | None = None, prefix: str = "sigma") -> SigmaDesign:
     """Population-level design of a sigma formula (no group terms, no offsets).
 
     Columns are labelled and split into posterior variables as in :func:`build_design`;
     ``lines`` (CSV line of each row) names a row with a non-finite value.
     """
-    common = _design(rhs, data, "sigma formula")
+    flag = f"--{prefix.replace('_', '-')}-formula"
+    common = _design(rhs, data, f"{prefix} formula")
     X = np.asarray(common.design_matrix, dtype=float)
     labels: list[str] = []
     slices: dict[str, slice] = {}
     kinds: dict[str, str] = {}
     for name, term in common.terms.items():
         if getattr(term, "kind", None) == "offset":
-            raise FormulaError("offsets are not supported in --sigma-formula")
+            raise FormulaError(f"offsets are not supported in {flag}")
         sl = common.slices[name]
         shown, labs = term_labels(term, data, sl.stop - sl.start)
-        check_finite(X[:, sl], f"--sigma-formula term {shown}", name, data, lines)
-        _add_term(shown, labs, getattr(term, "kind", None) or "intercept", slices, kinds, labels, "--sigma-formula")
-    return SigmaDesign(rhs, X, labels, slices, common)
+        check_finite(X[:, sl], f"{flag} term {shown}", name, data, lines)
+        _add_term(shown, labs, getattr(term, "kind", None) or "intercept", slices, kinds, labels, flag)
+    return SigmaDesign(rhs, X, labels, slices, common, prefix)
 
 
 @dataclass
@@ -559,6 +561,7 @@ class Design:
     offset: np.ndarray | None = None
     common: object = field(repr=False, default=None)
     sigma: SigmaDesign | None = None  # distributional model for the residual SD
+    dpar: SigmaDesign | None = None  # --zi-formula / --hu-formula: logit(zi or hu) regression
     # each population-level term as written (``recipe:temp``) -> its column labels, also
     # for terms split into one posterior variable per column (see the module docstring)
     term_labels: dict[str, list[str]] = field(default_factory=dict)

@@ -280,9 +280,20 @@ def resolve_priors(design: Design, family: Family, user: dict[str, Prior]) -> tu
         for var, labels in design.sigma.names().items():
             for lab in labels:
                 name = f"sigma_{lab}"
-                default = Prior("Normal", (("mu", float(np.log(scale.std)) if lab == "Intercept" else 0.0), ("sigma", 1.5 if lab == "Intercept" else 1.0)))
+                default = Prior("Normal", (("mu", float(np.log(scale.sigma)) if lab == "Intercept" else 0.0), ("sigma", 1.5 if lab == "Intercept" else 1.0)))
                 valid.update({name, var})
                 pick(name, name, var, default=default if preset is None else preset.sigma_coef(lab, default))
+    if design.dpar is not None:
+        # logit-scale regression for zi / hu: Normal(0, 1.5) intercept (close to uniform on the
+        # probability at the predictors' means), Normal(0, 2.5 / sd(x)) slopes (hlm's logit rule)
+        dp = design.dpar
+        aux = [a for a in aux if a != dp.prefix]
+        for var, labels in dp.names().items():
+            for lab in labels:
+                name = f"{dp.prefix}_{lab}"
+                sd = 1.5 if lab == "Intercept" else 2.5 / float(np.std(dp.X[:, list(dp.labels).index(lab)]) or 1.0)
+                valid.update({name, var})
+                pick(name, name, var, default=Prior("Normal", (("mu", 0.0), ("sigma", sd))))
     for a in aux:
         valid.add(a)
         default = family.default_prior(a, scale)
@@ -362,6 +373,9 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
         "se": design.se is not None,
         "trials": design.trials is not None,
         "sigma": None if design.sigma is None else [design.sigma.text, design.sigma.labels],
+        **({} if design.dpar is None else {"dpar": [design.dpar.prefix, design.dpar.text, design.dpar.labels,
+                                                     column_means(design.dpar.X, design.dpar.labels) is not None]}),
+        **({} if family.link == _default_link(family) else {"link": family.link}),
         # centered population (and sigma) designs: a different graph from the uncentered one
         "centered": [column_means(design.X, design.x_labels) is not None,
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
@@ -376,10 +390,11 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _default_link(name: str) -> str:
-    from hlm_cli.model.families import FAMILIES
+def _default_link(family) -> str:
+    """A family's default link (its first in formula/families.LINKS); ``family`` a row or a name."""
+    from hlm_cli.formula.families import LINKS
 
-    return FAMILIES[name].link
+    return LINKS[family if isinstance(family, str) else family.name][0]
 
 
 def build_model(
@@ -817,6 +832,31 @@ def _cutpoints(pm, design: Design, family: Family, prior: Prior):
                  transform=pm.distributions.transforms.ordered, initval=start)
 
 
+def _dpar_regression(pm, pt, design: Design, priors, data, info: ParamInfo):
+    """Per-row zi (or hu) = invlogit(X_zi @ gamma), stored as ``zi`` (dim __obs__); like
+    :func:`_sigma_regression`, sampled on the centered design with ``zi_Intercept`` reported."""
+    dp = design.dpar
+    means = column_means(dp.X, dp.labels)
+    Xd = data(f"_X{dp.prefix}", dp.X if means is None else dp.X - means)
+    coefs = []
+    for var, labels in dp.names().items():
+        pr = [priors[f"{dp.prefix}_{lab}"] for lab in labels]
+        if len(labels) == 1 and var == f"{dp.prefix}_{labels[0]}":
+            name = f"_{dp.prefix}_Intercept_c" if means is not None and labels[0] == "Intercept" else var
+            coefs.append(pt.atleast_1d(_dist(pm, name, pr[0])))
+        else:
+            dim = f"{var}_dim"
+            pm.modelcontext(None).add_coord(dim, [lab[len(var) - len(dp.prefix) - 1 :].strip("[]") or lab for lab in labels])
+            stacked = Prior(pr[0].dist, tuple((k, np.array([dict(p.args)[k] for p in pr])) for k, _ in pr[0].args))
+            coefs.append(_dist(pm, var, stacked, dims=dim))
+        info.family.append(var)
+    gamma = pt.concatenate(coefs)
+    if means is not None:
+        ic = list(dp.labels).index("Intercept")
+        pm.Deterministic(f"{dp.prefix}_Intercept", gamma[ic] - pt.dot(_prior_arg(f"_xbar_{dp.prefix}", "mean", means), gamma))
+    return pm.Deterministic(dp.prefix, pm.math.invlogit(pt.dot(Xd, gamma)), dims=OBS_DIM)
+
+
 def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo):
     aux = {}
     for a in family.aux:
@@ -826,6 +866,8 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
     kw = {"observed": y, "dims": OBS_DIM}
     if design.sigma is not None:
         aux["sigma"] = _sigma_regression(pm, pt, design, priors, data, info)
+    if design.dpar is not None:
+        aux[design.dpar.prefix] = _dpar_regression(pm, pt, design, priors, data, info)
     if design.se is not None:
         se = data("_se", design.se)
         sigma = pt.sqrt(se**2 + aux["sigma"] ** 2) if "sigma" in aux else se

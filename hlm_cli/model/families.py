@@ -11,7 +11,12 @@ Everything hlm does differently per family is a field of its :class:`Family` row
 ``simulate``    draws of new responses, for PPC and predictions (:mod:`hlm_cli.model.linpred`)
 ``support``     the values the response may take, and how to say that it does not
 ``scaled``      whether priors scale with sd(y) (gaussian, t), as Bambi's PriorScaler
+``trials``      whether it takes a number of trials (binomial, beta_binomial)
+``dpar``        the parameter ``--zi-formula`` / ``--hu-formula`` models (zi, hu), if any
 ==============  ==========================================================================
+
+Another link (``--link``, :func:`with_link`) is the same row with its functions given eta
+mapped onto the default link's scale (:data:`LINK_MAPS`).
 
 A new family is one more row: the model builder, the log-likelihood, the simulator and the
 response check look the family up here and never branch on its name. The names a user may
@@ -42,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hlm_cli.errors import ConfigError, InputError
-from hlm_cli.formula.families import ALIASES, NAMES, family_key, family_link  # noqa: F401 (re-exported)
+from hlm_cli.formula.families import ALIASES, LINKS, NAMES, check_link, family_key, family_link  # noqa: F401 (re-exported)
 from hlm_cli.model.priors import Prior, Scale
 
 # Log-rates above this are simulated at exp(MAX_LOG_RATE) (~1e300): exp() would overflow to
@@ -94,9 +99,12 @@ class Family:
     ordinal: bool = False
     mean_aux: Callable | None = None
 
+    # the distributional parameter that --zi-formula / --hu-formula models (logit scale), if any
+    dpar: str | None = None
+
     def __reduce__(self):
         # rows hold functions (lambdas among them): a row travels to another process (the
-        # figure helper, batch workers) by name and is looked up in the table there
+        # figure helper, batch workers) by name (and link) and is looked up in the table there
         return (get_family, (self.name, self.link))
 
     @property
@@ -157,10 +165,19 @@ def _trials(trials, fallback):
     return fallback if trials is None else trials
 
 
-SIGMA = Aux("sigma", lambda scale: Prior("HalfStudentT", (("nu", 4.0), ("sigma", scale.std))))
+SIGMA = Aux("sigma", lambda scale: Prior("HalfStudentT", (("nu", 4.0), ("sigma", scale.sigma))))
 NU = Aux("nu", lambda scale: Prior("Gamma", (("alpha", 2.0), ("beta", 0.1))))
 ALPHA = Aux("alpha", lambda scale: Prior("HalfCauchy", (("beta", 1.0),)))
 KAPPA = Aux("kappa", lambda scale: Prior("HalfCauchy", (("beta", 1.0),)))
+
+
+ZI = Aux("zi", lambda scale: Prior("Beta", (("alpha", 1.0), ("beta", 1.0))))
+HU = Aux("hu", lambda scale: Prior("Beta", (("alpha", 1.0), ("beta", 1.0))))
+# beta-binomial precision: wide on the log scale (median 10, 95% within 0.5-190); brms's Gamma(0.01, 0.01)
+# piles its mass near 0 and pulls a well-identified precision down (docs/families.md)
+PHI = Aux("phi", lambda scale: Prior("LogNormal", (("mu", 2.3), ("sigma", 1.5))))
+# Weibull shape: 95% within 0.05-19, median 1 (the exponential); brms: Gamma(0.01, 0.01)
+SHAPE = Aux("shape", lambda scale: Prior("LogNormal", (("mu", 0.0), ("sigma", 1.5))))
 
 
 def _whole(y: np.ndarray) -> np.ndarray:
@@ -449,6 +466,166 @@ def _ordinal_row(link: str) -> Family:
                   ordinal=True, mean_aux=mean_aux)
 
 
+# zero-inflated and hurdle counts (brms: zi / hu is the probability of an extra / structural
+# zero); PyMC's psi is the probability of the count component, 1 - zi (1 - hu)
+
+
+def _nb_log0(eta, alpha):
+    """log NB(0 | mu = exp(eta), alpha) = alpha (log alpha - log(alpha + mu))."""
+    return alpha * (np.log(alpha) - np.logaddexp(np.log(alpha), eta))
+
+
+def _zi_logpdf(count, log0):
+    def logpdf(y, eta, sigma, aux, trials):
+        zi = aux("zi")
+        with np.errstate(divide="ignore"):
+            log_zi, log_1mzi = np.log(zi), np.log1p(-zi)
+        lp = log_1mzi + count(y, eta, sigma, aux, trials)
+        return np.where(y == 0, np.logaddexp(log_zi, log_1mzi + log0(eta, aux)), lp)
+    return logpdf
+
+
+def _hurdle_logpdf(count, log0):
+    def logpdf(y, eta, sigma, aux, trials):
+        hu = aux("hu")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = np.log1p(-hu) + count(y, eta, sigma, aux, trials) - _log1mexp(log0(eta, aux))
+            return np.where(y == 0, np.log(hu) + 0.0 * eta, lp)
+    return logpdf
+
+
+def _pois_log0(eta, aux):
+    with np.errstate(over="ignore"):
+        return -np.exp(eta)
+
+
+def _negb_log0(eta, aux):
+    return _nb_log0(eta, aux("alpha"))
+
+
+def _zi_sim(count):
+    def sim(rng, eta, mu, sigma, aux, trials):
+        y = count(rng, eta, mu, sigma, aux, trials)
+        zero = rng.random(eta.shape) < aux("zi")
+        return np.where(zero, 0.0, y)
+    return sim
+
+
+def _positive_counts(rng, mu, alpha=None):
+    """Zero-truncated Poisson (alpha None) or negative binomial draws, by inversion of the
+    CDF above P(0); rates so large that a zero is impossible in float use plain draws."""
+    from scipy import stats
+
+    mu = np.asarray(mu, dtype=float)
+    if alpha is None:
+        dist = stats.poisson(np.minimum(mu, 1e8))
+        plain = lambda: poisson(rng, mu)  # noqa: E731
+    else:
+        alpha = np.broadcast_to(alpha, mu.shape)
+        dist = stats.nbinom(alpha, alpha / (alpha + mu))
+        plain = lambda: poisson(rng, rng.gamma(alpha, mu / alpha))  # noqa: E731
+    p0 = dist.cdf(0)
+    u = p0 + (1.0 - p0) * rng.random(mu.shape)
+    with np.errstate(invalid="ignore"):
+        y = dist.ppf(np.minimum(u, 1.0 - 1e-16))
+    y = np.where(np.isfinite(y), y, 0.0)
+    big = p0 < 1e-12
+    if big.any():
+        y = np.where(big, np.maximum(plain(), 1.0), y)
+    return np.maximum(y, 1.0)
+
+
+def _hurdle_poisson_sim(rng, eta, mu, sigma, aux, trials):
+    y = _positive_counts(rng, mu)
+    return np.where(rng.random(eta.shape) < aux("hu"), 0.0, y)
+
+
+def _hurdle_negbinomial_sim(rng, eta, mu, sigma, aux, trials):
+    y = _positive_counts(rng, mu, aux("alpha"))
+    return np.where(rng.random(eta.shape) < aux("hu"), 0.0, y)
+
+
+def _zip_pymc(pm, pt, name, eta, par, **kw):
+    return pm.ZeroInflatedPoisson(name, psi=1 - par["zi"], mu=pt.exp(eta), **kw)
+
+
+def _zinb_pymc(pm, pt, name, eta, par, **kw):
+    return pm.ZeroInflatedNegativeBinomial(name, psi=1 - par["zi"], mu=pt.exp(eta), alpha=par["alpha"], **kw)
+
+
+def _hurdle_poisson_pymc(pm, pt, name, eta, par, **kw):
+    return pm.HurdlePoisson(name, psi=1 - par["hu"], mu=pt.exp(eta), **kw)
+
+
+def _hurdle_negbinomial_pymc(pm, pt, name, eta, par, **kw):
+    return pm.HurdleNegativeBinomial(name, psi=1 - par["hu"], mu=pt.exp(eta), alpha=par["alpha"], **kw)
+
+
+# beta-binomial (brms: mu on the logit scale, precision phi: a = mu phi, b = (1 - mu) phi)
+
+
+def _beta_binomial_logpdf(y, eta, sigma, aux, trials):
+    from scipy.special import betaln, gammaln
+
+    phi = aux("phi")
+    n = np.asarray(trials, dtype=float)[None, :] if trials is not None else 1.0
+    mu = _expit(eta)
+    a, b = mu * phi, (1 - mu) * phi
+    return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + betaln(y + a, n - y + b) - betaln(a, b)
+
+
+def _beta_binomial_sim(rng, eta, mu, sigma, aux, trials):
+    phi = aux("phi")
+    n = _trials(trials, np.ones(eta.shape[1]))
+    p = rng.beta(np.maximum(mu * phi, 1e-300), np.maximum((1 - mu) * phi, 1e-300))
+    return rng.binomial(np.asarray(n).astype(np.int64)[None, :], p).astype(float)
+
+
+def _beta_binomial_pymc(pm, pt, name, eta, par, **kw):
+    mu = pm.math.invlogit(eta)
+    return pm.BetaBinomial(name, n=_trials(par.get("trials"), 1), alpha=mu * par["phi"], beta=(1 - mu) * par["phi"], **kw)
+
+
+# Weibull (brms: mu = exp(eta) is the mean; scale = mu / Gamma(1 + 1 / shape)) and exponential
+# (mean exp(eta), rate exp(-eta))
+
+
+def _weibull_logpdf(y, eta, sigma, aux, trials):
+    from scipy.special import gammaln
+
+    k = aux("shape")
+    log_s = eta - gammaln(1 + 1 / k)
+    z = np.log(y) - log_s
+    with np.errstate(over="ignore"):
+        return np.log(k) - log_s + (k - 1) * z - np.exp(k * z)
+
+
+def _weibull_sim(rng, eta, mu, sigma, aux, trials):
+    from scipy.special import gammaln
+
+    k = aux("shape")
+    s = np.exp(np.minimum(eta - gammaln(1 + 1 / k), MAX_LOG_RATE))
+    return s * rng.weibull(np.broadcast_to(k, eta.shape))
+
+
+def _weibull_pymc(pm, pt, name, eta, par, **kw):
+    k = par["shape"]
+    return pm.Weibull(name, alpha=k, beta=pt.exp(eta - pt.gammaln(1 + 1 / k)), **kw)
+
+
+def _exponential_logpdf(y, eta, sigma, aux, trials):
+    with np.errstate(over="ignore"):
+        return -eta - y * np.exp(-eta)
+
+
+def _exponential_sim(rng, eta, mu, sigma, aux, trials):
+    return rng.exponential(mu)
+
+
+def _exponential_pymc(pm, pt, name, eta, par, **kw):
+    return pm.Exponential(name, lam=pt.exp(-eta), **kw)
+
+
 # --------------------------------------------------------------------------- the table
 
 FAMILIES: dict[str, Family] = {
@@ -473,35 +650,125 @@ FAMILIES: dict[str, Family] = {
         # mu and sigma on the log scale; its "mean" is the median exp(eta)
         Family("lognormal", "identity", np.exp, (SIGMA,), _lognormal_pymc, _lognormal_logpdf, _lognormal_sim,
                POSITIVE, False, "LogNormal(mu, sigma): mu and sigma on the log scale"),
+        # the "mean" of a zero-inflated or hurdle row is mu, the mean of its count component (brms's mu)
+        Family("zero_inflated_poisson", "log", _rate, (ZI,), _zip_pymc, _zi_logpdf(_poisson_logpdf, _pois_log0),
+               _zi_sim(_poisson_sim), COUNT, False, "zi + (1 - zi) Poisson(mu): counts with extra zeros", dpar="zi"),
+        Family("zero_inflated_negbinomial", "log", _rate, (ALPHA, ZI), _zinb_pymc,
+               _zi_logpdf(_negativebinomial_logpdf, _negb_log0), _zi_sim(_negativebinomial_sim), COUNT, False,
+               "zi + (1 - zi) NegativeBinomial(mu, alpha): overdispersed counts with extra zeros", dpar="zi"),
+        Family("hurdle_poisson", "log", _rate, (HU,), _hurdle_poisson_pymc, _hurdle_logpdf(_poisson_logpdf, _pois_log0),
+               _hurdle_poisson_sim, COUNT, False, "zero with probability hu, else zero-truncated Poisson(mu)", dpar="hu"),
+        Family("hurdle_negbinomial", "log", _rate, (ALPHA, HU), _hurdle_negbinomial_pymc,
+               _hurdle_logpdf(_negativebinomial_logpdf, _negb_log0), _hurdle_negbinomial_sim, COUNT, False,
+               "zero with probability hu, else zero-truncated NegativeBinomial(mu, alpha)", dpar="hu"),
+        Family("beta_binomial", "logit", _expit, (PHI,), _beta_binomial_pymc, _beta_binomial_logpdf, _beta_binomial_sim,
+               SUCCESSES, False, "BetaBinomial(n, mu, phi): successes out of trials, overdispersed", trials=True),
+        Family("weibull", "log", _rate, (SHAPE,), _weibull_pymc, _weibull_logpdf, _weibull_sim,
+               POSITIVE, False, "Weibull(mean mu, shape): positive times"),
+        Family("exponential", "log", _rate, (), _exponential_pymc, _exponential_logpdf, _exponential_sim,
+               POSITIVE, False, "Exponential(mean mu): positive times, constant hazard"),
         _ordinal_row("logit"),
     )
 }
 
 # Other links of a row: (family, link) -> the row with that link. The first link of each is
 # the row in FAMILIES (its default).
-LINKS: dict[str, tuple[str, ...]] = {"cumulative": ("logit", "probit")}
 _LINKED: dict[tuple[str, str], Family] = {("cumulative", "probit"): _ordinal_row("probit")}
 
 
 def get_family(name: str, link: str | None = None) -> Family:
-    """The family row for ``name`` (any case, or an alias; see :mod:`hlm_cli.formula.families`).
-
-    ``link`` picks another link of the family (``cumulative`` with ``probit``); brms's
-    spelling ``cumulative(probit)`` in ``name`` does the same.
-    """
+    """The family row for ``name`` (any case, or an alias; see :mod:`hlm_cli.formula.families`),
+    with ``link`` (``--link``, or brms's spelling ``cumulative(probit)`` in ``name``) instead of
+    its default link when given: the ordinal rows have their own row per link, every other
+    family maps eta onto its default link's scale (:func:`with_link`)."""
     key = family_key(name)
     written = family_link(name)
     if link is not None and written is not None and link.lower() != written:
         raise ConfigError(f"--link {link} conflicts with the link in --family {name}", hint="give the link once")
-    link = (link or written or "").lower() or None
+    link = check_link(key, link or written)
     row = FAMILIES[key]
-    if link is None or link == row.link:
+    if link == row.link:
         return row
     if (key, link) in _LINKED:
         return _LINKED[(key, link)]
-    links = LINKS.get(key, (row.link,))
-    raise ConfigError(f"the {key} family has no link {link!r}",
-                      hint=f"{key} takes the link{'s' if len(links) > 1 else ''} " + ", ".join(links))
+    return with_link(row, link)
+
+
+# --------------------------------------------------------------------------- other links
+# A row's functions take eta on its default link's scale (logit, log, identity). Another link is
+# a map of the user's eta onto that scale, in numpy and in PyTensor, so every row serves every
+# link it allows (formula/families.LINKS) without a second set of densities:
+#   probit -> logit:   logit(Phi(eta)) = log Phi(eta) - log Phi(-eta)
+#   cloglog -> logit:  logit(1 - exp(-exp(eta))) = log(-expm1(-exp(eta))) + exp(eta)
+#   softplus -> log:   log(log(1 + exp(eta)))
+#   log -> identity:   exp(eta)
+
+
+def _probit_np(eta):
+    from scipy.special import log_ndtr
+
+    return log_ndtr(eta) - log_ndtr(-eta)
+
+
+def _probit_pt(pt, eta):
+    from pymc.distributions.dist_math import normal_lcdf
+
+    return normal_lcdf(0.0, 1.0, eta) - normal_lcdf(0.0, 1.0, -eta)
+
+
+def _cloglog_np(eta):
+    e = np.exp(np.clip(eta, -700.0, 30.0))  # P(y = 1) is 1 in float from eta = 4 on; exp(-700) > 0
+    return np.log(-np.expm1(-e)) + e
+
+
+def _cloglog_pt(pt, eta):
+    e = pt.exp(pt.clip(eta, -700.0, 30.0))
+    return pt.log(-pt.expm1(-e)) + e
+
+
+def _softplus_np(eta):
+    with np.errstate(divide="ignore"):
+        return np.where(eta < -30.0, eta, np.log(np.logaddexp(0.0, np.maximum(eta, -30.0))))
+
+
+def _softplus_pt(pt, eta):
+    return pt.switch(eta < -30.0, eta, pt.log(pt.softplus(pt.maximum(eta, -30.0))))
+
+
+def _exp_np(eta):
+    return _rate(eta)
+
+
+def _exp_pt(pt, eta):
+    return pt.exp(pt.minimum(eta, MAX_LOG_RATE))
+
+
+LINK_MAPS: dict[str, tuple[Callable, Callable]] = {  # link -> (numpy, pytensor) map onto the default scale
+    "probit": (_probit_np, _probit_pt), "cloglog": (_cloglog_np, _cloglog_pt),
+    "softplus": (_softplus_np, _softplus_pt), "log": (_exp_np, _exp_pt),
+}
+
+
+def with_link(fam: Family, link: str) -> Family:
+    """``fam`` with another link: its functions get eta mapped onto the default link's scale."""
+    import dataclasses
+
+    to_np, to_pt = LINK_MAPS[link]
+    base = fam
+
+    def mean(eta):
+        return base.mean(to_np(eta))
+
+    def pymc(pm, pt, name, eta, par, **kw):
+        return base.pymc(pm, pt, name, to_pt(pt, eta), par, **kw)
+
+    def logpdf(y, eta, sigma, aux, trials):
+        return base.logpdf(y, to_np(eta), sigma, aux, trials)
+
+    def simulate(rng, eta, mu, sigma, aux, trials):
+        return base.simulate(rng, to_np(eta), mu, sigma, aux, trials)
+
+    return dataclasses.replace(fam, link=link, mean=mean, pymc=pymc, logpdf=logpdf, simulate=simulate)
 
 
 def check_response(family: Family, y: np.ndarray, name: str, trials: np.ndarray | None = None, lines=None) -> np.ndarray:

@@ -318,7 +318,12 @@ def response_draws(ctx: RunContext, eta: np.ndarray, *, trials: np.ndarray | Non
             raise ValueError("response_draws needs the new rows (frame=) for a model with a sigma formula")
         sigma = sigma_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))
     terms = new_row_terms(ctx.built.design, frame, eta.shape[1])
-    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma, terms=terms)
+    dpar = None
+    if getattr(ctx.built.design, "dpar", None) is not None:
+        if frame is None and eta.shape[1] != ctx.built.design.n:
+            raise ValueError("response_draws needs the new rows (frame=) for a model with a zi/hu formula")
+        dpar = {ctx.built.design.dpar.prefix: dpar_draws(ctx.tree, ctx.built, None if frame is None else _prepare_new(ctx, frame))}
+    return simulate(ctx.built.family, ctx.tree, eta, trials=trials, se=se, seed=seed, sigma=sigma, terms=terms, dpar=dpar)
 
 
 def new_row_terms(design, frame: pd.DataFrame | None, n: int):
@@ -358,6 +363,16 @@ def new_row_terms(design, frame: pd.DataFrame | None, n: int):
     return ResponseTerms(lb=lb, ub=ub, weights=w, weights_type="precision")
 
 
+def dpar_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
+    """(S, n) zi (or hu) per row for a ``--zi-formula`` / ``--hu-formula`` model."""
+    from scipy.special import expit
+
+    dp = built.design.dpar
+    Xd = dp.X if frame is None else np.asarray(dp.common.evaluate_new_data(frame).design_matrix, dtype=float)
+    gamma = np.concatenate([stacked(tree, var).reshape(-1, len(labels)) for var, labels in dp.names().items()], axis=1)
+    return expit(gamma @ Xd.T)
+
+
 def sigma_draws(tree, built, frame: pd.DataFrame | None = None) -> np.ndarray:
     """(S, n) residual SD per row for a ``--sigma-formula`` model (fitted rows by default)."""
     sd = built.design.sigma
@@ -380,10 +395,11 @@ def aux_draws(tree, name: str, S: int, draws: slice | None = None):
 
 
 def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0, draws: slice | None = None, rng=None, sigma=None,
-             terms=None) -> np.ndarray:
+             terms=None, dpar=None) -> np.ndarray:
     """Draws from the likelihood given linear-predictor draws (the posterior predictive).
 
-    ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows).
+    ``sigma`` overrides the residual SD draws (per-row SDs of a sigma formula for new rows);
+    ``dpar`` ({"zi": (S, n)}) those of a zi/hu formula.
     ``terms`` (:class:`~hlm_cli.formula.response_terms.ResponseTerms` of the rows): precision
     weights divide sigma by sqrt(w), truncation bounds truncate the draws; censoring does not
     apply (the draws are of the uncensored response), nor do log-likelihood weights.
@@ -394,6 +410,8 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     def aux(name):
         if name == "sigma" and sigma is not None:
             return sigma
+        if dpar and name in dpar:
+            return dpar[name]
         return aux_draws(tree, name, S, draws)
 
     mu = None if fam.mean_aux is not None else inverse_link(fam, eta)  # an ordinal simulator uses the thresholds
@@ -409,4 +427,4 @@ def simulate(fam, tree, eta: np.ndarray, *, trials=None, se=None, seed: int = 0,
     return fam.simulate(rng, eta, mu, sigma, aux, trials)
 
 
-__all__ = ["RunContext", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "poisson"]
+__all__ = ["RunContext", "stacked", "beta_draws", "linear_predictor", "eta_draws", "inverse_link", "response_draws", "simulate", "aux_draws", "dpar_draws", "poisson"]

@@ -48,6 +48,9 @@ def _std(x: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
+TIME_FAMILIES = ("weibull", "exponential")  # positive times: log-link intercept centred on log(mean(y))
+
+
 @dataclass(frozen=True)
 class Scale:
     """Bambi's prior auto-scaling statistics for one model."""
@@ -55,11 +58,24 @@ class Scale:
     mean: float
     std: float
     logit: bool
+    resid: float = 0.0  # sd(y) for sigma's default when std is not (gaussian or t with a log link)
+
+    @property
+    def sigma(self) -> float:
+        """The scale of sigma's default prior: sd(y)."""
+        return self.resid or self.std
 
     @classmethod
     def for_response(cls, family, y: np.ndarray) -> Scale:
+        if family.scaled and family.link == "log":  # --link log: coefficients on the log scale, sigma on y's
+            m = float(np.mean(y))
+            return cls(float(np.log(m)) if m > 0 else 0.0, 1.0, False, _std(y))
         if family.scaled:
             return cls(float(np.mean(y)), _std(y), False)
+        if family.name in TIME_FAMILIES and family.link == "log":
+            # times come in any unit (days, seconds): the intercept's prior is centred on
+            # log(mean(y)) (brms: median of log(y)), so a change of unit does not move the fit
+            return cls(float(np.log(np.mean(y))), 1.0, False)
         if family.name == "lognormal":
             return cls(float(np.mean(np.log(y))), _std(np.log(y)), False)
         return cls(0.0, 1.0, family.link == "logit")
@@ -91,7 +107,7 @@ class Scale:
 
 
 AUX_DEFAULTS = {
-    "sigma": lambda scale: Prior("HalfStudentT", (("nu", 4.0), ("sigma", scale.std))),
+    "sigma": lambda scale: Prior("HalfStudentT", (("nu", 4.0), ("sigma", scale.sigma))),
     "nu": lambda scale: Prior("Gamma", (("alpha", 2.0), ("beta", 0.1))),
     "alpha": lambda scale: Prior("HalfCauchy", (("beta", 1.0),)),
     "kappa": lambda scale: Prior("HalfCauchy", (("beta", 1.0),)),
@@ -198,10 +214,12 @@ class Preset:
             return self._p("Gamma", ("alpha", 2.0), ("beta", 0.1)) if self.name == "brms" else default
         if name == "Intercept" and self.name == "brms":  # a cumulative model's thresholds: brms's student_t(3, 0, 2.5)
             return self._p("StudentT", ("nu", 3.0), ("mu", 0.0), ("sigma", 2.5))
-        if name in ("alpha", "kappa"):
+        if name in ("alpha", "kappa", "phi", "shape"):
             if self.name == "brms":
                 return self._p("Gamma", ("alpha", 0.01), ("beta", 0.01))
             return self._p("Exponential", ("lam", 1.0))
+        if name in ("zi", "hu"):  # brms: beta(1, 1); rstanarm has no such families
+            return self._p("Beta", ("alpha", 1.0), ("beta", 1.0)) if self.name == "brms" else default
         return default
 
     def sigma_coef(self, label: str, default: Prior) -> Prior:

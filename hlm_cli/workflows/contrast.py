@@ -55,6 +55,12 @@ STAT_COLUMNS = [
 ES_FAMILIES = ("gaussian", "t")
 
 
+def _has_es(fam) -> bool:
+    """Effect sizes (difference / sigma) need sigma on the scale of the differences: the
+    gaussian and t families with their identity link (not --link log)."""
+    return fam.name in ES_FAMILIES and fam.link == "identity"
+
+
 @dataclass(frozen=True)
 class ContrastSpec:
     """What ``hlm contrast`` was asked; checked by :func:`check_spec` before any loading.
@@ -290,7 +296,7 @@ def contrast_draws(ctx, term: str, pairs: list[Pair], *, by: str | None = None, 
     frame = ctx.prepared.table.frame.reset_index(drop=True)
     fam = ctx.built.family
     n = len(frame)
-    sigma = stacked(ctx.tree, "sigma") if fam.name in ES_FAMILIES and "sigma" in ctx.tree["posterior"] else None
+    sigma = stacked(ctx.tree, "sigma") if _has_es(fam) and "sigma" in ctx.tree["posterior"] else None
     S = _n_draws(ctx.tree)
     if sigma is not None and sigma.ndim == 1:
         sigma = sigma[:, None]  # (S, 1): the same sigma for every row
@@ -423,8 +429,9 @@ def run_contrast(spec: ContrastSpec) -> ContrastResult:
     if spec.by is not None and spec.by not in frame.columns:
         raise InputError(f"--by {spec.by!r} is not a column of the data", hint=closest_match(spec.by, list(frame.columns)))
     fam = ctx.built.family
-    if spec.rope_on == "effect_size" and fam.name not in ES_FAMILIES:
-        raise ConfigError(f"effect sizes are defined for the gaussian and t families, not {fam.name}", hint="use --rope-on difference")
+    if spec.rope_on == "effect_size" and not _has_es(fam):
+        what = fam.name if fam.name not in ES_FAMILIES else f"{fam.name} with a {fam.link} link"
+        raise ConfigError(f"effect sizes are defined for the gaussian and t families (identity link), not {what}", hint="use --rope-on difference")
     kind, pairs = pairs_for(ctx, spec.term, spec.contrast)
     notes = _notes(ctx, spec, kind, pairs)
     items = contrast_draws(ctx, spec.term, pairs, by=spec.by, new_group=spec.new_group, seed=spec.seed)
@@ -450,7 +457,7 @@ def _notes(ctx, spec: ContrastSpec, kind: str, pairs: list[Pair]) -> list[str]:
     if kind == "numeric" and pairs[0].hi == SHIFT:
         notes.append(f"{spec.term} is numeric: each contrast is the change from +1 {spec.term} at each row's own value (use --contrast A,B for two set values)")
     fam = ctx.built.family
-    if fam.name in ES_FAMILIES:
+    if _has_es(fam):
         notes.append("es = difference / sigma, the BEST standardized effect size (Kruschke 2013)" + (" with the t family's scale sigma" if fam.name == "t" else ""))
     if fam.ordinal:
         notes.append("cumulative model: 'link' is the difference on the latent scale (P(y <= k) = F(Intercept[k] - eta)); "

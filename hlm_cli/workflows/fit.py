@@ -58,12 +58,15 @@ class FitResult:
 def prepare(spec: FitSpec, *, table=None) -> Prepared:
     """Read and check the data, parse the formula, build the model. No sampling."""
     from hlm_cli.formula import parse
+    from hlm_cli.formula.families import LINKS, check_link
     from hlm_cli.model.families import check_response, get_family
     from hlm_cli.model.priors import parse_priors
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    family = get_family(spec.family, getattr(spec, "link", None))
+    link_for_binomial = spec.family == "gaussian" and spec.link not in (None, *LINKS["gaussian"])
+    # --link probit with cbind() and no --family: the link is the implied binomial family's
+    family = get_family(spec.family, None if link_for_binomial else spec.link)
     user_priors = parse_priors(spec.priors, preset=spec.prior_preset)
     if table is None:
         table = data_mod.read_csv(spec.data, sep=getattr(spec, "sep", None))
@@ -84,9 +87,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             raise InputError("--sigma-formula takes population-level terms only", hint='e.g. --sigma-formula "~ group"')
         if "sigma" not in family.aux:
             raise InputError(f"--sigma-formula needs a family with a residual SD (gaussian, t, lognormal), not {family.name}")
+    dpar_formula = _dpar_formula(spec, family, table, parse)
     needed = set(formula.columns) | ({formula.response.se} if formula.response.se else set())
     if sigma_formula is not None:
         needed |= set(sigma_formula.columns)
+    if dpar_formula is not None:
+        needed |= set(dpar_formula.columns)
     data_mod.require_columns(table, needed)
     group_columns = {c for t in formula.groups for c in t.factor} | set(formula.autocor.gr if formula.autocor else ())
     data_mod.check_columns(table, needed - group_columns - {formula.response.expr}, categorical=spec.categorical)
@@ -95,11 +101,16 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
             f"se() gives known standard errors for gaussian or t responses, not {family.name}",
             hint="use --family gaussian (the meta-analysis model)",
         )
-    if formula.response.kind == "binomial" and family.name != "binomial":
+    if formula.response.kind == "binomial" and not family.trials:
         if spec.family == "gaussian":  # cbind()/p() imply binomial unless a family was asked for
-            family = get_family("binomial")
+            family = get_family("binomial", spec.link if link_for_binomial else None)
         else:
-            raise InputError(f"cbind()/p()/trials() responses need --family binomial, not {family.name}")
+            raise InputError(f"cbind()/p()/trials() responses need --family binomial or beta_binomial, not {family.name}")
+    if link_for_binomial and family.name == "gaussian":
+        check_link("gaussian", spec.link)  # refused: the gaussian family has no such link
+    if family.name == "beta_binomial" and formula.response.kind != "binomial":
+        raise InputError("the beta_binomial family needs the number of trials",
+                         hint="write the response as cbind(successes, failures), p(successes, trials) or successes | trials(n)")
     if formula.response.term_columns or formula.response.trunc_lb or formula.response.trunc_ub:
         from hlm_cli.model.censoring import check_family
 
@@ -136,6 +147,12 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
         from hlm_cli.formula.design import build_sigma_design
 
         design.sigma = build_sigma_design(sigma_formula.fixed, frame, lines=lines)
+    if dpar_formula is not None:
+        from hlm_cli.formula.design import build_sigma_design, set_reference
+
+        # --reference applies to the zi/hu formula's factors too
+        design.dpar = build_sigma_design(dpar_formula.fixed, set_reference(frame, spec.reference or None), lines=lines,
+                                         prefix=family.dpar)
     design.y = check_response(family, design.y, formula.response.expr, design.trials, lines)
     built = build_model(design, family, user_priors, parameterization=spec.sampler.parameterization)
     _check_memory(spec, design)
@@ -161,6 +178,28 @@ def _check_levels(spec: FitSpec, formula, family) -> None:
                              if not family.ordinal else f"name the response: --levels {formula.response.expr}=...")
 
 
+def _dpar_formula(spec: FitSpec, family, table, parse):
+    """The parsed ``--zi-formula`` / ``--hu-formula`` (None without one), refused for a family
+    without that parameter."""
+    given = [(flag, text) for flag, text in (("zi", spec.zi_formula), ("hu", spec.hu_formula)) if text]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise InputError("--zi-formula and --hu-formula were both given",
+                         hint="zero_inflated_* families take --zi-formula, hurdle_* families --hu-formula")
+    flag, text = given[0]
+    if family.dpar != flag:
+        fams = "zero_inflated_poisson or zero_inflated_negbinomial" if flag == "zi" else "hurdle_poisson or hurdle_negbinomial"
+        raise InputError(f"--{flag}-formula models the {'zero-inflation' if flag == 'zi' else 'hurdle'} probability, "
+                         f"which the {family.name} family does not have",
+                         hint=f"use --family {fams}" + (f", or --{family.dpar}-formula" if family.dpar else ""))
+    text = text.strip()
+    parsed = parse(text if text.startswith("~") else f"~ {text}", list(table.frame.columns), source=table.source.name)
+    if parsed.groups:
+        raise InputError(f"--{flag}-formula takes population-level terms only", hint=f'e.g. --{flag}-formula "~ mined"')
+    return parsed
+
+
 def _check_memory(spec: FitSpec, design) -> None:
     """Refuse draws whose posterior (parameters, log-likelihood, predictions) cannot fit in
     memory, before anything is compiled or sampled."""
@@ -169,6 +208,8 @@ def _check_memory(spec: FitSpec, design) -> None:
     n_params = design.X.shape[1] + sum(len(g.levels) * (len(g.columns) + 1) for g in design.groups) + 8
     if design.sigma is not None:
         n_params += 2 * int(np.asarray(getattr(design.sigma, "X", np.zeros((0, 1)))).shape[-1])
+    if getattr(design, "dpar", None) is not None:
+        n_params += 2 * int(design.dpar.X.shape[-1])
     check_memory(spec.sampler.chains, spec.sampler.draws, n_params, design.n)
 
 

@@ -531,17 +531,25 @@ def heldout_log_lik(ctx, rows: pd.DataFrame, obs: np.ndarray, *, design=None, se
     def pick(arr):
         return None if arr is None else np.asarray(arr)[obs]
 
-    sigma = None
-    if design.autocor is not None and prev_rows is not None:
+    per_row = {}  # a sigma or zi/hu formula: the held-out rows' own values, not the refit's rows'
+    if ctx.built.design.sigma is not None or getattr(ctx.built.design, "dpar", None) is not None:
+        from hlm_cli.model.linpred import _prepare_new, dpar_draws, sigma_draws
+
+        frame = _prepare_new(ctx, rows)
+        if ctx.built.design.sigma is not None:
+            per_row["sigma"] = sigma_draws(ctx.tree, ctx.built, frame)
+        if getattr(ctx.built.design, "dpar", None) is not None:
+            per_row[ctx.built.design.dpar.prefix] = dpar_draws(ctx.tree, ctx.built, frame)
+    if design.autocor is not None and prev_rows is not None:  # residual AR(1): given the previous row
         ar = design.autocor
         eta_prev = linear_predictor(ctx, prev_rows, new_levels="sample", seed=seed)
         phi = ar.phi(aux_draws(ctx.tree, ar.rho_name, S))[:, obs]
         y_prev = np.asarray(design.y, dtype=float)[np.maximum(ar.prev[obs], 0)]
         eta = eta + phi * (y_prev[None, :] - eta_prev)
-        sigma = aux_draws(ctx.tree, "sigma", S) * np.sqrt(1.0 - phi**2)
+        per_row["sigma"] = aux_draws(ctx.tree, "sigma", S) * np.sqrt(1.0 - phi**2)
 
     def aux(name):
-        return sigma if name == "sigma" and sigma is not None else aux_draws(ctx.tree, name, S)
+        return per_row[name] if name in per_row else aux_draws(ctx.tree, name, S)
 
     return logpdf(ctx.built.family, design.y[obs], eta, aux, trials=pick(design.trials), se=pick(design.se),
                   terms=None if getattr(design, "terms", None) is None else design.terms.pick(obs))

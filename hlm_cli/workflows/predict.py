@@ -103,7 +103,7 @@ def unseen_levels(ctx, new: pd.DataFrame) -> dict[str, list[str]]:
 
 def _trials(ctx, new: pd.DataFrame, kind: str, source: str) -> np.ndarray | None:
     resp = ctx.prepared.formula.response
-    if ctx.built.family.name != "binomial" or kind != "response":
+    if not ctx.built.family.trials or kind != "response":
         return None
     if resp.trials is not None and resp.trials in new.columns:
         return pd.to_numeric(new[resp.trials], errors="coerce").to_numpy(dtype=float)

@@ -48,7 +48,7 @@ def prior_table(built) -> pd.DataFrame:
             if group.startswith(("ar1(", "cs|")):  # a structured correlation: cor(ar1(week)|id), cor(cs|id)
                 group = group.rsplit("|", 1)[-1]
             cls, key, shown = "cor", name, name
-        elif name in aux or name.startswith("sigma_"):
+        elif name in aux or name.startswith(("sigma_", "zi_", "hu_")):
             cls, key, shown = "family", name, name
         else:
             cls, key, shown = "b", name, name

@@ -16,7 +16,8 @@ from hlm_cli.model import likelihood, linpred
 from hlm_cli.model.families import FAMILIES, check_response, get_family
 from hlm_cli.model.priors import DISTRIBUTIONS, Scale
 
-AUX_VALUES = {"sigma": 0.7, "nu": 5.0, "alpha": 3.0, "kappa": 8.0, "Intercept": np.array([-1.0, 0.2, 1.5])}
+AUX_VALUES = {"sigma": 0.7, "nu": 5.0, "alpha": 3.0, "kappa": 8.0, "zi": 0.3, "hu": 0.4, "phi": 6.0, "shape": 1.8,
+              "Intercept": np.array([-1.0, 0.2, 1.5])}
 ETA = {"identity": 0.4, "logit": -0.3, "log": 1.2}
 
 
@@ -71,6 +72,11 @@ def test_simulated_responses_pass_the_support_check_and_have_finite_density(name
         sample_mean = np.median(y)
     if name == "t":  # heavy tails: compare medians
         sample_mean = np.median(y)
+    if fam.dpar == "zi":  # the row's "mean" is mu, the count component's mean
+        mean = (1 - AUX_VALUES["zi"]) * mean
+    if fam.dpar == "hu":
+        p0 = np.exp(-mean) if name == "hurdle_poisson" else (AUX_VALUES["alpha"] / (AUX_VALUES["alpha"] + mean)) ** AUX_VALUES["alpha"]
+        mean = (1 - AUX_VALUES["hu"]) * mean / (1 - p0)
     assert abs(sample_mean - mean) < 0.15 * max(1.0, abs(mean)), (name, sample_mean, mean)
 
 

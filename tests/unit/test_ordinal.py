@@ -79,7 +79,7 @@ def test_links_and_brms_spelling():
         get_family("cumulative(probit)", "logit")
     with pytest.raises(ConfigError, match="no link 'cloglog'") as err:
         get_family("cumulative", "cloglog")
-    assert err.value.hint == "cumulative takes the links logit, probit"
+    assert err.value.hint == "--link for cumulative: logit, probit (default logit)"  # one wording for every family
     with pytest.raises(ConfigError, match="the gaussian family has no link 'probit'"):
         get_family("gaussian", "probit")
 

@@ -303,7 +303,7 @@ def _has_predictors(design) -> bool:
 def _ylabel(family, response: str) -> str:
     if family.name == "bernoulli":
         return f"P({response} = 1)"
-    if family.name == "binomial":
+    if family.trials:
         return f"{response}: probability of success"
     if family.name == "lognormal":
         return f"{response} (median)"
