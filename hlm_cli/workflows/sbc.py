@@ -801,5 +801,57 @@ def spec_from_run(run_dir: Path, **overrides) -> FitSpec:
     return FitSpec.model_validate(config)
 
 
-__all__ = ["SbcSpec", "SbcResult", "SbcProgress", "run_sbc", "draw_truths", "generator_priors", "thin_factor", "rank_of",
+def check_options(*, data: Path, out: Path | None, formula: str | None, sims: int, workers: int | None,
+                  alpha: float, config: Path | None) -> None:
+    """Refuse ``hlm sbc`` options that cannot work, before anything is read."""
+    from hlm_cli.errors import InputError, UsageError
+
+    if out is None:
+        raise ConfigError("hlm sbc needs --out", hint="e.g. --out results/sbc (sbc_summary.csv, sbc_ranks.csv and sbc_ecdf.png go there)")
+    if sims < 2:
+        raise UsageError(f"--sims must be at least 2 (got {sims})", hint="SBC needs many simulations, e.g. --sims 200")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1 (got {workers})", hint="e.g. --workers 2 (leave it out to use all cores)")
+    if not (0 < alpha < 1):
+        raise UsageError(f"--alpha must be between 0 and 1 (got {alpha})", hint="e.g. --alpha 0.05")
+    data = Path(data)
+    if data.is_dir():
+        if not (data / "run.json").is_file():
+            raise InputError(f"{str(data)!r} is a directory without run.json", hint="give a CSV file, or the --out directory of an hlm fit")
+        if formula is not None or config is not None:
+            raise ConfigError("--formula and --config cannot be given with a run directory (its settings are reused)",
+                              hint="give the CSV file instead: hlm sbc DATA --formula ...")
+    elif not data.exists():
+        raise InputError(f"data file {str(data)!r} does not exist", hint="check the path")
+
+
+def fit_spec_for_sbc(data: Path, config: Path | None, *, defaults: dict, **flags) -> FitSpec:
+    """The model and sampler settings of every refit: from DATA + flags (+ --config), or from
+    a fitted run's run.json when DATA is a run directory. Sampler settings not given (by a flag,
+    or in the config file) get the small SBC ``defaults`` (draws, tune, chains)."""
+    from hlm_cli.spec import SAMPLER_KEYS, load_fit_spec, read_toml
+
+    out = Path(flags.pop("out")) / "_fit"  # required by FitSpec; nothing is written there
+    data = Path(data)
+    given = {k for k, v in flags.items() if v is not None}
+    if data.is_dir():
+        sampler = {k: flags.pop(k) for k in list(flags) if k in SAMPLER_KEYS}
+        model = {k: v for k, v in flags.items() if v is not None and k != "priors"}
+        spec = spec_from_run(data, sampler=sampler, out=out, quiet=True, force=False, **model)
+        if flags.get("priors"):
+            raise ConfigError("--prior cannot be given with a run directory (its priors are reused)",
+                              hint="give the CSV file instead: hlm sbc DATA --formula ... --prior ...")
+    else:
+        spec = load_fit_spec(config, data=data, out=out, **{k: v for k, v in flags.items() if k != "priors"},
+                             priors=list(flags.get("priors") or []))
+        if config is not None:
+            raw = read_toml(config)
+            given |= {k.replace("-", "_") for k in raw} | {k.replace("-", "_") for k in (raw.get("sampler") or {})}
+    update = {k: v for k, v in defaults.items() if k not in given}
+    if update:
+        spec = spec.model_copy(update={"sampler": spec.sampler.model_copy(update=update)})
+    return spec.model_copy(update={"plots": False, "quiet": True})
+
+
+__all__ = ["check_options", "fit_spec_for_sbc", "SbcSpec", "SbcResult", "SbcProgress", "run_sbc", "draw_truths", "generator_priors", "thin_factor", "rank_of",
            "fractional_ranks", "uniformity", "summarize", "ranks_table", "spec_from_run", "quantities"]
