@@ -271,3 +271,48 @@ def test_sbc_defaults_are_small(tiny_csv, tmp_path):
                                 draws=None, tune=300, defaults={"draws": 500, "tune": 500, "chains": 2})
     assert (spec.sampler.draws, spec.sampler.tune, spec.sampler.chains) == (500, 300, 2)
     assert spec.plots is False
+
+
+def test_generator_sigma_formula_and_counts(tiny_csv):
+    from hlm_cli.spec import load_fit_spec
+    from hlm_cli.workflows.fit import prepare
+
+    spec = load_fit_spec(None, data=tiny_csv, formula="y ~ 1 + x", out=tiny_csv.parent / "o", sigma_formula="~ cond",
+                         priors=["sigma_Intercept=Normal(-1, 0.01)", "sigma_cond=Normal(1, 0.01)"])
+    built = prepare(spec).built
+    tree, y, ll = sbc.draw_truths(built, built.priors, 200, seed=5)
+    # the intercept's prior is on the centered intercept (log sigma at the mean of the columns,
+    # half the rows are b): log sigma = -1 - 0.5 for a and -1 + 0.5 for b
+    sigma = np.asarray(tree["posterior"]["sigma"])[0]  # (sims, rows)
+    cond = pd.read_csv(tiny_csv)["cond"].to_numpy()
+    assert np.allclose(sigma[:, cond == "a"], np.exp(-1.5), rtol=0.05)
+    assert np.allclose(sigma[:, cond == "b"], np.exp(-0.5), rtol=0.05)
+    assert np.isfinite(ll).all()
+    q = sbc.quantities({n: np.asarray(tree["posterior"][n])[0] for n in tree["posterior"].data_vars}, built, lead=1)
+    assert {"sigma_Intercept", "Intercept", "x"} <= set(q)
+
+    counts = _built(tiny_csv, "count ~ 1 + x + (1|g)", family="poisson")
+    _, yc, _ = sbc.draw_truths(counts, counts.priors, 50, seed=6)
+    assert np.all(yc >= 0) and np.all(yc == np.round(yc))
+    assert sbc.response_ok(counts.family, yc[0]) == ""
+    assert "support" in sbc.response_ok(counts.family, np.array([1.5, 2.0]))
+
+
+def test_run_directory_settings_are_reused(recorded_run, tmp_path):
+    import json as _json
+
+    info = _json.loads((recorded_run / "run.json").read_text())
+    spec = sbc.fit_spec_for_sbc(recorded_run, None, out=tmp_path / "s", formula=None, priors=[], draws=None, tune=None,
+                                chains=None, seed=9, defaults={"draws": 500, "tune": 500, "chains": 2})
+    assert spec.formula == info["config"]["formula"]
+    assert spec.priors == info["config"]["priors"]
+    assert (spec.sampler.draws, spec.sampler.tune, spec.sampler.chains, spec.sampler.seed) == (500, 500, 2, 9)
+
+
+def test_api_needs_out(tiny_csv):
+    import hlm
+    from hlm_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs out="):
+        hlm.sbc(tiny_csv, "y ~ 1 + (1|g)")
+    assert "sbc" in dir(hlm)
