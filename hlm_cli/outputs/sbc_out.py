@@ -76,9 +76,9 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}.pass{{color:#1e7b3
 {mismatch}
 <table><tr>{head}</tr>{rows}</table>
 <p>Each panel shows ECDF(u) - u of the fractional ranks of one quantity over the simulations. With a
-calibrated model the curve stays inside the grey simultaneous band; a curve above it in the middle means the
-true values tend to sit low in the posterior (posterior too high or too wide?), an S shape means the posterior
-is too narrow or too wide. <code>log_lik</code> is the log-likelihood of the simulated data (Modrák et al. 2023).
+calibrated model the curve stays inside the grey simultaneous band. A curve below zero means the true values
+rank high (the posterior sits too low), above zero that they rank low (the posterior sits too high); above
+then below means the posterior is too narrow, below then above that it is too wide. <code>log_lik</code> is the log-likelihood of the simulated data (Modrák et al. 2023).
 The verdict is Bonferroni-corrected over the quantities (family-wise level {state.get('alpha')}).
 See docs/sbc.md.</p>
 {img}
