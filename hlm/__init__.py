@@ -9,7 +9,7 @@ instant: ``fit``, ``load``, ``compare``, ``batch``, ``Fit`` and ``HlmError``.
 
 from hlm_cli import __version__
 
-_API = ("fit", "load", "compare", "batch", "Fit", "HlmError")
+_API = ("fit", "load", "compare", "batch", "sbc", "Fit", "HlmError")
 __all__ = ["__version__", *_API]
 
 

@@ -6,7 +6,7 @@ imported on first use, so ``import hlm_cli`` (and ``hlm --help``) stay instant.
 
 __version__ = "0.1.0"
 
-_API = ("fit", "load", "compare", "batch", "Fit", "HlmError")
+_API = ("fit", "load", "compare", "batch", "sbc", "Fit", "HlmError")
 __all__ = ["__version__", *_API]
 
 

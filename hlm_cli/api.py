@@ -40,7 +40,7 @@ from hlm_cli.errors import ConfigError, HlmError, InputError, OutputError, Prior
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Fit", "fit", "load", "compare", "batch", "HlmError"]
+__all__ = ["Fit", "fit", "load", "compare", "batch", "sbc", "HlmError"]
 
 DATA_SUFFIX = ".data.csv"  # a DataFrame's CSV beside a saved run directory: DIR.data.csv
 
@@ -709,3 +709,56 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
                      workers=workers, scheduler=scheduler, rerun_failed=rerun_failed, force=force, strict=strict,
                      compare=compare, command=f"hlm.batch({inputs!r}, {formulas!r}, {str(out)!r})")
     return run_batch(spec, on_progress=on_progress)
+
+
+def sbc(data, formula: str | None = None, out: str | os.PathLike | None = None, *, sims: int = 200,
+        priors: Mapping[str, str] | None = None, simulate_priors: Mapping[str, str] | None = None,
+        workers: int | None = None, alpha: float = 0.05, force: bool = False, on_progress: Callable | None = None,
+        **options: Any):
+    """Simulation-based calibration on the design of ``data`` (``hlm sbc``; see docs/sbc.md).
+
+    Parameters
+    ----------
+    data : path, DataFrame or Fit
+        The data whose design is kept (a DataFrame is written beside ``out`` as OUT.data.csv), or a
+        :class:`Fit` / run directory whose settings are reused (then no ``formula``).
+    formula : str, optional
+        The model, as for :func:`fit`.
+    out : path
+        Directory for sbc_ranks.csv, sbc_summary.csv, sbc_ecdf.png, sbc_report.html.
+    sims : int
+        Number of simulations.
+    priors : dict, optional
+        As :func:`fit`; the generator and every refit use the same priors.
+    simulate_priors : dict, optional
+        ``{"sigma": "HalfNormal(4)"}``: priors of the generator only (a deliberate mismatch).
+    workers, alpha, force
+        As ``hlm sbc --workers --alpha --force``.
+    **options
+        Model and sampler settings (``draws=``, ``tune=``, ``chains=``, ``family=``, ``seed=``...);
+        draws, tune and chains default to 500, 500 and 2.
+
+    Returns
+    -------
+    hlm_cli.workflows.sbc.SbcResult
+        ``summary`` (DataFrame, one row per quantity with its ``verdict``), ``ranks``,
+        ``passed``, ``n_divergent``, ``files``.
+    """
+    from hlm_cli.workflows.sbc import SbcSpec, check_options, fit_spec_for_sbc, run_sbc
+
+    if out is None:
+        raise ConfigError("hlm.sbc needs out=", hint="e.g. hlm.sbc(data, formula, out='results/sbc')")
+    out_path = _as_path(out, "out")
+    if isinstance(data, Fit):
+        data = data.run_dir
+    if _is_frame(data):
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        data = _write_frame(data, out_path.parent / f"{out_path.name}{DATA_SUFFIX}", "data")
+    data_path = _as_path(data, "data")
+    check_options(data=data_path, out=out_path, formula=formula, sims=sims, workers=workers, alpha=alpha, config=None)
+    fit_spec = fit_spec_for_sbc(data_path, None, out=out_path, formula=formula, priors=_prior_flags(priors),
+                                defaults={"draws": 500, "tune": 500, "chains": 2},
+                                cores=1 if (workers or 2) > 1 else None, **options)
+    spec = SbcSpec(fit=fit_spec, out=out_path, sims=sims, simulate_priors=dict(simulate_priors or {}), workers=workers,
+                   force=force, alpha=alpha, command=f"hlm.sbc({str(data_path)!r}, {formula!r}, {str(out)!r}, sims={sims})")
+    return run_sbc(spec, on_progress=on_progress)

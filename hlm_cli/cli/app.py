@@ -21,6 +21,7 @@ from hlm_cli.cli import pooling as pooling_cmd
 from hlm_cli.cli import predict as predict_cmd
 from hlm_cli.cli import priors as priors_cmd
 from hlm_cli.cli import report as report_cmd
+from hlm_cli.cli import sbc as sbc_cmd
 from hlm_cli.cli import sensitivity as sensitivity_cmd
 from hlm_cli.cli import summary as summary_cmd
 
@@ -68,6 +69,7 @@ app.command("hypothesis", no_args_is_help=True)(hypothesis_cmd.hypothesis)
 app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("pooling", no_args_is_help=True)(pooling_cmd.pooling)
 app.command("sensitivity", no_args_is_help=True)(sensitivity_cmd.sensitivity)
+app.command("sbc", no_args_is_help=True)(sbc_cmd.sbc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -614,3 +614,44 @@ def pooling_result(result) -> None:
         con.print(f"Wrote {result.csv} and {result.png}; added them to {result.report}")
     else:
         con.print(f"Wrote {result.csv} and {result.png}")
+
+
+# -- hlm sbc
+
+
+def sbc_progress_text(p) -> str:
+    """The live line of hlm sbc: stage, simulations fitted, failed, with divergences."""
+    if p.stage in ("build", "simulate"):
+        return {"build": "SBC: reading the data and building the model", "simulate": "SBC: drawing from the priors"}[p.stage]
+    if p.stage == "summarize":
+        return "SBC: ranking and testing uniformity"
+    finished = p.done + p.failed
+    extra = f", {p.failed} failed" if p.failed else ""
+    div = f", {p.divergent} with divergences" if p.divergent else ""
+    workers = f" ({p.workers} workers)" if p.workers > 1 else ""
+    return f"SBC: {finished}/{p.total} simulations fitted{extra}{div}{workers}"
+
+
+def sbc_result(result) -> None:
+    """hlm sbc: the uniformity table per quantity, counts, the verdict and the files."""
+    table = Table(show_edge=False, pad_edge=False, title="Simulation-based calibration (ranks of the true values)")
+    for c in ("parameter", "n_sims", "max_ecdf_diff", "p_adjusted", "verdict"):
+        table.add_column(c, no_wrap=True, justify="left" if c in ("parameter", "verdict") else "right")
+    for r in result.summary.itertuples(index=False):
+        verdict = Text(str(r.verdict), style="red" if r.verdict == "fail" else "green")
+        table.add_row(Text(str(r.parameter)), str(r.n_sims), _fmt(r.max_ecdf_diff), _fmt(r.p_adjusted), verdict)
+    _out.print(table)
+    _out.print(f"{result.n_ok} of {result.n_sims} simulations fitted ({result.n_failed} failed, "
+               f"{result.n_divergent} with divergent transitions); {result.wall_s:.1f} s"
+               + (f" with {result.workers} workers" if result.workers > 1 else ""))
+    if result.n_divergent:
+        _out.print(f"note: {result.n_divergent} simulation(s) had divergent transitions; they are kept in the ranks "
+                   "(see sbc.json); try --target-accept 0.95 or --parameterization")
+    failed = list(result.summary.loc[result.summary["verdict"] == "fail", "parameter"])
+    if failed:
+        _out.print(f"[red]SBC fails for {escape(', '.join(failed))}[/red]: the posterior is not calibrated for "
+                   "the model the data were simulated from (see sbc_ecdf.png and docs/sbc.md)")
+    elif len(result.summary):
+        _out.print("[green]SBC passes[/green]: the ranks are consistent with uniform for every quantity")
+    files = ", ".join(str(result.out / f) for f in result.files.values())
+    _out.print(f"Wrote {escape(files)}")
