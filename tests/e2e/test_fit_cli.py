@@ -209,7 +209,8 @@ def _options(command) -> dict:
 
 
 SHARED = ["config", "sep", "family", "prior", "categorical", "se", "draws", "tune", "chains", "seed", "target_accept",
-          "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "no_plots", "no_cache"]
+          "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "no_plots", "no_cache",
+          "link", "levels", "zi_formula", "hu_formula"]
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -223,12 +224,12 @@ def test_fit_and_batch_share_one_definition_of_each_sampler_and_model_option(nam
 def test_fit_and_batch_keep_their_option_names():
     assert sorted(_options("fit")) == sorted([
         "data", "formula", "out", "config", "family", "prior", "prior_preset", "reference", "categorical", "se", "sep",
-        "sigma_formula", "ci", "draws",
+        "sigma_formula", "ci", "draws", "link", "levels", "zi_formula", "hu_formula",
         "tune", "chains", "cores", "seed", "target_accept", "max_treedepth", "sampler", "parameterization",
         "adaptation", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
     assert sorted(_options("batch")) == sorted([
         "inputs", "formula", "out", "manifest", "config", "workers", "scheduler", "rerun_failed", "force", "no_compare",
-        "family", "prior", "prior_preset", "reference", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
+        "family", "link", "levels", "zi_formula", "hu_formula", "prior", "prior_preset", "reference", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
         "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "quiet", "strict",
         "no_plots", "no_cache"])
 
