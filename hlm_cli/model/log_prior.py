@@ -141,7 +141,7 @@ def log_prior(tree, built) -> dict[str, np.ndarray]:
     for name, prior in priors.items():
         if prior.dist in ("Flat", "HalfFlat"):
             continue
-        if name == "Intercept":
+        if name == "Intercept" and "Intercept" in pop:
             x = _centered(pop, design.X, design.x_labels)
         elif name in pop:
             x = pop[name]
@@ -156,9 +156,10 @@ def log_prior(tree, built) -> dict[str, np.ndarray]:
             x = _draws(post, name)
         else:
             x = None
-        if x is None or x.ndim != 2:
+        if x is None or x.ndim < 2:
             continue
-        out[name] = prior_logpdf(prior, x)
+        lp = prior_logpdf(prior, x)  # a vector (an ordinal model's thresholds): one prior per element
+        out[name] = lp.reshape(lp.shape[0], lp.shape[1], -1).sum(axis=2)
     return out
 
 

@@ -133,3 +133,29 @@ def test_hlm_sensitivity_on_a_directory_that_is_not_a_run(tmp_path, capsys):
     assert main(["sensitivity", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "error:" in err and "not an hlm run directory" in err and "hint:" in err
+
+
+def test_a_vector_parameter_sums_its_elements_prior():
+    """An ordinal model's thresholds ``Intercept`` (chain, draw, K-1): one prior per element."""
+    import xarray as xr
+
+    from hlm_cli.model.log_prior import log_prior
+
+    cut = np.random.default_rng(0).normal(size=(2, 5, 3))
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"Intercept": (("chain", "draw", "Intercept_dim"), cut)})})
+
+    class Design:
+        fixed_slices: dict = {}
+        x_labels: list = []
+        groups: list = []
+        sigma = None
+        X = np.zeros((4, 0))
+
+    class Built:
+        design = Design()
+        priors = {"Intercept": P("StudentT", nu=3.0, mu=0.0, sigma=2.5)}
+
+    lp = log_prior(tree, Built())["Intercept"]
+    assert lp.shape == (2, 5)
+    expected = stats.t.logpdf(cut, 3.0, 0.0, 2.5).sum(axis=2)
+    assert np.ptp(lp - expected) < 1e-9
