@@ -91,8 +91,11 @@ def _cfunc_logp(compiled):
     ("data", "formula", "family"),
     [
         (CELL, CELL_FORMULA, "gaussian"),
-        (ROOT / "sample_data" / "sleepstudy.csv", "Reaction ~ Days + (Days | Subject)", "gaussian"),
-        (ROOT / "sample_data" / "cbpp.csv", "cbind(incidence, size - incidence) ~ period + (1|herd)", "binomial"),
+        # the LKJ and binomial cases compile 10-20 s each: make test-slow (suite time budget)
+        pytest.param(ROOT / "sample_data" / "sleepstudy.csv", "Reaction ~ Days + (Days | Subject)", "gaussian",
+                     marks=pytest.mark.slow),
+        pytest.param(ROOT / "sample_data" / "cbpp.csv", "cbind(incidence, size - incidence) ~ period + (1|herd)", "binomial",
+                     marks=pytest.mark.slow),
     ],
     ids=["crossed-intercepts", "correlated-slopes", "binomial"],
 )
@@ -170,7 +173,7 @@ def test_disk_entry_gives_the_same_draws_in_a_new_memo(tmp_path):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-@pytest.mark.parametrize("damage", ["overwrite-tail", "truncate"])
+@pytest.mark.parametrize("damage", ["overwrite-tail", pytest.param("truncate", marks=pytest.mark.slow)])
 def test_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import SAMPLE
 
 FAST = ["--draws", "150", "--tune", "150", "--chains", "2", "--seed", "3", "--quiet", "--no-plots"]
 
 
+@pytest.mark.slow  # relevel/C(levels=) are unit-tested (tests/unit/test_relevel.py); this real fit is ~10 s
 def test_relevel_fit_and_predict(tmp_path):
     from hlm_cli.cli.app import main
 
