@@ -25,6 +25,14 @@ def _job(i):
     return run
 
 
+@pytest.fixture(autouse=True)
+def _any_memory_size(monkeypatch):
+    """The protocol, not the memory guard: a test process that has built many models may be
+    above MAX_FORK_RSS by the time these run (a fresh clone's full suite was), where can_fork()
+    rightly says no. The guard itself is tested below (test_a_big_process_draws_here)."""
+    monkeypatch.setattr(parallel, "MAX_FORK_RSS", float("inf"))
+
+
 @pytest.fixture
 def forks(monkeypatch):
     """The children parallel forks, recorded (to check that each was reaped)."""
@@ -306,3 +314,13 @@ def test_killing_a_group_child_ends_what_it_forked(tmp_path):
         time.sleep(0.01)
     os.close(r)
     os.close(w)
+
+
+def test_a_big_process_draws_here(monkeypatch):
+    """Above MAX_FORK_RSS a fork would copy-on-write gigabytes: the figures are drawn here."""
+    monkeypatch.delenv("HLM_SERIAL_FIGURES", raising=False)
+    monkeypatch.setattr(parallel, "MAX_FORK_RSS", 1e9)
+    monkeypatch.setattr(_procs, "rss_bytes", lambda: 2e9)
+    assert parallel.can_fork() is False
+    monkeypatch.setattr(_procs, "rss_bytes", lambda: 1e8)
+    assert parallel.can_fork() == (_procs.fork_available() and (os.cpu_count() or 1) >= 2)
