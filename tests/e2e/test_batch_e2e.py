@@ -230,7 +230,8 @@ def dask_cluster(tmp_path, private_cache):
             sink.close()
 
 
-@pytest.mark.dask  # about 15 s with a warm compile cache, 30 s cold: in the default run
+@pytest.mark.dask  # about 15 s with a warm compile cache, 30 s cold
+@pytest.mark.slow  # suite time budget: make test-slow runs it
 def test_dask_scheduler_gives_the_same_results(tmp_path, dask_cluster):
     """Same seeds, same numbers: a batch through a Dask worker (another process that compiles
     or loads the model itself, one core per fit) writes the tables of a local batch."""

@@ -157,6 +157,7 @@ def test_quick_chains_on_two_processes(quick_on):
     np.testing.assert_array_equal(single["posterior"]["Intercept"].values, direct["posterior"]["Intercept"].values)
 
 
+@pytest.mark.slow  # suite time budget (cold compile ~8 s); make test-slow
 def test_disk_entry_gives_the_same_draws_in_a_new_memo(tmp_path):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()
@@ -194,6 +195,7 @@ def test_corrupt_entry_is_ignored_and_rewritten(tmp_path, damage):
     assert compile_cache.stats()["disk_hits"] == after["disk_hits"] + 1
 
 
+@pytest.mark.slow  # suite time budget (cold compile ~8 s); make test-slow
 def test_damaged_entry_is_filled_again_after_a_quick_fit(quick_on, tmp_path):
     """A quick fit that finds a damaged entry deletes it, so the background fill (which skips
     models already in the cache) compiles it again instead of leaving it damaged forever."""
@@ -231,6 +233,7 @@ def test_quick_fit_schedules_the_cache_fill_only_with_a_cache(quick_on, tmp_path
     assert compile_quick.pending() == 0 and not list(tmp_path.rglob("*.entry"))
 
 
+@pytest.mark.slow  # suite time budget (cold compile ~8 s); make test-slow
 def test_second_quick_fit_of_a_structure_in_one_process_compiles_it(quick_on):
     built = _built(CELL, CELL_FORMULA)
     compile_cache.clear_memo()

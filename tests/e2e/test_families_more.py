@@ -62,6 +62,7 @@ def test_new_family_fits_end_to_end(tmp_path, family):
         assert (out / "plots" / "ppc_rootogram.png").exists()
 
 
+@pytest.mark.slow  # suite time budget; links are unit-tested against PyMC (tests/unit/test_families_more.py)
 def test_probit_link_is_recorded_and_used(tmp_path):
     data = tmp_path / "d.csv"
     _data().to_csv(data, index=False)

@@ -136,6 +136,7 @@ def test_shifted_noncentered_effects_have_the_users_covariance(monkeypatch):
     assert abs(M[0, 1]) > 1e-6  # not the plain Cholesky factor: the coordinates did change
 
 
+@pytest.mark.slow  # suite time budget (14 s cold); the shifted and between-centering equivalences stay in the default run
 def test_partially_centered_term_is_the_same_model(monkeypatch):
     """(t0, z) -> b' = chol' [(t0 - 0)/chol'_00, z]: log p(t0, z) = log p_centered(b') +
     sum over levels of log |d b'/d(t0, z)| = L * log(chol'_11), and the effects agree."""
