@@ -130,6 +130,13 @@ def residual_structure(design: Design, family: Family) -> Design:
     if autocor is not None and (design.se is not None or design.sigma is not None):
         raise FormulaError(f"{autocor.label} cannot be combined with {'se()' if design.se is not None else '--sigma-formula'}",
                            hint="the residual AR(1) has one stationary SD sigma; drop one of the two")
+    terms = getattr(design, "terms", None)
+    if autocor is not None and terms is not None and (terms.censored or terms.truncated):
+        # each row's likelihood is conditional on the previous row's observed value, which a
+        # censored or truncated row does not have
+        raise FormulaError(f"{autocor.label} cannot be combined with {'cens()' if terms.censored else 'trunc()'}",
+                           hint="the residual AR(1) conditions each row on the previous observed value; use a latent "
+                                "AR(1) in a non-gaussian family or drop the censoring/truncation")
     return design
 
 

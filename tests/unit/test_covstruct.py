@@ -291,3 +291,21 @@ def test_sigma_formula_refuses_ar(tmp_path):
     spec = FitSpec(data=data, formula="y ~ x", sigma_formula="~ ar(time = t, gr = id)", out=tmp_path / "o")
     with pytest.raises(InputError, match="population-level terms only"):
         prepare(spec)
+
+
+@pytest.mark.parametrize("lhs", ["y | cens(c)", "y | trunc(lb = -10)"])
+def test_residual_ar_refuses_censoring_and_truncation(tmp_path, lhs):
+    """A residual AR(1) row is conditioned on the previous observed value: refused, not fitted."""
+    import pandas as pd
+
+    from hlm_cli.errors import FormulaError
+    from hlm_cli.spec import FitSpec
+    from hlm_cli.workflows.fit import prepare
+
+    rng = np.random.default_rng(2)
+    d = pd.DataFrame({"id": np.repeat(["a", "b", "c"], 6), "t": np.tile(np.arange(6), 3),
+                      "y": rng.normal(size=18), "c": np.r_[np.zeros(17, int), 1]})
+    path = tmp_path / "d.csv"
+    d.to_csv(path, index=False)
+    with pytest.raises(FormulaError, match="cannot be combined with (cens|trunc)"):
+        prepare(FitSpec(data=path, formula=f"{lhs} ~ 1 + ar(time = t, gr = id)", out=tmp_path / "o"))
