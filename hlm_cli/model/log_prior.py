@@ -150,8 +150,8 @@ def log_prior(tree, built) -> dict[str, np.ndarray]:
             if g is not None:
                 out[name] = _lkj(post, g, float(prior.kwargs["eta"]))
             continue
-        elif name.startswith("sigma_") and design.sigma is not None:
-            x = _sigma_coef(post, design, name)
+        elif (sub := _regression_of(design, name)) is not None:
+            x = _regression_coef(post, sub, name)
         elif name in post:
             x = _draws(post, name)
         else:
@@ -163,18 +163,26 @@ def log_prior(tree, built) -> dict[str, np.ndarray]:
     return out
 
 
-def _sigma_coef(post, design, name: str) -> np.ndarray | None:
-    """Draws of a --sigma-formula coefficient ``sigma_LABEL`` (the intercept centered)."""
-    sd = design.sigma
+def _regression_of(design, name: str):
+    """The --sigma-formula or --zi/--hu-formula design whose coefficient ``name`` is, or None."""
+    for sub in (design.sigma, getattr(design, "dpar", None)):
+        if sub is not None and name.startswith(f"{sub.prefix}_"):
+            return sub
+    return None
+
+
+def _regression_coef(post, sub, name: str) -> np.ndarray | None:
+    """Draws of a distributional-regression coefficient ``PREFIX_LABEL`` (``sigma_x``,
+    ``zi_Intercept``); the intercept is the centered one, where build.py puts its prior."""
     values: dict[str, np.ndarray] = {}
-    for var, labels in sd.names().items():
+    for var, labels in sub.names().items():
         if var not in post:
             continue
         v = _draws(post, var)
         for j, lab in enumerate(labels):
-            values[f"sigma_{lab}"] = v if v.ndim == 2 else v[..., j]
-    if name == "sigma_Intercept":
-        return _centered(values, sd.X, list(sd.labels), prefix="sigma_")
+            values[f"{sub.prefix}_{lab}"] = v if v.ndim == 2 else v[..., j]
+    if name == f"{sub.prefix}_Intercept":
+        return _centered(values, sub.X, list(sub.labels), prefix=f"{sub.prefix}_")
     return values.get(name)
 
 

@@ -165,3 +165,41 @@ def test_a_vector_parameter_sums_its_elements_prior():
     assert lp.shape == (2, 5)
     expected = stats.t.logpdf(cut, 3.0, 0.0, 2.5).sum(axis=2)
     assert np.ptp(lp - expected) < 1e-9
+
+
+@pytest.mark.parametrize("prefix", ["sigma", "zi"])
+def test_a_distributional_intercept_prior_is_on_the_centered_intercept(prefix):
+    """--sigma-formula and --zi/--hu-formula intercepts are sampled centered (build.py): their
+    prior is evaluated at intercept + mean(x) * slope, not at the reported intercept."""
+    import xarray as xr
+
+    from hlm_cli.model.log_prior import log_prior
+
+    rng = np.random.default_rng(3)
+    icpt, slope = rng.normal(size=(1, 6)), rng.normal(size=(1, 6))
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({
+        f"{prefix}_Intercept": (("chain", "draw"), icpt), f"{prefix}_x": (("chain", "draw"), slope)})})
+    X = np.column_stack([np.ones(4), [1.0, 2.0, 3.0, 6.0]])  # mean(x) = 3
+
+    class Sub:
+        pass
+
+    sub = Sub()
+    sub.prefix, sub.X, sub.labels = prefix, X, ["Intercept", "x"]
+    sub.names = lambda: {f"{prefix}_Intercept": ["Intercept"], f"{prefix}_x": ["x"]}
+
+    class Design:
+        fixed_slices: dict = {}
+        x_labels: list = []
+        groups: list = []
+        sigma = sub if prefix == "sigma" else None
+        dpar = sub if prefix != "sigma" else None
+        X = np.zeros((4, 0))
+
+    class Built:
+        design = Design()
+        priors = {f"{prefix}_Intercept": P("Normal", mu=0.0, sigma=1.5), f"{prefix}_x": P("Normal", mu=0.0, sigma=1.0)}
+
+    lp = log_prior(tree, Built())
+    assert np.ptp(lp[f"{prefix}_Intercept"] - stats.norm.logpdf(icpt + 3.0 * slope, 0, 1.5)) < 1e-9
+    assert np.ptp(lp[f"{prefix}_x"] - stats.norm.logpdf(slope, 0, 1.0)) < 1e-9
