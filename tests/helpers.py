@@ -33,3 +33,24 @@ def write_run(run: Path, groups: dict, info: dict) -> Path:
     xr.DataTree.from_dict(groups).to_netcdf(run / "posterior.nc", engine="h5netcdf")
     runinfo.write(run / "run.json", {**info, "checksums": runinfo.checksums(run)})
     return run
+
+
+def tree_from_points(model, points, *, mode=None):
+    """A posterior DataTree (1 chain, one draw per point) of a PyMC model's constrained values
+    and deterministics at unconstrained ``points`` (dicts of value-variable arrays): what a
+    sampler would have stored, without sampling. Extra dims are named ``NAME_d0``, ..."""
+    import numpy as np
+    import xarray as xr
+
+    names = [v.name for v in model.unobserved_value_vars]
+    value_fn = model.compile_fn(list(model.unobserved_value_vars), inputs=model.value_vars,
+                                on_unused_input="ignore", mode=mode)
+    post: dict[str, list] = {}
+    for p in points:
+        for n, v in zip(names, value_fn(p), strict=True):
+            post.setdefault(n, []).append(np.asarray(v))
+    data_vars = {}
+    for n, vals in post.items():
+        arr = np.stack(vals)[None]  # (chain=1, draw, ...)
+        data_vars[n] = (["chain", "draw"] + [f"{n}_d{i}" for i in range(arr.ndim - 2)], arr)
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(data_vars)})

@@ -23,6 +23,7 @@ from hlm_cli.model.build import (
 from hlm_cli.model.families import get_family
 from hlm_cli.model.priors import parse_priors
 from hlm_cli.model.reparam import to_user_scale
+from tests.helpers import tree_from_points
 
 
 def far_df(seed=3, n=60, center=200.0):
@@ -182,22 +183,6 @@ def test_structure_key_separates_centered_from_uncentered():
     assert k1 != k0
 
 
-def _tree(built, points):
-    """A posterior tree from points of the model: constrained values and deterministics."""
-    m = built.model
-    names = [v.name for v in m.unobserved_value_vars]
-    fn = m.compile_fn(list(m.unobserved_value_vars), inputs=m.value_vars, on_unused_input="ignore")
-    post = {}
-    for p in points:
-        for n, v in zip(names, fn(p), strict=True):
-            post.setdefault(n, []).append(np.asarray(v))
-    data_vars = {}
-    for n, vals in post.items():
-        arr = np.stack(vals)[None]
-        data_vars[n] = (["chain", "draw"] + [f"{n}_d{i}" for i in range(arr.ndim - 2)], arr)
-    return xr.DataTree.from_dict({"posterior": xr.Dataset(data_vars)})
-
-
 @pytest.mark.parametrize("family, formula, sigma", [
     ("gaussian", "y ~ x * cond + (1 + x|g)", None),
     ("gaussian", "y ~ x + cond + (1|g)", "~ x + s"),
@@ -219,7 +204,7 @@ def test_predictions_from_user_scale_draws_match_the_graph(family, formula, sigm
     m = built.model
     rng = np.random.default_rng(2)
     points = [{k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in m.initial_point().items()} for _ in range(2)]
-    tree = _tree(built, points)
+    tree = tree_from_points(built.model, points)
     ours = likelihood.pointwise(tree, built)
     obs = m.observed_RVs[0]
     ref_fn = m.compile_fn(m.logp(vars=[obs], sum=False)[0], inputs=m.value_vars, on_unused_input="ignore")

@@ -17,6 +17,7 @@ from hlm_cli.formula.families import LINKS, check_link
 from hlm_cli.model import likelihood, linpred
 from hlm_cli.model.build import build_model
 from hlm_cli.model.families import FAMILIES, get_family
+from tests.helpers import tree_from_points
 
 NEW = ["zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial",
        "beta_binomial", "weibull", "exponential"]
@@ -46,17 +47,7 @@ def _pymc_vs_numpy(built):
     points = [{k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in ip.items()} for _ in range(2)]
     obs = model.observed_RVs[0]
     ref_fn = model.compile_fn(model.logp(vars=[obs], sum=False)[0], inputs=model.value_vars, on_unused_input="ignore", mode=mode)
-    value_fn = model.compile_fn(list(model.unobserved_value_vars), inputs=model.value_vars, on_unused_input="ignore", mode=mode)
-    names = [v.name for v in model.unobserved_value_vars]
-    post = {}
-    for p in points:
-        for n, v in zip(names, value_fn(p), strict=True):
-            post.setdefault(n, []).append(np.asarray(v))
-    data_vars = {}
-    for n, vals in post.items():
-        arr = np.stack(vals)[None]
-        data_vars[n] = (["chain", "draw"] + [f"{n}_d{i}" for i in range(arr.ndim - 2)], arr)
-    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(data_vars)})
+    tree = tree_from_points(model, points, mode=mode)
     ours = likelihood.pointwise(tree, built)
     ref = np.stack([ref_fn(p) for p in points])
     assert np.all(np.isfinite(ref))

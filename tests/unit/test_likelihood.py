@@ -9,6 +9,7 @@ from hlm_cli.formula.design import build_design
 from hlm_cli.model import likelihood, linpred
 from hlm_cli.model.build import build_model
 from hlm_cli.model.families import get_family
+from tests.helpers import tree_from_points
 
 SLOW = pytest.mark.slow  # each case compiles a PyTensor C function (~8 s)
 
@@ -33,18 +34,7 @@ def test_matches_pymc_logp(tiny_df, family, formula):
     points = [{k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in ip.items()} for _ in range(2)]
     obs = model.observed_RVs[0]
     ref_fn = model.compile_fn(model.logp(vars=[obs], sum=False)[0], inputs=model.value_vars, on_unused_input="ignore")
-    value_fn = model.compile_fn([model.unobserved_value_vars[i] for i in range(len(model.unobserved_value_vars))], inputs=model.value_vars, on_unused_input="ignore")
-    names = [v.name for v in model.unobserved_value_vars]
-    post = {}
-    for p in points:
-        for n, v in zip(names, value_fn(p), strict=True):
-            post.setdefault(n, []).append(np.asarray(v))
-    data_vars = {}
-    for n, vals in post.items():
-        arr = np.stack(vals)[None]  # (chain=1, draw=2, ...)
-        dims = ["chain", "draw"] + [f"{n}_d{i}" for i in range(arr.ndim - 2)]
-        data_vars[n] = (dims, arr)
-    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(data_vars)})
+    tree = tree_from_points(model, points)
     ours = likelihood.pointwise(tree, built)
     ref = np.stack([ref_fn(p) for p in points])
     np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-8)

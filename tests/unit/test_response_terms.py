@@ -13,6 +13,7 @@ from hlm_cli.formula.response_terms import ResponseTerms, cens_codes, evaluate
 from hlm_cli.model import censoring, likelihood
 from hlm_cli.model.build import build_model
 from hlm_cli.model.families import get_family
+from tests.helpers import tree_from_points
 
 COLS = ["y", "c", "y2", "x", "w", "g", "n", "s", "up"]
 
@@ -218,20 +219,6 @@ def test_weights_in_the_numpy_loglik():
     np.testing.assert_allclose(ll[0], w * stats.norm.logpdf(y, 0, 1.5))
 
 
-def _tree_from_points(model, points):
-    names = [v.name for v in model.unobserved_value_vars]
-    value_fn = model.compile_fn(list(model.unobserved_value_vars), inputs=model.value_vars, on_unused_input="ignore")
-    post = {}
-    for p in points:
-        for n, v in zip(names, value_fn(p), strict=True):
-            post.setdefault(n, []).append(np.asarray(v))
-    data_vars = {}
-    for n, vals in post.items():
-        arr = np.stack(vals)[None]
-        data_vars[n] = (["chain", "draw"] + [f"{n}_d{i}" for i in range(arr.ndim - 2)], arr)
-    return xr.DataTree.from_dict({"posterior": xr.Dataset(data_vars)})
-
-
 @pytest.mark.parametrize("family, formula", [
     ("lognormal", "y | cens(c, y2) + trunc(ub = 40) ~ x + (1|g)"),
     pytest.param("gaussian", "y | weights(w) + cens(c, y2) ~ x + (1|g)", marks=pytest.mark.slow),
@@ -256,7 +243,7 @@ def test_model_logp_matches_numpy_pointwise(family, formula):
     like = model.observed_RVs + list(model.potentials)
     assert [p.name for p in model.potentials] == ["_response_terms"]
     ref_fn = model.compile_fn(model.logp(vars=like, sum=True), inputs=model.value_vars, on_unused_input="ignore")
-    ours = likelihood.pointwise(_tree_from_points(model, points), built)
+    ours = likelihood.pointwise(tree_from_points(model, points), built)
     np.testing.assert_allclose(ours.sum(axis=1), [ref_fn(p) for p in points], rtol=1e-6)
 
 
