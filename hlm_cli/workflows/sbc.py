@@ -323,10 +323,14 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
     labels_all = list(design.x_labels)
     for lab in labels_all:
         want(lab)
-    sd = design.sigma
-    if sd is not None:
-        for lab in sd.labels:
-            want(f"sigma_{lab}")
+    # distributional regressions: --sigma-formula (log scale), --zi/--hu-formula (logit scale)
+    from scipy.special import expit
+
+    regressions = [(sub, inv) for sub, inv in ((design.sigma, np.exp), (getattr(design, "dpar", None), expit))
+                   if sub is not None]
+    for sub, _ in regressions:
+        for lab in sub.labels:
+            want(f"{sub.prefix}_{lab}")
     for g in design.groups:
         for eff in g.effect_names:
             want(f"{eff}_sigma")
@@ -397,20 +401,21 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
     for a in info.family:
         if a in drawn:
             put(a, drawn[a])
-    if sd is not None:
-        gam = np.stack([drawn[f"sigma_{lab}"] for lab in sd.labels], axis=1)
-        smeans = column_means(sd.X, sd.labels)
-        if smeans is not None:
-            ic = list(sd.labels).index("Intercept")
+    for sub, inv in regressions:
+        pre = sub.prefix
+        gam = np.stack([drawn[f"{pre}_{lab}"] for lab in sub.labels], axis=1)
+        smeans = column_means(sub.X, sub.labels)
+        if smeans is not None:  # drawn on the centered intercept, reported on the user's scale
+            ic = list(sub.labels).index("Intercept")
             gam[:, ic] = gam[:, ic] - gam @ smeans
-        gcol = {lab: gam[:, j] for j, lab in enumerate(sd.labels)}
-        for var, labels in sd.names().items():
-            if len(labels) == 1 and var == f"sigma_{labels[0]}":
+        gcol = {lab: gam[:, j] for j, lab in enumerate(sub.labels)}
+        for var, labels in sub.names().items():
+            if len(labels) == 1 and var == f"{pre}_{labels[0]}":
                 put(var, gcol[labels[0]])
             else:
                 put(var, np.stack([gcol[lab] for lab in labels], axis=1), (f"{var}_dim",))
         with np.errstate(over="ignore"):
-            put("sigma", np.exp(gam @ np.asarray(sd.X, dtype=float).T), (OBS_DIM,))
+            put(pre, inv(gam @ np.asarray(sub.X, dtype=float).T), (OBS_DIM,))
 
     ds = xr.Dataset(post, coords={"chain": [0], "draw": np.arange(S)})
     tree = xr.DataTree.from_dict({"posterior": ds})

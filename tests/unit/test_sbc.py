@@ -316,3 +316,25 @@ def test_api_needs_out(tiny_csv):
     with pytest.raises(ConfigError, match="needs out="):
         hlm.sbc(tiny_csv, "y ~ 1 + (1|g)")
     assert "sbc" in dir(hlm)
+
+
+def test_generator_zi_formula(tiny_csv):
+    """A --zi-formula model: zi per row from its logit regression (centered intercept, as the
+    fit places its prior), zeros at that rate (the generator had no zi before and crashed)."""
+    from hlm_cli.spec import load_fit_spec
+    from hlm_cli.workflows.fit import prepare
+
+    spec = load_fit_spec(None, data=tiny_csv, formula="count ~ 1 + x", out=tiny_csv.parent / "o",
+                         family="zero_inflated_poisson", zi_formula="~ cond",
+                         priors=["zi_Intercept=Normal(0, 0.01)", "zi_cond=Normal(2, 0.01)"])
+    built = prepare(spec).built
+    tree, y, ll = sbc.draw_truths(built, built.priors, 300, seed=7)
+    zi = np.asarray(tree["posterior"]["zi"])[0]  # (sims, rows)
+    cond = pd.read_csv(tiny_csv)["cond"].to_numpy()
+    # logit zi = 0 at the mean of the columns (half the rows are b): -1 for a, +1 for b
+    assert np.allclose(zi[:, cond == "a"], 1 / (1 + np.exp(1.0)), atol=0.01)
+    assert np.allclose(zi[:, cond == "b"], 1 / (1 + np.exp(-1.0)), atol=0.01)
+    assert np.mean(y[:, cond == "b"] == 0) > np.mean(y[:, cond == "a"] == 0) + 0.2
+    assert np.isfinite(ll).all()
+    q = sbc.quantities({n: np.asarray(tree["posterior"][n])[0] for n in tree["posterior"].data_vars}, built, lead=1)
+    assert {"zi_Intercept", "Intercept", "x"} <= set(q)
