@@ -42,6 +42,9 @@ ZiFormula = Annotated[str | None, typer.Option(
 HuFormula = Annotated[str | None, typer.Option(
     "--hu-formula", help='model the hurdle probability (logit scale) of a hurdle_* family, e.g. --hu-formula "~ mined"',
     rich_help_panel=MODEL, show_default=False)]
+SigmaFormula = Annotated[str | None, typer.Option(
+    "--sigma-formula", help='model the residual SD (log scale), e.g. --sigma-formula "~ group" for unequal variances (BEST)',
+    rich_help_panel=MODEL, show_default=False)]
 Priors = Annotated[list[str] | None, typer.Option(
     "--prior", help='TERM=Dist(args), repeatable, e.g. --prior "Intercept=Normal(0, 100)" --prior "sigma=HalfNormal(10)" '
     '--prior "1|gene=HalfNormal(1)" (group SD); classes: b, sd, cor', rich_help_panel=MODEL, show_default=False)]

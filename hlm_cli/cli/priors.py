@@ -19,6 +19,7 @@ from hlm_cli.cli.options import (
     Reference,
     Se,
     Sep,
+    SigmaFormula,
     ZiFormula,
 )
 
@@ -36,7 +37,7 @@ def priors(
     link: Link = None,
     levels: Levels = None,
     sep: Sep = None,
-    sigma_formula: Annotated[str | None, typer.Option("--sigma-formula", help='model the residual SD, e.g. "~ group"', show_default=False)] = None,
+    sigma_formula: SigmaFormula = None,
     zi_formula: ZiFormula = None,
     hu_formula: HuFormula = None,
 ) -> None:

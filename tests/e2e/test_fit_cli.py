@@ -256,3 +256,14 @@ def test_cell_lines_recovers_truth(tmp_path, capsys):
             checked += 1
     assert checked == 15
     assert np.isfinite(s["r_hat"]).all()
+
+
+@pytest.mark.parametrize("name", ["family", "link", "levels", "zi_formula", "hu_formula", "sigma_formula", "prior",
+                                  "prior_preset", "reference", "categorical", "se", "sep"])
+def test_sbc_and_priors_take_fits_model_options(name):
+    """hlm sbc and hlm priors describe the same models as hlm fit: one definition per option."""
+    fit = _options("fit")[name]
+    for command in ("sbc", "priors"):
+        other = _options(command).get(name)
+        assert other is not None, f"hlm {command} has no --{name.replace('_', '-')}"
+        assert (fit.opts, fit.help, fit.multiple) == (other.opts, other.help, other.multiple), (command, name)
