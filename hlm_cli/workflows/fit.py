@@ -144,9 +144,10 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
         drop_intercept(design)
         design.response_levels = labels
     if sigma_formula is not None:
-        from hlm_cli.formula.design import build_sigma_design
+        from hlm_cli.formula.design import build_sigma_design, set_reference
 
-        design.sigma = build_sigma_design(sigma_formula.fixed, frame, lines=lines)
+        # --reference applies to the sigma formula's factors too
+        design.sigma = build_sigma_design(sigma_formula.fixed, set_reference(frame, spec.reference or None), lines=lines)
     if dpar_formula is not None:
         from hlm_cli.formula.design import build_sigma_design, set_reference
 

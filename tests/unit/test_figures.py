@@ -421,3 +421,37 @@ def test_batch_report_needs_a_status_file(tmp_path):
 
     with pytest.raises(InputError, match="batch_status.csv"):
         write_batch_report(tmp_path)
+
+
+def test_effect_grid_holds_factors_at_the_chosen_reference_level():
+    """--reference / relevel() choose the level other factors are held at (else the first)."""
+    from hlm_cli.outputs.figures.effects import effect_grid
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "geno": ["ko", "wt", "ko", "wt"], "g": ["a", "a", "b", "b"]})
+    kinds = {"x": "numeric", "geno": "factor"}
+    _, held = effect_grid("x", None, kinds, frame, ["x", "geno"], ["g"], n_grid=5)
+    assert held["geno"] == "ko"  # no order given: the first sorted level
+    _, held = effect_grid("x", None, kinds, frame, ["x", "geno"], ["g"], n_grid=5, orders={"geno": ["wt", "ko"]})
+    assert held["geno"] == "wt"
+    numeric = frame.assign(geno=[2, 1, 2, 1])  # codes: the order is matched as written
+    _, held = effect_grid("x", None, kinds, numeric, ["x", "geno"], ["g"], n_grid=5, orders={"geno": ["2", "1"]})
+    assert held["geno"] == 2
+
+
+def test_sigma_formula_follows_reference(tmp_path):
+    """--reference geno=wt codes the sigma formula's factor against wt too (sigma_geno[ko])."""
+    from hlm_cli.spec import FitSpec
+    from hlm_cli.workflows.fit import prepare
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"y": rng.normal(size=24), "geno": ["wt", "ko", "zz"] * 8, "g": [f"g{i % 4}" for i in range(24)]})
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    names = {}
+    for ref in ({}, {"geno": "wt"}):
+        spec = FitSpec(data=path, formula="y ~ geno + (1|g)", sigma_formula="~ geno", reference=ref, out=tmp_path / "o")
+        design = prepare(spec).built.design
+        names[bool(ref)] = (list(design.x_labels), list(design.sigma.labels))
+    assert not any("wt" in n for n in names[True][0]) and any("ko" in n for n in names[True][0])
+    assert not any("wt" in n for n in names[True][1]) and any("ko" in n for n in names[True][1])
+    assert any("wt" in n for n in names[False][1])  # default: ko is the reference, wt a column

@@ -300,6 +300,16 @@ def _levels(col: pd.Series) -> list:
         return sorted(col.dropna().unique(), key=str)
 
 
+def _reference_level(col: pd.Series, order: list[str] | None):
+    """The level a factor is held at: the first of ``order`` (as the data spell it), else the first level."""
+    levels = _levels(col)
+    if order:
+        for value in levels:
+            if str(value) == str(order[0]):
+                return value
+    return levels[0]
+
+
 def shown_as_levels(col: pd.Series, kind: str) -> bool:
     """Factors, and numeric 0/1-style indicators (a line between two codes means nothing)."""
     return kind == "factor" or col.nunique(dropna=True) <= 2
@@ -317,8 +327,12 @@ def _by_values(col: pd.Series, kind: str) -> list:
 
 
 def effect_grid(x: str, by: str | None, kinds: dict[str, str], frame: pd.DataFrame, model_columns: list[str],
-                group_columns: list[str], n_grid: int = 100) -> tuple[pd.DataFrame, dict]:
-    """New rows for one conditional effect, and the values the other columns were held at."""
+                group_columns: list[str], n_grid: int = 100, orders: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, dict]:
+    """New rows for one conditional effect, and the values the other columns were held at.
+
+    A factor is held at its reference level: the one ``--reference``, ``relevel()`` or
+    ``C(levels=)`` chose (``orders``, the design's level orders), else its first level.
+    """
     held: dict[str, object] = {}
     base: dict[str, object] = {}
     for c in model_columns:
@@ -328,7 +342,7 @@ def effect_grid(x: str, by: str | None, kinds: dict[str, str], frame: pd.DataFra
             # an unseen level with new_levels="zero": the population-level prediction
             base[c] = -987654321 if pd.api.types.is_numeric_dtype(frame[c]) and not isinstance(frame[c].dtype, pd.CategoricalDtype) else NEW_LEVEL
             continue
-        base[c] = _levels(frame[c])[0] if kinds.get(c) == "factor" else _reference(frame[c])
+        base[c] = _reference_level(frame[c], (orders or {}).get(c)) if kinds.get(c) == "factor" else _reference(frame[c])
         if c in kinds:
             held[c] = base[c]
     xs = _levels(frame[x]) if shown_as_levels(frame[x], kinds[x]) else np.linspace(float(frame[x].min()), float(frame[x].max()), n_grid)
@@ -383,7 +397,7 @@ def conditional_effects(ctx, *, n_grid: int = 100) -> list[Effect]:
                 kinds[sm.by] = "factor"
     covered = {(a, b) for a, b, _ in smooth_pairs}
     for x, by, sm in smooth_pairs + [p for p in pairs if (p[0], p[1]) not in covered]:
-        grid, held = effect_grid(x, by, kinds, frame, model_columns, group_columns, n_grid)
+        grid, held = effect_grid(x, by, kinds, frame, model_columns, group_columns, n_grid, orders=design.levels)
         eta = linear_predictor(ctx, grid, new_levels="zero")
         mu = inverse_link(built.family, eta, ctx.tree)
         lo, hi = interval(mu)
