@@ -616,6 +616,22 @@ def pooling_result(result) -> None:
         con.print(f"Wrote {result.csv} and {result.png}")
 
 
+# -- hlm varpart
+
+
+def varpart_result(result) -> None:
+    """hlm varpart: one row per component (fraction mean and interval, latent-scale variance)."""
+    con = Console(highlight=False, emoji=False)
+    pct = int(round(result.ci * 100))
+    t = Table(title=f"Variance partition ({result.family}, latent scale; fractions per posterior draw)", title_justify="left")
+    for c in ("component", "fraction", f"{pct}% interval", "variance"):
+        t.add_column(c, justify="left" if c == "component" else "right")
+    for _, r in result.table.iterrows():
+        t.add_row(escape(str(r["component"])), f"{r['mean']:.3f}", f"{r['lower']:.3f} - {r['upper']:.3f}", f"{r['variance']:.4g}")
+    con.print(t)
+    con.print(f"Wrote {result.csv}")
+
+
 # -- hlm sbc
 
 
