@@ -356,6 +356,28 @@ class Fit:
 
         return compare(load_run(self._run_dir, data=self._data), factor=factor).table
 
+    def varpart(self, *, ci: float = 0.95) -> pd.DataFrame:
+        """Variance partition (``hlm varpart``): the fraction of the latent-scale variance due to
+        each grouping factor, the population-level terms and the residual, per posterior draw.
+
+        Parameters
+        ----------
+        ci : float
+            Width of each fraction's equal-tailed interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``component`` (each grouping factor, ``fixed``, ``residual``), ``mean``, ``lower``,
+            ``upper`` (the fraction) and ``variance`` (posterior mean of the component's
+            variance). The fractions of each draw sum to one.
+        """
+        from hlm_cli.outputs.varpart import fractions
+        from hlm_cli.workflows.runs import load_run
+
+        ctx = load_run(self._run_dir, data=self._data)
+        return fractions(ctx.tree, ctx.built, ci)
+
     def sensitivity(self) -> pd.DataFrame:
         """Power-scaling prior and likelihood sensitivity of each parameter (``hlm sensitivity``).
 

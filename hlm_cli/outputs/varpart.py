@@ -127,13 +127,14 @@ def components(tree, built) -> dict[str, np.ndarray]:
     beta = beta_draws(tree, built)
     X = np.asarray(design.X, dtype=float)
     keep = np.array([lab != "Intercept" for lab in design.x_labels], dtype=bool)  # a constant adds no variance
-    fixed_eta = beta[:, keep] @ X[:, keep].T if keep.any() else np.zeros((beta.shape[0], design.n))
+    S = beta.shape[0]
+    varying = beta[:, keep] @ X[:, keep].T if keep.any() else np.zeros((S, design.n))
     for sm in design.smooths:
-        fixed_eta = fixed_eta + _stacked(tree, sm.label) @ np.asarray(sm.Z, dtype=float).T
-    S = fixed_eta.shape[0]
-    out[FIXED] = fixed_eta.var(axis=1)
+        varying = varying + _stacked(tree, sm.label) @ np.asarray(sm.Z, dtype=float).T
+    out[FIXED] = varying.var(axis=1)
     group_total = sum((v for k, v in out.items() if k != FIXED), np.zeros(S))
-    out[RESIDUAL] = _residual(tree, built, fam, design, fixed_eta, group_total)
+    constant = beta[:, ~keep] @ X[:, ~keep].T if (~keep).any() else 0.0
+    out[RESIDUAL] = _residual(tree, built, fam, design, varying + constant, group_total)
     return out
 
 

@@ -22,6 +22,16 @@ class VarpartResult:
     csv: Path
 
 
+def fractions_from_run(run_dir: Path, ci: float = 0.95) -> pd.DataFrame:
+    """Variance fractions of a run directory written by ``hlm fit`` (columns ``component, mean,
+    lower, upper, variance``): :func:`hlm_cli.outputs.varpart.fractions` of the reopened run."""
+    from hlm_cli.outputs.varpart import fractions
+    from hlm_cli.workflows.runs import load_run
+
+    ctx = load_run(Path(run_dir))
+    return fractions(ctx.tree, ctx.built, ci)
+
+
 def run_varpart(run_dir: Path, *, ci: float = 0.95, out: Path | None = None) -> VarpartResult:
     """Compute the variance fractions of a run and write them.
 
