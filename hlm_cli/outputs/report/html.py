@@ -489,3 +489,23 @@ def _run_dir_of(batch_dir: Path, row: pd.Series) -> Path | None:
         return p if p.is_absolute() else batch_dir / p
     stem = Path(str(row.get("input", ""))).stem
     return batch_dir / stem if stem and (batch_dir / stem).is_dir() else None
+
+
+def section_shared_priors(path: Path) -> str:
+    """hlm batch --share: the priors learned from pass 1 (OUT/shared_priors.json) as a table."""
+    import json
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        rows = payload.get("table") or []
+        used = payload.get("priors") or {}
+    except (OSError, ValueError, AttributeError):
+        return ""
+    body = "".join(
+        f"<tr><td class='l'>{_e(r.get('parameter', ''))}</td><td class='l'>{_e(r.get('kind', ''))}</td>"
+        f"<td class='l'><code>{_e(used.get(r.get('parameter'), 'yours (--prior)'))}</code></td><td>{_e(r.get('n_inputs', ''))}</td></tr>"
+        for r in rows)
+    return ("<h2>Shared priors (--share)</h2><p class='sub'>Learned from every input's first-pass fit by the method of "
+            f"moments ({_e(payload.get('inputs_fitted', ''))} inputs); every run below was refitted with them "
+            "(docs/screens-share.md).</p><table><thead><tr><th class='l'>parameter</th><th class='l'>kind</th>"
+            f"<th class='l'>prior</th><th>inputs</th></tr></thead><tbody>{body}</tbody></table>")

@@ -288,5 +288,9 @@ def write_batch_report(batch_dir: Path) -> Path:
         if len(summ) and key in summ.columns and {"parameter", "mean"} <= set(summ.columns):
             texts, means = html_mod.batch_estimates(summ, key)
     out = batch_dir / BATCH_REPORT_NAME
-    _write_page(out, html_mod.render_batch(batch_dir, status, texts, means, key, REPORT_NAME))
+    page = html_mod.render_batch(batch_dir, status, texts, means, key, REPORT_NAME)
+    shared = batch_dir / "shared_priors.json"  # hlm batch --share (hlm_cli.workflows.share)
+    if shared.exists():
+        page = page.replace("<div class='tablewrap'>", html_mod.section_shared_priors(shared) + "<div class='tablewrap'>", 1)
+    _write_page(out, page)
     return out
