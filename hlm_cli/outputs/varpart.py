@@ -128,18 +128,25 @@ def components(tree, built) -> dict[str, np.ndarray]:
     X = np.asarray(design.X, dtype=float)
     keep = np.array([lab != "Intercept" for lab in design.x_labels], dtype=bool)  # a constant adds no variance
     S = beta.shape[0]
-    varying = beta[:, keep] @ X[:, keep].T if keep.any() else np.zeros((S, design.n))
+    cols, coefs = [X[:, keep]], [beta[:, keep]]
     for sm in design.smooths:
-        varying = varying + _stacked(tree, sm.label) @ np.asarray(sm.Z, dtype=float).T
-    out[FIXED] = varying.var(axis=1)
+        cols.append(np.asarray(sm.Z, dtype=float))
+        coefs.append(_stacked(tree, sm.label).reshape(S, -1))
+    A, B = np.concatenate(cols, axis=1), np.concatenate(coefs, axis=1)  # (n, q), (S, q)
+    if A.shape[1]:
+        # var over rows of A b = b' cov(A) b: no (draws x rows) matrix, whatever the data size
+        C = np.atleast_2d(np.cov(A, rowvar=False, bias=True))
+        out[FIXED] = np.maximum(np.einsum("sk,kl,sl->s", B, C, B), 0.0)
+    else:
+        out[FIXED] = np.zeros(S)
     group_total = sum((v for k, v in out.items() if k != FIXED), np.zeros(S))
-    constant = beta[:, ~keep] @ X[:, ~keep].T if (~keep).any() else 0.0
-    out[RESIDUAL] = _residual(tree, built, fam, design, varying + constant, group_total)
+    out[RESIDUAL] = _residual(tree, built, fam, design, (beta, X, B, A), group_total)
     return out
 
 
-def _residual(tree, built, fam, design, fixed_eta: np.ndarray, group_total: np.ndarray) -> np.ndarray:
-    S = fixed_eta.shape[0]
+def _residual(tree, built, fam, design, parts, group_total: np.ndarray) -> np.ndarray:
+    beta, X, B, A = parts
+    S = beta.shape[0]
     if fam.name in ("gaussian", "t", "lognormal"):
         res = np.zeros(S)
         if design.sigma is not None:
@@ -156,11 +163,15 @@ def _residual(tree, built, fam, design, fixed_eta: np.ndarray, group_total: np.n
         return res
     if fam.link in _LINK_VARIANCE:
         return np.full(S, _LINK_VARIANCE[fam.link])
-    # log link counts: the lognormal approximation
-    eta = fixed_eta
-    if design.offset is not None:
-        eta = eta + np.asarray(design.offset, dtype=float)
-    lam = np.exp(np.clip(eta + group_total[:, None] / 2, -700, 700)).mean(axis=1)
+    # log link counts: the lognormal approximation, lambda = mean_i exp(eta_i + group var / 2)
+    offset = np.zeros(design.n) if design.offset is None else np.asarray(design.offset, dtype=float)
+    const = ~np.array([lab != "Intercept" for lab in design.x_labels], dtype=bool)
+    lam = np.empty(S)
+    step = max(1, 2_000_000 // max(design.n, 1))  # draws per block: bounded memory
+    for a in range(0, S, step):
+        sl = slice(a, a + step)
+        eta = B[sl] @ A.T + beta[sl][:, const] @ X[:, const].T + offset
+        lam[sl] = np.exp(np.clip(eta + group_total[sl, None] / 2, -700, 700)).mean(axis=1)
     extra = 1.0 / lam
     if fam.name == "negativebinomial":
         extra = extra + 1.0 / _stacked(tree, "alpha")

@@ -141,3 +141,23 @@ def test_violin_order_and_png(tmp_path):
     with pytest.raises(InputError, match="feature"):
         vp.plot_violin(table.drop(columns="feature"), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_report_section(ctx):
+    from types import SimpleNamespace
+
+    from hlm_cli.outputs.report import html as html_mod
+    from hlm_cli.outputs.report.page import _varpart_table
+
+    table = _varpart_table(ctx)
+    assert table["component"].tolist() == ["gene", "cell_line", "fixed", "residual"]
+    page = html_mod.section_varpart(table)
+    assert page.startswith('<h2 id="varpart">Variance partition</h2>')
+    assert page.count("<tr>") == 5 and "cell_line" in page
+    # no grouping factor, or a family it does not handle: no section
+    no_groups = SimpleNamespace(built=SimpleNamespace(design=SimpleNamespace(groups=[])), tree=ctx.tree)
+    assert _varpart_table(no_groups) is None and html_mod.section_varpart(None) == ""
+    from hlm_cli.model.families import get_family
+
+    gamma = SimpleNamespace(built=dataclasses.replace(ctx.built, family=get_family("gamma", None)), tree=ctx.tree)
+    assert _varpart_table(gamma) is None

@@ -270,6 +270,22 @@ def section_pooling(tables: list[tuple[str, pd.DataFrame, Path | None]]) -> str:
     return f'<h2 id="pooling">Pooling: no, complete and partial</h2>{"".join(parts)}' if parts else ""
 
 
+def section_varpart(table: pd.DataFrame | None) -> str:
+    """The variance partition (hlm_cli.outputs.varpart): each component's fraction with its
+    94% equal-tailed interval and its variance, as ``hlm varpart RUN`` prints it."""
+    if table is None or not len(table):
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.component)}</td><td>{r.mean:.3f}</td><td>{r.lower:.3f} &ndash; {r.upper:.3f}</td>"
+        f"<td>{r.variance:.4g}</td></tr>" for r in table.itertuples())
+    return ('<h2 id="varpart">Variance partition</h2>'
+            "<p class='why'>The share of the response's variance (on the latent, link scale) due to each grouping "
+            "factor, the population-level terms (fixed) and the residual, computed per posterior draw "
+            "(Nakagawa, Johnson &amp; Schielzeth 2017), so each share has an interval (94%, equal-tailed). "
+            "<code>hlm varpart RUN</code> writes it to varpart.csv.</p>"
+            f"<table><tr><th>component</th><th>fraction</th><th>interval</th><th>variance</th></tr>{rows}</table>")
+
+
 def section_sensitivity(table: pd.DataFrame | None) -> str:
     """sensitivity.csv as a table, with what its two numbers and the diagnosis mean."""
     if table is None or not len(table):

@@ -110,7 +110,8 @@ def write_report(run_dir: Path, *, tree, built, table, color_by: str | None = No
         summary = _read_summary(run_dir, info)
     page = html_mod.render_html(info, summary, figs, frame=frame, built=ctx.built,
                                 extra=html_mod.section_sensitivity(_sensitivity_table(run_dir))
-                                + html_mod.section_pooling(_pooling_tables(run_dir)))
+                                + html_mod.section_pooling(_pooling_tables(run_dir))
+                                + html_mod.section_varpart(_varpart_table(ctx)))
     out = run_dir / REPORT_NAME
     _write_page(out, page)
     _record(run_dir, figs, time.perf_counter() - t0)
@@ -207,6 +208,21 @@ def _sensitivity_table(run_dir: Path) -> pd.DataFrame | None:
     try:
         return pd.read_csv(Path(run_dir) / "sensitivity.csv", keep_default_na=False, na_values=[""])
     except (OSError, ValueError):
+        return None
+
+
+def _varpart_table(ctx) -> pd.DataFrame | None:
+    """The variance partition of a model with grouping factors (hlm_cli.outputs.varpart), from
+    the posterior already in memory; None for other models and families it does not handle."""
+    if not ctx.built.design.groups:
+        return None
+    from hlm_cli.errors import HlmError
+    from hlm_cli.outputs.summary import CI_PROB
+    from hlm_cli.outputs.varpart import fractions
+
+    try:
+        return fractions(ctx.tree, ctx.built, CI_PROB)
+    except HlmError:  # a family without a latent-scale residual variance: no section
         return None
 
 
