@@ -161,3 +161,50 @@ def test_report_section(ctx):
 
     gamma = SimpleNamespace(built=dataclasses.replace(ctx.built, family=get_family("gamma", None)), tree=ctx.tree)
     assert _varpart_table(gamma) is None
+
+
+def _tree_with(ctx, **extra):
+    import xarray as xr
+
+    post = ctx.tree["posterior"].to_dataset()
+    for name, (dims, values) in extra.items():
+        post[name] = (dims, values)
+    return xr.DataTree.from_dict({"posterior": post})
+
+
+def test_sigma_formula_residual_is_the_mean_of_sigma_i_squared(ctx):
+    """--sigma-formula: sigma is a per-row deterministic; the residual is its mean square."""
+    C, D = ctx.tree["posterior"]["sigma"].shape
+    n = ctx.built.design.n
+    rng = np.random.default_rng(1)
+    sig = rng.uniform(0.5, 2.0, (C, D, n))
+    tree = _tree_with(ctx, sigma=(("chain", "draw", "__obs__"), sig))
+    design = dataclasses.replace(ctx.built.design, sigma=object())
+    parts = vp.components(tree, dataclasses.replace(ctx.built, design=design))
+    np.testing.assert_allclose(parts["residual"], (sig.reshape(C * D, n) ** 2).mean(axis=1))
+
+
+def test_student_t_residual_and_draws_without_a_variance(ctx):
+    from hlm_cli.model.families import get_family
+
+    C, D = ctx.tree["posterior"]["sigma"].shape
+    nu = np.full((C, D), 5.0)
+    nu[0, :10] = 1.5  # no finite variance: left out of the summaries
+    tree = _tree_with(ctx, nu=(("chain", "draw"), nu))
+    built = dataclasses.replace(ctx.built, family=get_family("t", None))
+    parts = vp.components(tree, built)
+    sigma2 = _post(ctx, "sigma") ** 2
+    np.testing.assert_allclose(parts["residual"][10:], sigma2[10:] * 5 / 3)
+    assert np.isnan(parts["residual"][:10]).all()
+    assert len(vp.fraction_draws(parts)) == C * D - 10
+    assert vp.summarise(parts)["mean"].sum() == pytest.approx(1.0)
+
+
+def test_python_api(tmp_path):
+    import hlm_cli
+
+    fit = hlm_cli.load(copy_recorded_run(tmp_path))
+    t = fit.varpart(ci=0.8)
+    assert t["component"].tolist() == ["gene", "cell_line", "fixed", "residual"]
+    assert t["mean"].sum() == pytest.approx(1.0)
+    assert not (tmp_path / "cell_lines_run" / "varpart.csv").exists()  # the API writes nothing
