@@ -82,3 +82,20 @@ def test_several_formulas_refused(tmp_path):
     with pytest.raises(ConfigError, match="one --formula"):
         share.run_shared_batch(spec)
     assert not (tmp_path / "o").exists()
+
+
+def test_batch_report_shows_the_shared_priors(tmp_path):
+    import json
+
+    from hlm_cli.outputs.report import write_batch_report
+
+    pd.DataFrame({"input": ["a.csv"], "run_dir": ["a"], "status": ["ok"]}).to_csv(tmp_path / "batch_status.csv", index=False)
+    page = write_batch_report(tmp_path).read_text()
+    assert "Shared priors" not in page  # a plain batch
+    (tmp_path / share.SHARED_PRIORS).write_text(json.dumps({
+        "inputs_fitted": 5, "priors": {"sigma": "LogNormal(0.1, 0.2)"},
+        "table": [{"parameter": "sigma", "kind": "sigma", "n_inputs": 5}, {"parameter": "x", "kind": "b", "n_inputs": 5}]}))
+    page = write_batch_report(tmp_path).read_text()
+    assert "<h2>Shared priors (--share)</h2>" in page and "LogNormal(0.1, 0.2)" in page
+    assert "yours (--prior)" in page  # x was the user's own prior
+    assert page.index("Shared priors") < page.index("<div class='tablewrap'>")
