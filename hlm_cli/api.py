@@ -356,6 +356,28 @@ class Fit:
 
         return compare(load_run(self._run_dir, data=self._data), factor=factor).table
 
+    def varpart(self, *, ci: float = 0.95) -> pd.DataFrame:
+        """Variance partition (``hlm varpart``): the fraction of the latent-scale variance due to
+        each grouping factor, the population-level terms and the residual, per posterior draw.
+
+        Parameters
+        ----------
+        ci : float
+            Width of each fraction's equal-tailed interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``component`` (each grouping factor, ``fixed``, ``residual``), ``mean``, ``lower``,
+            ``upper`` (the fraction) and ``variance`` (posterior mean of the component's
+            variance). The fractions of each draw sum to one.
+        """
+        from hlm_cli.outputs.varpart import fractions
+        from hlm_cli.workflows.runs import load_run
+
+        ctx = load_run(self._run_dir, data=self._data)
+        return fractions(ctx.tree, ctx.built, ci)
+
     def sensitivity(self) -> pd.DataFrame:
         """Power-scaling prior and likelihood sensitivity of each parameter (``hlm sensitivity``).
 
@@ -658,7 +680,8 @@ def compare(*fits: Fit, names: Iterable[str] | None = None, criterion: str = "lo
 def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str | Iterable[str], out: str | os.PathLike,
           *, priors: Mapping[str, str] | None = None, workers: int | None = None, scheduler: str | None = None,
           manifest: str | os.PathLike | None = None, rerun_failed: bool = False, force: bool = False,
-          strict: bool = False, compare: bool = True, on_progress: Callable | None = None, **options: Any):
+          strict: bool = False, compare: bool = True, on_progress: Callable | None = None, share: bool = False,
+          **options: Any):
     """Fit one model to many inputs (``hlm batch``), resuming where a previous batch stopped.
 
     Parameters
@@ -677,6 +700,11 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
         --no-compare``.
     on_progress : callable, optional
         Receives a :class:`hlm_cli.workflows.batch.BatchProgress` whenever a fit starts or ends.
+    share : bool
+        ``hlm batch --share``: fit every input, learn shared priors for sigma, the group SDs
+        and the slopes from those fits (``out/shared_priors.json``), refit every input with
+        them. The result then also has ``shared`` (the
+        :class:`hlm_cli.workflows.share.SharedResult`).
     **options
         Settings of every fit, as :func:`fit` takes them (``draws=``, ``chains=``,
         ``family=``, ``categorical=``, ...).
@@ -707,7 +735,13 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
                              plots=options.pop("plots", False), **options)
     spec = BatchSpec(inputs=inputs, out=out_path, specs=specs, manifest=None if manifest is None else Path(manifest),
                      workers=workers, scheduler=scheduler, rerun_failed=rerun_failed, force=force, strict=strict,
-                     compare=compare, command=f"hlm.batch({inputs!r}, {formulas!r}, {str(out)!r})")
+                     compare=compare, command=f"hlm.batch({inputs!r}, {formulas!r}, {str(out)!r})", share=share)
+    if share:
+        from hlm_cli.workflows.share import run_shared_batch
+
+        shared = run_shared_batch(spec, on_progress=on_progress)
+        shared.result.shared = shared
+        return shared.result
     return run_batch(spec, on_progress=on_progress)
 
 

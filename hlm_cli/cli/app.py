@@ -24,6 +24,7 @@ from hlm_cli.cli import report as report_cmd
 from hlm_cli.cli import sbc as sbc_cmd
 from hlm_cli.cli import sensitivity as sensitivity_cmd
 from hlm_cli.cli import summary as summary_cmd
+from hlm_cli.cli import varpart as varpart_cmd
 
 app = typer.Typer(
     name="hlm",
@@ -68,6 +69,7 @@ app.command("contrast", no_args_is_help=True)(contrast_cmd.contrast)
 app.command("hypothesis", no_args_is_help=True)(hypothesis_cmd.hypothesis)
 app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("pooling", no_args_is_help=True)(pooling_cmd.pooling)
+app.command("varpart", no_args_is_help=True)(varpart_cmd.varpart)
 app.command("sensitivity", no_args_is_help=True)(sensitivity_cmd.sensitivity)
 app.command("sbc", no_args_is_help=True)(sbc_cmd.sbc)
 

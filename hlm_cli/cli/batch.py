@@ -51,6 +51,7 @@ def batch(
     rerun_failed: Annotated[bool, typer.Option("--rerun-failed", help="fit again the inputs whose last attempt failed (a re-run skips them otherwise)", rich_help_panel=BATCH)] = False,
     force: Annotated[bool, typer.Option("--force", help="fit every input again, even those already done", rich_help_panel=BATCH)] = False,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="with several --formula, skip the per-input LOO comparison (compare.csv)", rich_help_panel=BATCH)] = False,
+    share: Annotated[bool, typer.Option("--share", help="share information across inputs (empirical Bayes, limma-style): fit all, learn priors for sigma, the group SDs and the slopes from them (OUT/shared_priors.json), refit all with those priors", rich_help_panel=BATCH)] = False,
     family: Family = None,
     link: Link = None,
     zi_formula: ZiFormula = None,
@@ -105,12 +106,20 @@ def batch(
     spec = BatchSpec(
         inputs=list(inputs or []), out=out, specs=specs, manifest=manifest, workers=workers,
         scheduler=scheduler, rerun_failed=rerun_failed, force=force, strict=bool(specs[0].strict),
-        compare=not no_compare, command=command,
+        compare=not no_compare, command=command, share=share,
     )
     show = not (quiet or specs[0].quiet)
     try:
-        with render.BatchProgress(enabled=show) as bar:
-            result = run_batch(spec, on_progress=bar.update)
+        if share:
+            from hlm_cli.workflows.share import run_shared_batch
+
+            with render.BatchProgress(enabled=show) as bar:
+                shared = run_shared_batch(spec, on_progress=bar.update, on_stage=bar.stage if show else None)
+            result = shared.result
+            render.shared_priors(shared, quiet=not show)
+        else:
+            with render.BatchProgress(enabled=show) as bar:
+                result = run_batch(spec, on_progress=bar.update)
     except KeyboardInterrupt:
         render.error("interrupted; finished inputs are kept", f"run the same command again to fit the rest (see {out}/batch_status.csv)")
         raise

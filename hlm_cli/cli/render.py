@@ -462,6 +462,12 @@ class BatchProgress:
             self.bar.__enter__()
         return self
 
+    def stage(self, name: str) -> None:
+        """hlm batch --share: a new pass (pass 1, hyperpriors, pass 2) starts; a new bar per pass."""
+        self.console.print(f"--share: {name}")
+        self.task = None
+        self.finished = 0
+
     def update(self, p) -> None:
         if self.log and p.done + p.failed > self.finished:
             self.finished = p.done + p.failed
@@ -505,6 +511,22 @@ def batch_result(result, quiet: bool) -> None:
         first = failed.iloc[0]
         error(f"no input was fitted ({len(failed)} failed); first: {first['error']}",
               first["hint"] or f"see {result.status_path}")
+
+
+def shared_priors(shared, quiet: bool) -> None:
+    """hlm batch --share: the priors learned from pass 1 and used by pass 2."""
+    if quiet:
+        return
+    con = Console(highlight=False, emoji=False)
+    t = Table(title=f"Shared priors learned from pass 1 ({shared.pass1.succeeded} inputs fitted)", title_justify="left")
+    for c in ("parameter", "kind", "prior (pass 2)", "inputs"):
+        t.add_column(c, justify="right" if c == "inputs" else "left")
+    for r in shared.table.itertuples():
+        prior = shared.priors.get(r.parameter, "(yours, from --prior)")
+        t.add_row(escape(str(r.parameter)), str(r.kind), escape(prior), str(r.n_inputs))
+    con.print(t)
+    extra = "; they changed since the last run, so every input was refitted" if shared.refit else ""
+    con.print(f"Wrote {shared.path}{extra}")
 
 
 # -- hlm hypothesis, contrast, predict, pooling
@@ -614,6 +636,22 @@ def pooling_result(result) -> None:
         con.print(f"Wrote {result.csv} and {result.png}; added them to {result.report}")
     else:
         con.print(f"Wrote {result.csv} and {result.png}")
+
+
+# -- hlm varpart
+
+
+def varpart_result(result) -> None:
+    """hlm varpart: one row per component (fraction mean and interval, latent-scale variance)."""
+    con = Console(highlight=False, emoji=False)
+    pct = int(round(result.ci * 100))
+    t = Table(title=f"Variance partition ({result.family}, latent scale; fractions per posterior draw)", title_justify="left")
+    for c in ("component", "fraction", f"{pct}% interval", "variance"):
+        t.add_column(c, justify="left" if c == "component" else "right")
+    for _, r in result.table.iterrows():
+        t.add_row(escape(str(r["component"])), f"{r['mean']:.3f}", f"{r['lower']:.3f} - {r['upper']:.3f}", f"{r['variance']:.4g}")
+    con.print(t)
+    con.print(f"Wrote {result.csv}")
 
 
 # -- hlm sbc

@@ -68,6 +68,9 @@ class BatchSpec:
         Diagnostics warnings count as failures for the exit code.
     compare : bool
         With several formulas, write ``INPUT/compare.csv`` (LOO) when ``hlm loo`` is available.
+    share : bool
+        Empirical-Bayes shared priors (``--share``): run with
+        :func:`hlm_cli.workflows.share.run_shared_batch` instead of :func:`run_batch`.
     """
 
     inputs: list[str]
@@ -81,6 +84,7 @@ class BatchSpec:
     strict: bool = False
     compare: bool = True
     command: str | None = None
+    share: bool = False
 
 
 @dataclass

@@ -179,7 +179,7 @@ def test_subcommand_help_has_examples(cmd, capsys):
     assert "e.g." in out
 
 
-COMMANDS = ["fit", "loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling", "sensitivity", "sbc"]
+COMMANDS = ["fit", "loo", "batch", "report", "contrast", "hypothesis", "predict", "pooling", "varpart", "sensitivity", "sbc"]
 
 
 def test_every_command_is_registered_in_order(capsys):

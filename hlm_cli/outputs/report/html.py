@@ -270,6 +270,22 @@ def section_pooling(tables: list[tuple[str, pd.DataFrame, Path | None]]) -> str:
     return f'<h2 id="pooling">Pooling: no, complete and partial</h2>{"".join(parts)}' if parts else ""
 
 
+def section_varpart(table: pd.DataFrame | None) -> str:
+    """The variance partition (hlm_cli.outputs.varpart): each component's fraction with its
+    94% equal-tailed interval and its variance, as ``hlm varpart RUN`` prints it."""
+    if table is None or not len(table):
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.component)}</td><td>{r.mean:.3f}</td><td>{r.lower:.3f} &ndash; {r.upper:.3f}</td>"
+        f"<td>{r.variance:.4g}</td></tr>" for r in table.itertuples())
+    return ('<h2 id="varpart">Variance partition</h2>'
+            "<p class='why'>The share of the response's variance (on the latent, link scale) due to each grouping "
+            "factor, the population-level terms (fixed) and the residual, computed per posterior draw "
+            "(Nakagawa, Johnson &amp; Schielzeth 2017), so each share has an interval (94%, equal-tailed). "
+            "<code>hlm varpart RUN</code> writes it to varpart.csv.</p>"
+            f"<table><tr><th>component</th><th>fraction</th><th>interval</th><th>variance</th></tr>{rows}</table>")
+
+
 def section_sensitivity(table: pd.DataFrame | None) -> str:
     """sensitivity.csv as a table, with what its two numbers and the diagnosis mean."""
     if table is None or not len(table):
@@ -489,3 +505,23 @@ def _run_dir_of(batch_dir: Path, row: pd.Series) -> Path | None:
         return p if p.is_absolute() else batch_dir / p
     stem = Path(str(row.get("input", ""))).stem
     return batch_dir / stem if stem and (batch_dir / stem).is_dir() else None
+
+
+def section_shared_priors(path: Path) -> str:
+    """hlm batch --share: the priors learned from pass 1 (OUT/shared_priors.json) as a table."""
+    import json
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        rows = payload.get("table") or []
+        used = payload.get("priors") or {}
+    except (OSError, ValueError, AttributeError):
+        return ""
+    body = "".join(
+        f"<tr><td class='l'>{_e(r.get('parameter', ''))}</td><td class='l'>{_e(r.get('kind', ''))}</td>"
+        f"<td class='l'><code>{_e(used.get(r.get('parameter'), 'yours (--prior)'))}</code></td><td>{_e(r.get('n_inputs', ''))}</td></tr>"
+        for r in rows)
+    return ("<h2>Shared priors (--share)</h2><p class='sub'>Learned from every input's first-pass fit by the method of "
+            f"moments ({_e(payload.get('inputs_fitted', ''))} inputs); every run below was refitted with them "
+            "(docs/screens-share.md).</p><table><thead><tr><th class='l'>parameter</th><th class='l'>kind</th>"
+            f"<th class='l'>prior</th><th>inputs</th></tr></thead><tbody>{body}</tbody></table>")

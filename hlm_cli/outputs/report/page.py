@@ -110,7 +110,8 @@ def write_report(run_dir: Path, *, tree, built, table, color_by: str | None = No
         summary = _read_summary(run_dir, info)
     page = html_mod.render_html(info, summary, figs, frame=frame, built=ctx.built,
                                 extra=html_mod.section_sensitivity(_sensitivity_table(run_dir))
-                                + html_mod.section_pooling(_pooling_tables(run_dir)))
+                                + html_mod.section_pooling(_pooling_tables(run_dir))
+                                + html_mod.section_varpart(_varpart_table(ctx)))
     out = run_dir / REPORT_NAME
     _write_page(out, page)
     _record(run_dir, figs, time.perf_counter() - t0)
@@ -210,6 +211,21 @@ def _sensitivity_table(run_dir: Path) -> pd.DataFrame | None:
         return None
 
 
+def _varpart_table(ctx) -> pd.DataFrame | None:
+    """The variance partition of a model with grouping factors (hlm_cli.outputs.varpart), from
+    the posterior already in memory; None for other models and families it does not handle."""
+    if not ctx.built.design.groups:
+        return None
+    from hlm_cli.errors import HlmError
+    from hlm_cli.outputs.summary import CI_PROB
+    from hlm_cli.outputs.varpart import fractions
+
+    try:
+        return fractions(ctx.tree, ctx.built, CI_PROB)
+    except HlmError:  # a family without a latent-scale residual variance: no section
+        return None
+
+
 def _pooling_tables(run_dir: Path) -> list[tuple[str, pd.DataFrame, Path | None]]:
     """(factor, table, figure) of each pooling_<factor>.csv that ``hlm pooling`` wrote."""
     out = []
@@ -288,5 +304,9 @@ def write_batch_report(batch_dir: Path) -> Path:
         if len(summ) and key in summ.columns and {"parameter", "mean"} <= set(summ.columns):
             texts, means = html_mod.batch_estimates(summ, key)
     out = batch_dir / BATCH_REPORT_NAME
-    _write_page(out, html_mod.render_batch(batch_dir, status, texts, means, key, REPORT_NAME))
+    page = html_mod.render_batch(batch_dir, status, texts, means, key, REPORT_NAME)
+    shared = batch_dir / "shared_priors.json"  # hlm batch --share (hlm_cli.workflows.share)
+    if shared.exists():
+        page = page.replace("<div class='tablewrap'>", html_mod.section_shared_priors(shared) + "<div class='tablewrap'>", 1)
+    _write_page(out, page)
     return out
