@@ -38,7 +38,7 @@ import pandas as pd
 
 from hlm_cli.errors import InputError
 
-__all__ = ["FIXED", "RESIDUAL", "components", "fractions", "fractions_from_run", "order_components", "plot_violin", "summarise"]
+__all__ = ["FIXED", "RESIDUAL", "components", "fractions", "order_components", "plot_violin", "summarise"]
 
 FIXED = "fixed"
 RESIDUAL = "residual"
@@ -212,18 +212,6 @@ def fractions(tree, built, ci: float = 0.95) -> pd.DataFrame:
     """Variance fractions of one fitted model: columns ``component, mean, lower, upper,
     variance`` (one row per grouping factor, then ``fixed`` and ``residual``)."""
     return summarise(components(tree, built), ci)
-
-
-def fractions_from_run(run_dir: Path, ci: float = 0.95) -> pd.DataFrame:
-    """:func:`fractions` of a run directory written by ``hlm fit`` (the model is rebuilt from
-    the data file named in run.json, as every command after ``hlm fit`` does).
-
-    Columns ``component, mean, lower, upper`` (fractions) and ``variance`` (the posterior mean
-    of the component's latent-scale variance)."""
-    from hlm_cli.workflows.runs import load_run  # the one reader of run directories
-
-    ctx = load_run(Path(run_dir))
-    return fractions(ctx.tree, ctx.built, ci)
 
 
 def order_components(table: pd.DataFrame) -> list[str]:

@@ -123,7 +123,9 @@ def test_cli_not_a_run(tmp_path, capsys):
 
 
 def test_fractions_from_run_matches_contract(tmp_path):
-    table = vp.fractions_from_run(copy_recorded_run(tmp_path), ci=0.9)
+    from hlm_cli.workflows.varpart import fractions_from_run
+
+    table = fractions_from_run(copy_recorded_run(tmp_path), ci=0.9)
     assert {"component", "mean", "lower", "upper"} <= set(table.columns)
     assert table["component"].tolist()[-2:] == ["fixed", "residual"]
 
