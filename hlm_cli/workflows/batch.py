@@ -81,6 +81,12 @@ class BatchSpec:
     strict: bool = False
     compare: bool = True
     command: str | None = None
+    # (path, run directory name) of inputs already resolved and named (``hlm batch --by``'s
+    # feature files, which live under --out): used instead of inputs/manifest when given
+    named_inputs: list[tuple[str, str]] | None = None
+    # "module:function" called in the worker after each successful fit as f(run_dir, record)
+    # (``hlm batch --by`` summarises each feature's draws there); its failure never fails the fit
+    after_fit: str | None = None
 
 
 @dataclass
@@ -101,6 +107,7 @@ class Unit:
     fits: list[Fit]
     compare: list[str] = field(default_factory=list)  # run dirs (relative) to compare
     seed: int = 0  # of the comparison's refits (hlm loo --seed)
+    after_fit: str | None = None  # BatchSpec.after_fit
 
 
 @dataclass
@@ -268,9 +275,12 @@ def plan(spec: BatchSpec, *, cores: int | None = None, inputs: list[str] | None 
     none; it does not change the draws. ``inputs``: already resolved input paths.
     """
     out = Path(spec.out).resolve()
-    if inputs is None:
-        inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out)
-    names = unique_names(inputs)
+    if spec.named_inputs is not None:
+        inputs, names = [p for p, _ in spec.named_inputs], [n for _, n in spec.named_inputs]
+    else:
+        if inputs is None:
+            inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out)
+        names = unique_names(inputs)
     nested = len(spec.specs) > 1
     prints = [batch_out.fingerprint(s.model_dump(mode="json")) for s in spec.specs]
     entries: list[batch_out.Entry] = []
@@ -307,7 +317,7 @@ def plan(spec: BatchSpec, *, cores: int | None = None, inputs: list[str] | None 
         if compare and not fits and (n_done < 2 or (out / name / batch_out.COMPARE_FILE).exists()):
             compare = []  # nothing new to compare
         if fits or compare:
-            units.append(Unit(path, name, str(out), fits, compare, spec.specs[0].sampler.seed))
+            units.append(Unit(path, name, str(out), fits, compare, spec.specs[0].sampler.seed, spec.after_fit))
     return Plan(entries, units, skipped)
 
 
@@ -426,10 +436,32 @@ def run_unit(unit: Unit) -> list[dict]:
     if unit.fits and len(unit.fits[0].entry.run_dir.split("/")) > 1:  # OUT/INPUT/m1: make OUT/INPUT
         (Path(unit.out) / unit.name).mkdir(parents=True, exist_ok=True)
     records = [fit_one(f) for f in unit.fits]
+    if unit.after_fit:
+        _after_fit(unit, records)
     if unit.compare:
         cmp = compare_unit(unit)
         records.append({"compare": cmp, "run_dirs": list(unit.compare)})
     return records
+
+
+def _after_fit(unit: Unit, records: list[dict]) -> None:
+    """Call ``unit.after_fit`` on each successful fit's run directory; errors are ignored
+    (whoever asked for it recomputes what is missing)."""
+    import importlib
+
+    try:
+        module, name = unit.after_fit.split(":")
+        fn = getattr(importlib.import_module(module), name)
+    except (ValueError, ImportError, AttributeError):
+        return
+    for rec in records:
+        if rec.get("status") in ("ok", "diagnostics-warning"):
+            t = time.perf_counter()
+            try:
+                fn(Path(unit.out) / rec["run_dir"], rec)
+            except Exception:  # noqa: BLE001 - a summary must not lose the fit
+                pass
+            rec.setdefault("timings", {})["after_fit"] = round(time.perf_counter() - t, 4)
 
 
 def _failed_stub(entry: batch_out.Entry) -> dict:
@@ -626,7 +658,8 @@ def run_batch(spec: BatchSpec, *, on_progress: Callable[[BatchProgress], None] |
     t0 = time.perf_counter()
     out = Path(spec.out)
     nested = len(spec.specs) > 1
-    inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out.resolve())  # before --out is made
+    inputs = ([p for p, _ in spec.named_inputs] if spec.named_inputs is not None
+              else resolve_inputs(spec.inputs, spec.manifest, exclude=out.resolve()))  # before --out is made
     batch_out.prepare_out(out, {"formulas": [s.formula for s in spec.specs], "nested": nested})
     def sweep() -> None:  # staging dirs of fits killed mid-way (kill -9, a crashed worker)
         batch_out.remove_leftovers(out, [p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] if nested else [])
