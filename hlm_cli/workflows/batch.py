@@ -84,7 +84,7 @@ class BatchSpec:
     # (path, run directory name) of inputs already resolved and named (``hlm batch --by``'s
     # feature files, which live under --out): used instead of inputs/manifest when given
     named_inputs: list[tuple[str, str]] | None = None
-    # "module:function" called in the worker after each successful fit as f(run_dir, record)
+    # "module:function" called in the worker after each successful fit as f(run_dir, record, result)
     # (``hlm batch --by`` summarises each feature's draws there); its failure never fails the fit
     after_fit: str | None = None
 
@@ -346,12 +346,15 @@ def _stage_timings(marks: list[tuple[str, float]], end: float) -> dict[str, floa
     return out
 
 
-def fit_one(fit: Fit) -> dict:
+def fit_one(fit: Fit, after: Callable | None = None) -> dict:
     """Run one fit and return its attempt record; never raises for a problem with the input.
 
     Parameters
     ----------
     fit : Fit
+    after : callable, optional
+        Called as ``after(run_dir, record, result)`` after a successful fit (``BatchSpec.after_fit``);
+        its failure never fails the fit.
 
     Returns
     -------
@@ -388,6 +391,13 @@ def fit_one(fit: Fit) -> dict:
             others = [f.code for f in warnings if f is not w]
             rec.update(error=w.message + (f" (and {len(others)} more: {', '.join(others)})" if others else ""), hint=w.remedy)
         rec["timings"] = {k: round(v, 4) for k, v in result.timings.items()}
+        if after is not None:
+            t = time.perf_counter()
+            try:
+                after(Path(spec.out), rec, result)
+            except Exception:  # noqa: BLE001 - a summary must not lose the fit (it is recomputed)
+                pass
+            rec["timings"]["after_fit"] = round(time.perf_counter() - t, 4)
         return rec
     rec["timings"] = {**_stage_timings(marks, time.perf_counter()), "total": round(time.perf_counter() - t0, 4)}
     return rec
@@ -435,33 +445,23 @@ def run_unit(unit: Unit) -> list[dict]:
                 for f in unit.fits]
     if unit.fits and len(unit.fits[0].entry.run_dir.split("/")) > 1:  # OUT/INPUT/m1: make OUT/INPUT
         (Path(unit.out) / unit.name).mkdir(parents=True, exist_ok=True)
-    records = [fit_one(f) for f in unit.fits]
-    if unit.after_fit:
-        _after_fit(unit, records)
+    after = _after_fit(unit.after_fit) if unit.after_fit else None
+    records = [fit_one(f, after) for f in unit.fits]
     if unit.compare:
         cmp = compare_unit(unit)
         records.append({"compare": cmp, "run_dirs": list(unit.compare)})
     return records
 
 
-def _after_fit(unit: Unit, records: list[dict]) -> None:
-    """Call ``unit.after_fit`` on each successful fit's run directory; errors are ignored
-    (whoever asked for it recomputes what is missing)."""
+def _after_fit(name: str) -> Callable | None:
+    """The ``module:function`` named by ``BatchSpec.after_fit`` (None if it cannot be imported)."""
     import importlib
 
     try:
-        module, name = unit.after_fit.split(":")
-        fn = getattr(importlib.import_module(module), name)
+        module, attr = name.split(":")
+        return getattr(importlib.import_module(module), attr)
     except (ValueError, ImportError, AttributeError):
-        return
-    for rec in records:
-        if rec.get("status") in ("ok", "diagnostics-warning"):
-            t = time.perf_counter()
-            try:
-                fn(Path(unit.out) / rec["run_dir"], rec)
-            except Exception:  # noqa: BLE001 - a summary must not lose the fit
-                pass
-            rec.setdefault("timings", {})["after_fit"] = round(time.perf_counter() - t, 4)
+        return None
 
 
 def _failed_stub(entry: batch_out.Entry) -> dict:

@@ -23,7 +23,7 @@ from hlm_cli.spec import FitSpec
 
 #: sample_stats kept in a lean run's posterior.nc (hlm batch --by): what diagnostics and reports read
 LEAN_SAMPLE_STATS = ("diverging", "maxdepth_reached", "reached_max_treedepth", "depth", "tree_depth", "energy",
-                     "energy_error", "step_size", "n_steps", "logp", "lp", "mean_tree_accept")
+                     "step_size")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class FitResult:
     table: object
     plots: dict[str, str] = field(default_factory=dict)
     compile_mode: str = ""  # see hlm_cli.sampling.Posterior
+    tree: object = None  # the posterior DataTree as written to posterior.nc
 
     @property
     def exit_code(self) -> int:
@@ -362,7 +363,8 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             plots = _plots_of(stage)
         else:
             write_tables(stage)
-    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode)
+    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode,
+                     tree)
 
 
 def _protected(spec: FitSpec) -> tuple[Path, ...]:

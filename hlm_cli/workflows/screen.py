@@ -189,9 +189,10 @@ def sign_stats(draws: np.ndarray) -> tuple[float, float]:
     return p_direction, lfsr
 
 
-def feature_rows(run_dir: Path, ci: float = 0.94) -> list[dict]:
+def feature_rows(run_dir: Path, ci: float = 0.94, *, posterior=None) -> list[dict]:
     """One row per population-level term of a committed run directory:
-    ``term, mean, sd, lower, upper`` (equal-tailed ``ci`` interval), ``p_direction, lfsr``."""
+    ``term, mean, sd, lower, upper`` (equal-tailed ``ci`` interval), ``p_direction, lfsr``.
+    ``posterior``: the run's posterior group already in memory (else read from posterior.nc)."""
     import xarray as xr
 
     from hlm_cli.workflows.hypothesis import label_draws
@@ -199,8 +200,11 @@ def feature_rows(run_dir: Path, ci: float = 0.94) -> list[dict]:
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "run.json").read_text())
     population = list((info.get("parameters") or {}).get("population") or [])
-    with xr.open_dataset(run_dir / "posterior.nc", group="posterior") as post:
-        draws = label_draws(post[[v for v in population if v in post]].load(), population)
+    if posterior is not None:
+        draws = label_draws(posterior, population)
+    else:
+        with xr.open_dataset(run_dir / "posterior.nc", group="posterior") as post:
+            draws = label_draws(post[[v for v in population if v in post]].load(), population)
     lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
     rows = []
     for term, b in draws.items():
@@ -223,12 +227,14 @@ def _ci_of(run_dir: Path) -> float:
     return float((info.get("config") or {}).get("ci") or 0.94)
 
 
-def summarise_feature(run_dir: Path, record: dict | None = None) -> dict:
-    """Compute and save one feature's rows (features.csv and varpart.csv); the batch's after-fit hook."""
+def summarise_feature(run_dir: Path, record: dict | None = None, result=None) -> dict:
+    """Compute and save one feature's rows (features.csv and varpart.csv); the batch's after-fit
+    hook (``result``: the fit's FitResult, whose posterior is still in memory)."""
     run_dir = Path(run_dir)
     info = batch_out.read_json(run_dir / "run.json") or {}
     ci = _ci_of(run_dir)
-    rows = feature_rows(run_dir, ci)
+    tree = getattr(result, "tree", None)
+    rows = feature_rows(run_dir, ci, posterior=tree["posterior"].to_dataset() if tree is not None else None)
     try:
         from hlm_cli.outputs.varpart import fractions_from_run
 
