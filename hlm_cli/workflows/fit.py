@@ -309,6 +309,10 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         for group in ("posterior_predictive", "log_likelihood"):
             if group in tree.children:
                 del tree[group]
+        keep = set(_names(built.params.to_json()))  # the reported parameters, not the sampler's internal ones
+        post = tree["posterior"].to_dataset()
+        if keep & set(post.data_vars):
+            tree["posterior"] = post[[v for v in post.data_vars if v in keep]]
         if "sample_stats" in tree.children:  # every variable costs ~10 ms to write: keep the diagnostics'
             stats = tree["sample_stats"].to_dataset()
             tree["sample_stats"] = stats[[v for v in LEAN_SAMPLE_STATS if v in stats]]
@@ -365,6 +369,14 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             write_tables(stage)
     return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode,
                      tree)
+
+
+def _names(tree) -> list[str]:
+    """Every string in a nested dict/list (the variable names of ParamInfo.to_json())."""
+    if isinstance(tree, str):
+        return [tree]
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else []
+    return [n for x in items for n in _names(x)]
 
 
 def _protected(spec: FitSpec) -> tuple[Path, ...]:
