@@ -703,10 +703,10 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
         Before any fit (bad inputs, settings or ``out``). A failure of a single input is
         recorded in ``status``, not raised.
     """
+    import pandas as _pd
+
     from hlm_cli.spec import check_batch_options, load_batch_specs
     from hlm_cli.workflows.batch import BatchSpec, run_batch
-
-    import pandas as _pd
 
     frame = None
     if by is not None and isinstance(inputs, _pd.DataFrame):
