@@ -446,7 +446,7 @@ def run_unit(unit: Unit) -> list[dict]:
     if unit.fits and len(unit.fits[0].entry.run_dir.split("/")) > 1:  # OUT/INPUT/m1: make OUT/INPUT
         (Path(unit.out) / unit.name).mkdir(parents=True, exist_ok=True)
     after = _after_fit(unit.after_fit) if unit.after_fit else None
-    records = [fit_one(f, after) for f in unit.fits]
+    records = [fit_one(f, after) if after is not None else fit_one(f) for f in unit.fits]
     if unit.compare:
         cmp = compare_unit(unit)
         records.append({"compare": cmp, "run_dirs": list(unit.compare)})
