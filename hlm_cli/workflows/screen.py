@@ -52,7 +52,8 @@ SELECTED_FILE = "features_selected.csv"
 VARPART_FILE = "varpart.csv"
 VOLCANO_FILE = "volcano.png"
 VIOLIN_FILE = "varpart.png"
-FEATURE_COLUMNS = ["feature", "term", "mean", "sd", "lower", "upper", "p_direction", "lfsr", "status", "selected"]
+FEATURE_COLUMNS = ["feature", "term", "mean", "sd", "lower", "upper", "p_direction", "lfsr", "status", "selected",
+                   "lfsr_ash", "mean_ash"]
 VARPART_COLUMNS = ["feature", "component", "mean", "lower", "upper"]
 _MAX_NAME = 80
 
@@ -263,21 +264,93 @@ def _load_rows(out: Path, run_dir: str, sha: str, fp: str) -> dict | None:
 # --------------------------------------------------------------------------
 
 
+def ash(betahat: np.ndarray, se: np.ndarray, *, null_weight: float = 10.0, iters: int = 500) -> dict[str, np.ndarray]:
+    """Adaptive shrinkage (Stephens 2017, ``ashr``'s normal mixture): learn the distribution of
+    the effects across features, g = pi_0 delta_0 + sum_k pi_k N(0, sigma_k^2), from each
+    feature's estimate and standard error, then each feature's posterior under g.
+
+    The grid of sigma_k is ashr's (from min(se)/10 to 2 sqrt(max(betahat^2 - se^2)), factor
+    sqrt(2)); the mixture weights are fitted by EM with ashr's default penalty on pi_0
+    (``null_weight`` = 10, which errs towards null). Returns ``lfsr``, ``mean`` (posterior
+    mean) and ``pi0`` (the estimated share of null effects, repeated).
+    """
+    from scipy.stats import norm
+
+    b = np.asarray(betahat, dtype=float)
+    s = np.maximum(np.asarray(se, dtype=float), 1e-12)
+    ok = np.isfinite(b) & np.isfinite(s)
+    out = {"lfsr": np.full(b.shape, np.nan), "mean": np.full(b.shape, np.nan), "pi0": np.full(b.shape, np.nan)}
+    if ok.sum() < 3:
+        return out
+    b, s = b[ok], s[ok]
+    lo = float(np.min(s)) / 10
+    hi = 2 * float(np.sqrt(max(np.max(b**2 - s**2), lo**2 * 4)))
+    grid = lo * np.sqrt(2) ** np.arange(int(np.ceil(np.log(hi / lo) / np.log(np.sqrt(2)))) + 1)
+    sig = np.concatenate([[0.0], grid])
+    lik = norm.pdf(b[:, None], 0.0, np.sqrt(s[:, None] ** 2 + sig[None, :] ** 2))  # (n, K)
+    pi = np.full(len(sig), 1.0 / len(sig))
+    prior = np.ones(len(sig))
+    prior[0] = null_weight
+    for _ in range(iters):
+        w = lik * pi
+        w /= w.sum(axis=1, keepdims=True)
+        new = w.sum(axis=0) + prior - 1
+        new = new / new.sum()
+        if np.max(np.abs(new - pi)) < 1e-8:
+            pi = new
+            break
+        pi = new
+    w = lik * pi
+    w /= w.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrink = sig[None, 1:] ** 2 / (sig[None, 1:] ** 2 + s[:, None] ** 2)
+        mu = b[:, None] * shrink
+        sd = np.sqrt(shrink) * s[:, None]
+        p_neg = (w[:, 1:] * norm.cdf(-mu / sd)).sum(axis=1)
+    p_zero = w[:, 0]
+    p_pos = 1 - p_neg - p_zero
+    out["lfsr"][ok] = np.minimum(p_neg + p_zero, p_pos + p_zero).clip(0, 1)
+    out["mean"][ok] = (w[:, 1:] * mu).sum(axis=1)
+    out["pi0"][ok] = pi[0]
+    return out
+
+
+def add_ash(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``lfsr_ash`` and ``mean_ash``: :func:`ash` per term over the features (the
+    intercept is left out: its features do not share a distribution centred at 0)."""
+    table = table.copy()
+    table["lfsr_ash"] = np.nan
+    table["mean_ash"] = np.nan
+    for term, idx in table.groupby("term", sort=False).groups.items():
+        if term in ("", "Intercept"):
+            continue
+        sub = table.loc[idx]
+        res = ash(sub["mean"].to_numpy(dtype=float), sub["sd"].to_numpy(dtype=float))
+        table.loc[idx, "lfsr_ash"] = res["lfsr"]
+        table.loc[idx, "mean_ash"] = res["mean"]
+    return table
+
+
 def select(table: pd.DataFrame, lfsr: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mark ``selected`` (lfsr < threshold) and estimate each term's false sign rate among the
-    selected (their mean lfsr). Returns (table, per-term selection summary:
-    ``term, threshold, selected, features, est_false_sign_rate``)."""
+    selected (their mean lfsr). The lfsr used is ``lfsr_ash`` where the table has it (the
+    features' effects shrunk by their distribution across features, :func:`ash`), else the
+    per-feature ``lfsr``. Returns (table, per-term selection summary:
+    ``term, threshold, lfsr_column, selected, features, est_false_sign_rate``)."""
     table = table.copy()
+    cols = ["term", "threshold", "lfsr_column", "selected", "features", "est_false_sign_rate"]
     if lfsr is None:
         table["selected"] = pd.NA
-        return table, pd.DataFrame(columns=["term", "threshold", "selected", "features", "est_false_sign_rate"])
-    table["selected"] = table["lfsr"] < lfsr
+        return table, pd.DataFrame(columns=cols)
+    table["selected"] = False
     rows = []
     for term, sub in table.groupby("term", sort=False):
-        chosen = sub[sub["selected"]]
-        rows.append({"term": term, "threshold": lfsr, "selected": len(chosen), "features": len(sub),
-                     "est_false_sign_rate": float(chosen["lfsr"].mean()) if len(chosen) else float("nan")})
-    return table, pd.DataFrame(rows)
+        col = "lfsr_ash" if "lfsr_ash" in sub and sub["lfsr_ash"].notna().any() else "lfsr"
+        chosen = sub[sub[col] < lfsr]
+        table.loc[chosen.index, "selected"] = True
+        rows.append({"term": term, "threshold": lfsr, "lfsr_column": col, "selected": len(chosen), "features": len(sub),
+                     "est_false_sign_rate": float(chosen[col].mean()) if len(chosen) else float("nan")})
+    return table, pd.DataFrame(rows, columns=cols)
 
 
 def assemble(out: Path, entries: list, status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -306,7 +379,7 @@ def assemble(out: Path, entries: list, status: pd.DataFrame) -> tuple[pd.DataFra
             feats.append({"feature": feature, **r, "status": st})
         for r in blob.get("varpart") or []:
             parts.append({"feature": feature, **r})
-    ft = pd.DataFrame(feats, columns=[c for c in FEATURE_COLUMNS if c != "selected"])
+    ft = pd.DataFrame(feats, columns=[c for c in FEATURE_COLUMNS if c not in ("selected", "lfsr_ash", "mean_ash")])
     vp = pd.DataFrame(parts, columns=VARPART_COLUMNS)
     return ft, vp
 
@@ -318,12 +391,13 @@ def write_tables(out: Path, features: pd.DataFrame, varpart: pd.DataFrame, summa
 
     out = Path(out)
     paths = {"features": out / FEATURES_FILE, "varpart": out / VARPART_FILE}
-    write_atomic(paths["features"], lambda fh: features[FEATURE_COLUMNS].to_csv(fh, index=False))
+    features = features.reindex(columns=FEATURE_COLUMNS)
+    write_atomic(paths["features"], lambda fh: features.to_csv(fh, index=False))
     write_atomic(paths["varpart"], lambda fh: varpart[VARPART_COLUMNS].to_csv(fh, index=False))
     sel_path = out / SELECTED_FILE
     if lfsr is not None:
         chosen = features[features["selected"] == True].merge(  # noqa: E712 - a pandas mask
-            summary[["term", "est_false_sign_rate"]], on="term", how="left")
+            summary[["term", "lfsr_column", "est_false_sign_rate"]], on="term", how="left")
         chosen = chosen.sort_values(["term", "lfsr", "feature"], kind="stable")
         write_atomic(sel_path, lambda fh: chosen.to_csv(fh, index=False))
         paths["selected"] = sel_path
@@ -357,14 +431,15 @@ def plot_volcano(features: pd.DataFrame, path: Path, *, max_terms: int = 6) -> P
         sub = df[df["term"] == term]
         # an lfsr of 0 means no draw had the other sign: plot it at half a draw's resolution
         floor = max(1e-300, 0.5 / 4000)
-        y = -np.log10(np.maximum(sub["lfsr"].to_numpy(dtype=float), floor))
+        col = "lfsr_ash" if "lfsr_ash" in sub and sub["lfsr_ash"].notna().all() else "lfsr"
+        y = -np.log10(np.maximum(sub[col].to_numpy(dtype=float), floor))
         sel = sub["selected"].fillna(False).astype(bool).to_numpy() if "selected" in sub else np.zeros(len(sub), bool)
         ax.scatter(sub["mean"][~sel], y[~sel], s=10, c="0.6", label="not selected")
         if sel.any():
             ax.scatter(sub["mean"][sel], y[sel], s=14, c="tab:red", label="selected")
         ax.axvline(0, c="0.8", lw=0.8)
         ax.set_xlabel(f"{term}: posterior mean")
-        ax.set_ylabel("-log10(lfsr)")
+        ax.set_ylabel(f"-log10({col})")
         ax.set_title(term, fontsize=10)
         if sel.any():
             ax.legend(fontsize=8, frameon=False)
@@ -412,7 +487,7 @@ def features_section(features: pd.DataFrame, summary: pd.DataFrame, lfsr: float 
     parts.append('<p><input id="features-filter" placeholder="filter (feature, term, status...)" size="40"> '
                  + ('<label><input type="checkbox" id="features-selected"> selected only</label>' if lfsr is not None else "")
                  + " Click a column header to sort.</p>")
-    shown = features.head(max_rows)
+    shown = features.reindex(columns=FEATURE_COLUMNS).head(max_rows)
     if len(features) > max_rows:
         parts.append(f"<p>The first {max_rows} of {len(features)} rows; all are in features.csv.</p>")
     parts.append('<table id="features-table"><thead><tr>' + "".join(f"<th>{h.escape(c)}</th>" for c in FEATURE_COLUMNS)
@@ -472,7 +547,7 @@ def screen_lines(result: ScreenResult) -> list[str]:
     if result.lfsr is not None:
         for r in result.selection.itertuples():
             rate = "" if r.selected == 0 else f"; estimated false sign rate among them {r.est_false_sign_rate:.3g}"
-            lines.append(f"{r.term}: {r.selected} of {r.features} features with lfsr < {r.threshold:g}{rate}")
+            lines.append(f"{r.term}: {r.selected} of {r.features} features with {r.lfsr_column} < {r.threshold:g}{rate}")
     lines.append("Wrote " + ", ".join(str(p) for p in result.paths.values()))
     return lines
 
@@ -555,7 +630,7 @@ def run_screen(spec, by: str, *, lfsr: float | None = None, full: bool = False, 
 
     entries = plan(dataclasses.replace(bspec, force=True)).entries
     feats, vp = assemble(out, entries, result.status)
-    feats, selection = select(feats, lfsr)
+    feats, selection = select(add_ash(feats), lfsr)
     paths = write_tables(out, feats, vp, selection, lfsr)
     try:
         if plot_volcano(feats, out / VOLCANO_FILE) is not None:

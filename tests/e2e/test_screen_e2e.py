@@ -57,7 +57,7 @@ def test_batch_by_gene_end_to_end(tmp_path, capsys):
 
     feats = pd.read_csv(out / "features.csv")
     assert feats.columns.tolist() == ["feature", "term", "mean", "sd", "lower", "upper", "p_direction", "lfsr",
-                                      "status", "selected"]
+                                      "status", "selected", "lfsr_ash", "mean_ash"]
     assert sorted(set(feats["feature"])) == [f"gene/{i}" for i in range(6)]  # original names
     t = feats[feats["term"] == "treatment[treated]"].set_index("feature")
     assert len(t) == 6 and set(t["status"]) <= {"ok", "diagnostics-warning"}
