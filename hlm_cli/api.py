@@ -681,7 +681,7 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
           *, priors: Mapping[str, str] | None = None, workers: int | None = None, scheduler: str | None = None,
           manifest: str | os.PathLike | None = None, rerun_failed: bool = False, force: bool = False,
           strict: bool = False, compare: bool = True, on_progress: Callable | None = None, share: bool = False,
-          **options: Any):
+          by: str | None = None, lfsr: float | None = None, full_features: bool = False, **options: Any):
     """Fit one model to many inputs (``hlm batch``), resuming where a previous batch stopped.
 
     Parameters
@@ -705,15 +705,24 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
         and the slopes from those fits (``out/shared_priors.json``), refit every input with
         them. The result then also has ``shared`` (the
         :class:`hlm_cli.workflows.share.SharedResult`).
+    by : str, optional
+        ``hlm batch --by``: split ONE table (a path, or a pandas DataFrame as ``inputs``) by this
+        feature column and fit every feature (docs/screens.md).
+    lfsr : float, optional
+        With ``by``: select the features whose local false sign rate is below this.
+    full_features : bool
+        With ``by``: full run directories (figures, report.html, log-likelihood) per feature.
     **options
         Settings of every fit, as :func:`fit` takes them (``draws=``, ``chains=``,
-        ``family=``, ``categorical=``, ...).
+        ``family=``, ``categorical=``, ``ci=``, ...).
 
     Returns
     -------
-    hlm_cli.workflows.batch.BatchResult
+    hlm_cli.workflows.batch.BatchResult or hlm_cli.workflows.screen.ScreenResult
         ``status`` (a DataFrame: one row per input and formula), ``status_path``,
-        ``summary_path``, ``succeeded``.
+        ``summary_path``, ``succeeded``. With ``by``: a ScreenResult, whose ``features``,
+        ``varpart`` and ``selection`` are the DataFrames of features.csv, varpart.csv and the
+        selection per term, and ``batch`` the BatchResult.
 
     Raises
     ------
@@ -721,12 +730,21 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
         Before any fit (bad inputs, settings or ``out``). A failure of a single input is
         recorded in ``status``, not raised.
     """
+    import pandas as _pd
+
     from hlm_cli.spec import check_batch_options, load_batch_specs
     from hlm_cli.workflows.batch import BatchSpec, run_batch
 
+    frame = None
+    if by is not None and isinstance(inputs, _pd.DataFrame):
+        frame, inputs = inputs, ["<DataFrame>"]
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [str(p) for p in inputs]
+    from hlm_cli.workflows.screen import check_screen_options
+
+    check_screen_options(by=by, lfsr=lfsr, full_features=full_features, inputs=inputs,
+                         manifest=None if manifest is None else Path(manifest))
     formulas = [formula] if isinstance(formula, str) else list(formula)
     out_path = _as_path(out, "out")
     check_batch_options(out=out_path, inputs=inputs, manifest=None if manifest is None else Path(manifest),
@@ -735,7 +753,17 @@ def batch(inputs: str | os.PathLike | Iterable[str | os.PathLike], formula: str 
                              plots=options.pop("plots", False), **options)
     spec = BatchSpec(inputs=inputs, out=out_path, specs=specs, manifest=None if manifest is None else Path(manifest),
                      workers=workers, scheduler=scheduler, rerun_failed=rerun_failed, force=force, strict=strict,
-                     compare=compare, command=f"hlm.batch({inputs!r}, {formulas!r}, {str(out)!r})", share=share)
+                     compare=compare, command=f"hlm.batch({inputs!r}, {formulas!r}, {str(out)!r}" + (f", by={by!r})" if by else ")"),
+                     share=share)
+    if by is not None:
+        from hlm_cli.workflows.screen import run_screen
+
+        table = None
+        if frame is not None:
+            from hlm_cli.data import Table
+
+            table = Table(frame=frame.copy(), source=Path("DataFrame"), sha256="", rows_read=len(frame), sep=None)
+        return run_screen(spec, by, lfsr=lfsr, full=full_features, on_progress=on_progress, table=table)
     if share:
         from hlm_cli.workflows.share import run_shared_batch
 

@@ -119,6 +119,12 @@ class FitSpec(Spec):
     svg: StrictBool = False
     ci: Annotated[float, Field(gt=0, lt=1, strict=True, allow_inf_nan=False)] = 0.94  # interval width (hdi94_lb, ...)
     cache: StrictBool = True
+    # set by ``hlm batch --by``: every level of each grouping factor in the whole table, so that
+    # features with fewer observed levels keep one model structure (hlm_cli.workflows.screen)
+    group_levels: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)
+    # set by ``hlm batch --by`` (unless --full-features): a lean run directory, i.e. posterior.nc
+    # without log_likelihood/posterior_predictive/log_prior, no power-scaling sensitivity
+    lean: StrictBool = False
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     config_file: Path | None = None
     command: str | None = None
@@ -195,7 +201,7 @@ class FitSpec(Spec):
 
 
 SAMPLER_KEYS = set(SamplerSpec.model_fields)
-INTERNAL_KEYS = {"config_file", "command"}  # set by hlm, not settings a config file may give
+INTERNAL_KEYS = {"config_file", "command", "group_levels", "lean"}  # set by hlm, not settings a config file may give
 
 # setting -> (what it takes, an example value as TOML writes it); hints are built from these
 SETTINGS: dict[str, tuple[str, str]] = {

@@ -307,6 +307,37 @@ BATCH_BROKEN = ("screen_07_broken.csv", 1007)
 
 
 # --- writing ------------------------------------------------------------------------------
+def simulate_screen(seed: int, genes: int = 40, cell_lines: int = 8, reps: int = 2,
+                    null_share: float = 0.7, sigma: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A knock-out screen in one long table (``hlm batch --by gene``): genes x cell lines x
+    2 conditions x replicates; ``expr = mu_g + effect_g * treated + u_{g,cell line} + e``.
+
+    Most genes (``null_share``) have no treatment effect; the others +-(0.6 to 2.5). Each gene has
+    its own cell-line SD (0.05 to 1.2) and the residual SD is ``sigma``. The truth gives each
+    gene's effect, cell-line SD and variance fractions (the cell line's, the treatment's,
+    the residual's; the treatment's is ``effect^2 / 4`` with balanced conditions).
+    """
+    rng = np.random.default_rng(seed)
+    names = [f"gene_{i + 1:03d}" for i in range(genes)]
+    lines = [f"CL{j + 1:02d}" for j in range(cell_lines)]
+    rows, truth = [], []
+    for g in names:
+        mu = rng.normal(0.0, 1.0)
+        effect = 0.0 if rng.random() < null_share else float(rng.choice([-1, 1]) * rng.uniform(0.6, 2.5))
+        tau = float(rng.uniform(0.05, 1.2))
+        u = rng.normal(0.0, tau, size=cell_lines)
+        for j, cl in enumerate(lines):
+            for cond, x in (("control", 0.0), ("treated", 1.0)):
+                for r in range(reps):
+                    rows.append((g, cl, cond, r + 1, mu + effect * x + u[j] + rng.normal(0.0, sigma)))
+        total = tau**2 + effect**2 / 4 + sigma**2
+        truth.append((g, effect, tau, sigma, tau**2 / total, effect**2 / 4 / total, sigma**2 / total))
+    data = pd.DataFrame(rows, columns=["gene", "cell_line", "treatment", "replicate", "expr"])
+    truth = pd.DataFrame(truth, columns=["gene", "effect", "cell_line_sd", "sigma", "cell_line_fraction",
+                                         "fixed_fraction", "residual_fraction"])
+    return data, truth
+
+
 def _truth_frame(rows) -> pd.DataFrame:
     return pd.DataFrame([(n, float(v)) for n, v in rows], columns=["parameter", "value"])
 
@@ -357,6 +388,10 @@ def main(out: Path = HERE) -> list[Path]:
     broken, _, _ = simulate_cell_lines(seed)
     put(broken.rename(columns={"logfc": "logFC_typo"}), f"batch/{name}")
     put(pd.concat(batch_truth)[["file", "parameter", "value"]], "batch_truth.csv")
+
+    screen, screen_truth = simulate_screen(2121)  # hlm batch sample_data/screen.csv --by gene
+    put(screen, "screen.csv")
+    put(screen_truth, "screen_truth.csv")
     return written
 
 

@@ -15,6 +15,7 @@ from hlm_cli.cli.options import (
     Adaptation,
     Categorical,
     Chains,
+    Ci,
     Config,
     Draws,
     Dropna,
@@ -52,6 +53,10 @@ def batch(
     force: Annotated[bool, typer.Option("--force", help="fit every input again, even those already done", rich_help_panel=BATCH)] = False,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="with several --formula, skip the per-input LOO comparison (compare.csv)", rich_help_panel=BATCH)] = False,
     share: Annotated[bool, typer.Option("--share", help="share information across inputs (empirical Bayes, limma-style): fit all, learn priors for sigma, the group SDs and the slopes from them (OUT/shared_priors.json), refit all with those priors", rich_help_panel=BATCH)] = False,
+    by: Annotated[str | None, typer.Option("--by", help="split ONE table by this feature column and fit each feature, e.g. --by gene (OUT/features.csv with lfsr, OUT/varpart.csv; docs/screens.md)", rich_help_panel=BATCH, show_default=False)] = None,
+    lfsr: Annotated[float | None, typer.Option("--lfsr", help="with --by: select the features whose local false sign rate is below this, e.g. --lfsr 0.05 (features_selected.csv, with the estimated false sign rate among them)", rich_help_panel=BATCH, show_default=False)] = None,
+    full_features: Annotated[bool, typer.Option("--full-features", help="with --by: write each feature's full run directory (figures, report.html, log-likelihood for hlm loo, sensitivity.csv); off by default: they take most of a small feature's time", rich_help_panel=BATCH)] = False,
+    ci: Ci = None,
     family: Family = None,
     link: Link = None,
     zi_formula: ZiFormula = None,
@@ -92,8 +97,10 @@ def batch(
     from hlm_cli.cli.options import command_line
     from hlm_cli.spec import check_batch_options, load_batch_specs
     from hlm_cli.workflows.batch import BatchSpec, run_batch
+    from hlm_cli.workflows.screen import check_screen_options
 
     check_batch_options(out=out, inputs=inputs, manifest=manifest, workers=workers, scheduler=scheduler)
+    check_screen_options(by=by, lfsr=lfsr, full_features=full_features, inputs=inputs, manifest=manifest)
     command = command_line()
     specs = load_batch_specs(
         config, out=out, formulas=formula, priors=prior, prior_preset=prior_preset, reference=reference or None,
@@ -101,7 +108,7 @@ def batch(
         cores=cores, seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, sampler=sampler,
         parameterization=parameterization, adaptation=adaptation, dropna=dropna,
         prior_predictive=prior_predictive, strict=strict, plots=False if no_plots else None,
-        cache=False if no_cache else None,
+        cache=False if no_cache else None, **({"ci": ci} if ci is not None else {}),
     )
     spec = BatchSpec(
         inputs=list(inputs or []), out=out, specs=specs, manifest=manifest, workers=workers,
@@ -110,18 +117,31 @@ def batch(
     )
     show = not (quiet or specs[0].quiet)
     try:
-        if share:
-            from hlm_cli.workflows.share import run_shared_batch
+        with render.BatchProgress(enabled=show) as bar:
+            stage = bar.stage if show else None
+            if by is not None:
+                from hlm_cli.workflows.screen import run_screen
 
-            with render.BatchProgress(enabled=show) as bar:
-                shared = run_shared_batch(spec, on_progress=bar.update, on_stage=bar.stage if show else None)
-            result = shared.result
-            render.shared_priors(shared, quiet=not show)
-        else:
-            with render.BatchProgress(enabled=show) as bar:
+                screen = run_screen(spec, by, lfsr=lfsr, full=full_features, on_progress=bar.update, on_stage=stage)
+                result = screen.batch
+                shared = screen.shared
+            elif share:
+                from hlm_cli.workflows.share import run_shared_batch
+
+                shared = run_shared_batch(spec, on_progress=bar.update, on_stage=stage)
+                result = shared.result
+            else:
+                shared = None
                 result = run_batch(spec, on_progress=bar.update)
     except KeyboardInterrupt:
         render.error("interrupted; finished inputs are kept", f"run the same command again to fit the rest (see {out}/batch_status.csv)")
         raise
+    if shared is not None:
+        render.shared_priors(shared, quiet=not show)
     render.batch_result(result, quiet=not show)
+    if by is not None:
+        from hlm_cli.workflows.screen import screen_lines
+
+        for line in screen_lines(screen):
+            print(line)
     raise typer.Exit(result.exit_code)

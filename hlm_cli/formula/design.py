@@ -750,8 +750,18 @@ def level_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> pd.Series:
     return out
 
 
+def _codes_in(labels: pd.Series, levels: list[str], factor: str) -> tuple[np.ndarray, list[str]]:
+    """Codes of ``labels`` in a given full level set (``group_levels`` of :func:`build_design`)."""
+    codes = pd.Categorical(labels, categories=list(levels)).codes
+    if (codes < 0).any():
+        bad = labels[codes < 0].iloc[0]
+        raise InputError(f"grouping factor {factor!r} has the level {bad!r}, which is not in its level set",
+                         hint="rerun hlm batch --by on the whole table so that the level sets are rebuilt")
+    return codes, list(levels)
+
+
 def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] | None = None,
-                 reference: dict[str, str] | None = None) -> Design:
+                 reference: dict[str, str] | None = None, group_levels: dict[str, list[str]] | None = None) -> Design:
     """Evaluate a parsed formula on (already NaN-free) data.
 
     Parameters
@@ -765,6 +775,11 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
     reference : dict, optional
         ``{column: level}``: each column's reference level (``--reference``), see
         :func:`set_reference`.
+    group_levels : dict, optional
+        ``{factor: [level, ...]}`` (factor as ``"a:b"`` for an interaction): the full level set
+        of a grouping factor, a superset of the levels in ``data`` (``hlm batch --by``: every
+        feature gets the table's levels, so that features share one model structure; a level
+        without rows gets draws from its prior).
 
     Returns
     -------
@@ -852,6 +867,8 @@ def build_design(formula: Formula, data: pd.DataFrame, *, lines: Sequence[int] |
             cols.extend(labels)
         labels = level_labels(data, gt.factor)
         codes, uniques = pd.factorize(labels, sort=True)
+        if group_levels and ":".join(gt.factor) in group_levels:
+            codes, uniques = _codes_in(labels, group_levels[":".join(gt.factor)], ":".join(gt.factor))
         g = GroupDesign(gt, ":".join(gt.factor), cols, Z, codes.astype(np.int64), [str(u) for u in uniques], g_common)
         for nm in g.effect_names:
             if nm in seen:

@@ -378,6 +378,10 @@ def _slope_ratio(resid: np.ndarray, index: np.ndarray, z: np.ndarray, L: int) ->
 
 
 def _info_ratio(resid: np.ndarray, index: np.ndarray, n_j: np.ndarray, se: np.ndarray | None) -> float:
+    if (n_j == 0).any() and (n_j > 0).sum() >= 2:  # levels without rows (hlm batch --by) say nothing
+        seen = n_j > 0
+        index = (np.cumsum(seen) - 1)[index]
+        n_j = n_j[seen]
     L = len(n_j)
     sums = np.bincount(index, weights=resid, minlength=L)
     means = sums / np.maximum(n_j, 1)

@@ -109,6 +109,9 @@ def fingerprint(config: dict) -> str | None:
     data = spec.model_dump(mode="json")
     for key in _NOT_SETTINGS:
         data.pop(key, None)
+    for key in ("group_levels", "lean"):  # only hlm batch --by sets them: other fingerprints unchanged
+        if not data.get(key):
+            data.pop(key, None)
     for key in _NOT_SAMPLER_SETTINGS:
         data["sampler"].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]

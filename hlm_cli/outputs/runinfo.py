@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -13,6 +14,11 @@ SCHEMA_VERSION = 1
 
 
 def versions() -> dict[str, str]:
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:  # metadata lookups cost ~40 ms, per fit in a batch worker
     from hlm_cli import __version__
 
     out = {"hlm": __version__, "python": platform.python_version()}

@@ -101,6 +101,52 @@ def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     return df[columns(ci)].set_index("parameter")
 
 
+def summarize_fast(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
+    """:func:`summarize`'s table from one stacked array and arviz_stats' array functions
+    (the same estimators: mean, sd (ddof 1), HDI "nearest", ETI "linear", bulk/tail ESS,
+    rank R-hat, MCSE of mean and sd), without xarray's per-variable overhead (~0.6 s per fit
+    for a small model); ``hlm batch --by`` uses it for its lean feature runs."""
+    from arviz_stats.base import array_stats as a
+    from arviz_stats.validate import validate_ci_prob
+
+    post = tree["posterior"]
+    labels, kinds, groups, cols = [], [], [], []
+    for var, kind, group in _var_kinds(params):
+        if var not in post:
+            continue
+        da = post[var]
+        other = [d for d in da.dims if d not in ("chain", "draw")]
+        arr = np.asarray(da.transpose("chain", "draw", *other), dtype=float)
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        if other:
+            coords = [[str(c) for c in np.asarray(da[d])] for d in other]
+            names = [f"{var}[{', '.join(coords[k][i] for k, i in enumerate(idx))}]"
+                     for idx in np.ndindex(*[len(c) for c in coords])]
+        else:
+            names = [var]
+        labels += names
+        kinds += [kind] * len(names)
+        groups += [group] * len(names)
+        cols.append(arr)
+    x = np.moveaxis(np.concatenate(cols, axis=2), 2, 0)  # (K, chain, draw)
+    flat = x.reshape(x.shape[0], -1)
+    n = ci_names(ci)
+    hdi = np.asarray(a.hdi(flat, ci, axis=-1))
+    eti = np.asarray(a.eti(flat, ci, axis=-1))
+    df = pd.DataFrame({
+        "parameter": labels, "kind": kinds, "group": groups,
+        "mean": flat.mean(axis=1), "sd": flat.std(axis=1, ddof=1),
+        n["hdi_lb"]: hdi[:, 0], n["hdi_ub"]: hdi[:, 1], n["eti_lb"]: eti[:, 0], n["eti_ub"]: eti[:, 1],
+        "mcse_mean": a.mcse(x, method="mean"), "mcse_sd": a.mcse(x, method="sd"),
+        "ess_bulk": a.ess(x, method="bulk"), "ess_tail": a.ess(x, method="tail", prob=validate_ci_prob(None)), "r_hat": a.rhat(x),
+    })
+    df["_order"] = df["kind"].map(KIND_ORDER)
+    df = df.sort_values("_order", kind="stable").drop(columns="_order")
+    for c in ("ess_bulk", "ess_tail"):
+        df[c] = df[c].astype(float)
+    return df[columns(ci)].set_index("parameter")
+
+
 def stats(tree, names: list[str], *, ci_kind: str = "hdi", ci: float = CI_PROB) -> pd.DataFrame:
     """mean, sd and the interval of width ``ci`` (``hdi94_lb``/``hdi94_ub`` or ``eti94_...``
     for 0.94) of every scalar of ``names``, from all draws: the same call and numbers as

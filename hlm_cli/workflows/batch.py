@@ -85,6 +85,12 @@ class BatchSpec:
     compare: bool = True
     command: str | None = None
     share: bool = False
+    # (path, run directory name) of inputs already resolved and named (``hlm batch --by``'s
+    # feature files, which live under --out): used instead of inputs/manifest when given
+    named_inputs: list[tuple[str, str]] | None = None
+    # "module:function" called in the worker after each successful fit as f(run_dir, record, result)
+    # (``hlm batch --by`` summarises each feature's draws there); its failure never fails the fit
+    after_fit: str | None = None
 
 
 @dataclass
@@ -105,6 +111,7 @@ class Unit:
     fits: list[Fit]
     compare: list[str] = field(default_factory=list)  # run dirs (relative) to compare
     seed: int = 0  # of the comparison's refits (hlm loo --seed)
+    after_fit: str | None = None  # BatchSpec.after_fit
 
 
 @dataclass
@@ -272,9 +279,12 @@ def plan(spec: BatchSpec, *, cores: int | None = None, inputs: list[str] | None 
     none; it does not change the draws. ``inputs``: already resolved input paths.
     """
     out = Path(spec.out).resolve()
-    if inputs is None:
-        inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out)
-    names = unique_names(inputs)
+    if spec.named_inputs is not None:
+        inputs, names = [p for p, _ in spec.named_inputs], [n for _, n in spec.named_inputs]
+    else:
+        if inputs is None:
+            inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out)
+        names = unique_names(inputs)
     nested = len(spec.specs) > 1
     prints = [batch_out.fingerprint(s.model_dump(mode="json")) for s in spec.specs]
     entries: list[batch_out.Entry] = []
@@ -311,7 +321,7 @@ def plan(spec: BatchSpec, *, cores: int | None = None, inputs: list[str] | None 
         if compare and not fits and (n_done < 2 or (out / name / batch_out.COMPARE_FILE).exists()):
             compare = []  # nothing new to compare
         if fits or compare:
-            units.append(Unit(path, name, str(out), fits, compare, spec.specs[0].sampler.seed))
+            units.append(Unit(path, name, str(out), fits, compare, spec.specs[0].sampler.seed, spec.after_fit))
     return Plan(entries, units, skipped)
 
 
@@ -340,12 +350,15 @@ def _stage_timings(marks: list[tuple[str, float]], end: float) -> dict[str, floa
     return out
 
 
-def fit_one(fit: Fit) -> dict:
+def fit_one(fit: Fit, after: Callable | None = None) -> dict:
     """Run one fit and return its attempt record; never raises for a problem with the input.
 
     Parameters
     ----------
     fit : Fit
+    after : callable, optional
+        Called as ``after(run_dir, record, result)`` after a successful fit (``BatchSpec.after_fit``);
+        its failure never fails the fit.
 
     Returns
     -------
@@ -382,6 +395,13 @@ def fit_one(fit: Fit) -> dict:
             others = [f.code for f in warnings if f is not w]
             rec.update(error=w.message + (f" (and {len(others)} more: {', '.join(others)})" if others else ""), hint=w.remedy)
         rec["timings"] = {k: round(v, 4) for k, v in result.timings.items()}
+        if after is not None:
+            t = time.perf_counter()
+            try:
+                after(Path(spec.out), rec, result)
+            except Exception:  # noqa: BLE001 - a summary must not lose the fit (it is recomputed)
+                pass
+            rec["timings"]["after_fit"] = round(time.perf_counter() - t, 4)
         return rec
     rec["timings"] = {**_stage_timings(marks, time.perf_counter()), "total": round(time.perf_counter() - t0, 4)}
     return rec
@@ -429,11 +449,23 @@ def run_unit(unit: Unit) -> list[dict]:
                 for f in unit.fits]
     if unit.fits and len(unit.fits[0].entry.run_dir.split("/")) > 1:  # OUT/INPUT/m1: make OUT/INPUT
         (Path(unit.out) / unit.name).mkdir(parents=True, exist_ok=True)
-    records = [fit_one(f) for f in unit.fits]
+    after = _after_fit(unit.after_fit) if unit.after_fit else None
+    records = [fit_one(f, after) if after is not None else fit_one(f) for f in unit.fits]
     if unit.compare:
         cmp = compare_unit(unit)
         records.append({"compare": cmp, "run_dirs": list(unit.compare)})
     return records
+
+
+def _after_fit(name: str) -> Callable | None:
+    """The ``module:function`` named by ``BatchSpec.after_fit`` (None if it cannot be imported)."""
+    import importlib
+
+    try:
+        module, attr = name.split(":")
+        return getattr(importlib.import_module(module), attr)
+    except (ValueError, ImportError, AttributeError):
+        return None
 
 
 def _failed_stub(entry: batch_out.Entry) -> dict:
@@ -630,7 +662,8 @@ def run_batch(spec: BatchSpec, *, on_progress: Callable[[BatchProgress], None] |
     t0 = time.perf_counter()
     out = Path(spec.out)
     nested = len(spec.specs) > 1
-    inputs = resolve_inputs(spec.inputs, spec.manifest, exclude=out.resolve())  # before --out is made
+    inputs = ([p for p, _ in spec.named_inputs] if spec.named_inputs is not None
+              else resolve_inputs(spec.inputs, spec.manifest, exclude=out.resolve()))  # before --out is made
     batch_out.prepare_out(out, {"formulas": [s.formula for s in spec.specs], "nested": nested})
     def sweep() -> None:  # staging dirs of fits killed mid-way (kill -9, a crashed worker)
         batch_out.remove_leftovers(out, [p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] if nested else [])

@@ -21,6 +21,10 @@ from hlm_cli import data as data_mod
 from hlm_cli.errors import ExitCode, InputError
 from hlm_cli.spec import FitSpec
 
+#: sample_stats kept in a lean run's posterior.nc (hlm batch --by): what diagnostics and reports read
+LEAN_SAMPLE_STATS = ("diverging", "maxdepth_reached", "reached_max_treedepth", "depth", "tree_depth", "energy",
+                     "step_size")
+
 
 @dataclass
 class Prepared:
@@ -44,6 +48,7 @@ class FitResult:
     table: object
     plots: dict[str, str] = field(default_factory=dict)
     compile_mode: str = ""  # see hlm_cli.sampling.Posterior
+    tree: object = None  # the posterior DataTree as written to posterior.nc
 
     @property
     def exit_code(self) -> int:
@@ -137,7 +142,8 @@ def prepare(spec: FitSpec, *, table=None) -> Prepared:
         codes, labels = response_codes(frame[name], name, (getattr(spec, "levels", None) or {}).get(name), lines)
         frame[name] = codes
     _check_response_column(formula, frame, family, lines)
-    design = build_design(formula, frame, lines=lines, reference=spec.reference or None)
+    design = build_design(formula, frame, lines=lines, reference=spec.reference or None,
+                          group_levels=getattr(spec, "group_levels", None) or None)
     if family.ordinal:
         from hlm_cli.model.ordinal import drop_intercept
 
@@ -299,9 +305,22 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
     posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say, **live)
     timings.update(posterior.timings)
     tree = posterior.tree
-    from hlm_cli.model.log_prior import log_prior_dataset
+    lean = bool(getattr(spec, "lean", False))
+    if lean:  # hlm batch --by: only what the screen's tables and the diagnostics need
+        for group in ("posterior_predictive", "log_likelihood"):
+            if group in tree.children:
+                del tree[group]
+        keep = set(_names(built.params.to_json()))  # the reported parameters, not the sampler's internal ones
+        post = tree["posterior"].to_dataset()
+        if keep & set(post.data_vars):
+            tree["posterior"] = post[[v for v in post.data_vars if v in keep]]
+        if "sample_stats" in tree.children:  # every variable costs ~10 ms to write: keep the diagnostics'
+            stats = tree["sample_stats"].to_dataset()
+            tree["sample_stats"] = stats[[v for v in LEAN_SAMPLE_STATS if v in stats]]
+    else:
+        from hlm_cli.model.log_prior import log_prior_dataset
 
-    tree["log_prior"] = log_prior_dataset(tree, built)  # for power-scaling sensitivity (sensitivity.csv)
+        tree["log_prior"] = log_prior_dataset(tree, built)  # for power-scaling sensitivity (sensitivity.csv)
     if prior_tree is not None:
         for group in ("prior", "prior_predictive"):
             if group in prior_tree.children:
@@ -321,10 +340,10 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         early = (helper.early_result() if helper is not None else None) or {}
         summ = early.get("summary") if spec.ci == summary_mod.CI_PROB else None
         if summ is None:
-            summ = summary_mod.summarize(tree, built.params, ci=spec.ci)
+            summ = (summary_mod.summarize_fast if lean else summary_mod.summarize)(tree, built.params, ci=spec.ci)
         sens = early.get("sensitivity")
         if sens is None:
-            sens = diagnostics.sensitivity(tree, built)
+            sens = pd.DataFrame(columns=diagnostics.SENSITIVITY_COLUMNS) if lean else diagnostics.sensitivity(tree, built)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
         findings += diagnostics.sensitivity_findings(sens)
         findings += [diagnostics.Finding("data", note, "see the note", severity="note") for note in built.design.notes]
@@ -349,7 +368,16 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             plots = _plots_of(stage)
         else:
             write_tables(stage)
-    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode)
+    return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode,
+                     tree)
+
+
+def _names(tree) -> list[str]:
+    """Every string in a nested dict/list (the variable names of ParamInfo.to_json())."""
+    if isinstance(tree, str):
+        return [tree]
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else []
+    return [n for x in items for n in _names(x)]
 
 
 def _protected(spec: FitSpec) -> tuple[Path, ...]:

@@ -229,6 +229,7 @@ def test_fit_and_batch_keep_their_option_names():
         "adaptation", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
     assert sorted(_options("batch")) == sorted([
         "inputs", "formula", "out", "manifest", "config", "workers", "scheduler", "rerun_failed", "force", "no_compare",
+        "by", "lfsr", "full_features", "ci", "share",
         "family", "link", "levels", "zi_formula", "hu_formula", "prior", "prior_preset", "reference", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
         "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "quiet", "strict",
         "no_plots", "no_cache"])
