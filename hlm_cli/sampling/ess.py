@@ -137,7 +137,7 @@ def next_checkpoint(draws: int, ess: float, target: int, max_draws: int) -> int:
     elif ess >= target:  # the ESS is there but R-hat is not yet (:func:`enough`)
         want = math.ceil(1.5 * draws)
     else:
-        want = math.ceil(draws * AIM * target / ess)
+        want = math.ceil(round(draws * AIM * target / ess, 6))  # round: 1.1 x 320 is 352, not 352.00000000000006
     return int(min(max_draws, max(low, min(want, 2 * draws))))
 
 
