@@ -20,6 +20,7 @@ one.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
+
+_log = logging.getLogger("hlm_cli.sampling")
 
 #: The first checkpoint is never below this many draws per chain: ESS from fewer is noise.
 MIN_FIRST = 50
@@ -236,8 +239,11 @@ def run_to_target(handle: Handle, *, target: int, chains: int, max_draws: int,
                 sleep(poll)
                 continue
             tree = truncate(tree, checkpoint)
+            t0 = time.perf_counter()
             ess, where, rhat = measure(tree)
             checks += 1
+            _log.debug("--ess checkpoint %d draws/chain: min bulk ESS %.0f (%s), R-hat %.4f; measured in %.2f s",
+                       checkpoint, ess, where, rhat, time.perf_counter() - t0)
             if enough(ess, rhat, target):
                 handle.cancel()
                 return tree, EssOutcome(target, True, ess, where, checkpoint, max_draws, checks, scope, rhat)
