@@ -257,14 +257,25 @@ def ess_measure(built: BuiltModel, spec: SamplerSpec) -> Callable[[object], tupl
 def _sample_to_ess(nutpie, compiled, built: BuiltModel, spec: SamplerSpec, cores: int, settings: dict, reporter):
     """nutpie in the background until the minimum bulk ESS reaches ``spec.ess`` or
     ``spec.draws`` are made (:func:`hlm_cli.sampling.ess.run_to_target`)."""
+    from hlm_cli.sampling import _nutpie
     from hlm_cli.sampling import ess as ess_mod
 
+    measure = ess_measure(built, spec)
+    scope = "all" if spec.ess_all else "top-level"
+    problems = _nutpie.background_problems()
+    if problems:  # this nutpie cannot sample in the background: all draws, then the same checkpoints
+        _log.warning("warning: --ess cannot stop nutpie early here (%s); sampling all --draws and keeping what the target needs",
+                     problems[0])
+        report = reporter.nutpie_kwargs() if reporter is not None else {}
+        tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings, **report)
+        return ess_mod.run_to_target(ess_mod.DoneHandle(tree), target=int(spec.ess), chains=spec.chains,
+                                     max_draws=spec.draws, measure=measure, scope=scope)
     counter = reporter if reporter is not None else DrawReporter(None, chains=spec.chains, tune=spec.tune, draws=spec.draws)
     background = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, blocking=False,
                                **settings, **counter.nutpie_kwargs())
     handle = ess_mod.NutpieHandle(background, counter, spec.tune)
     return ess_mod.run_to_target(handle, target=int(spec.ess), chains=spec.chains, max_draws=spec.draws,
-                                 measure=ess_measure(built, spec), scope="all" if spec.ess_all else "top-level")
+                                 measure=measure, scope=scope)
 
 
 #: How often nutpie calls the progress callback (ms): at most 5 updates a second.

@@ -267,6 +267,29 @@ def run_to_target(handle: Handle, *, target: int, chains: int, max_draws: int,
     return tree, EssOutcome(target, enough(ess, rhat, target), ess, where, max_draws, max_draws, checks, scope, rhat)
 
 
+class DoneHandle:
+    """:class:`Handle` over a trace already sampled in full: :func:`run_to_target` then applies
+    the checkpoints to it afterwards (same draws kept, no time saved)."""
+
+    def __init__(self, tree) -> None:
+        self.tree = tree
+
+    def kept(self) -> list[int]:
+        return [int(self.tree["posterior"].sizes["draw"])] * int(self.tree["posterior"].sizes["chain"])
+
+    def finished(self) -> bool:
+        return True
+
+    def inspect(self):
+        return self.tree
+
+    def wait(self):
+        return self.tree
+
+    def cancel(self) -> None:
+        pass
+
+
 class NutpieHandle:
     """:class:`Handle` over nutpie's background sampler (``nutpie.sample(..., blocking=False)``).
 
@@ -302,5 +325,5 @@ class NutpieHandle:
             pass
 
 
-__all__ = ["EssOutcome", "Handle", "NutpieHandle", "run_to_target", "first_checkpoint", "next_checkpoint",
+__all__ = ["EssOutcome", "Handle", "NutpieHandle", "DoneHandle", "run_to_target", "first_checkpoint", "next_checkpoint",
            "min_bulk_ess", "enough", "RHAT_MAX", "truncate", "complete_draws"]

@@ -193,6 +193,15 @@ def test_a_fast_sampler_that_finished_before_a_look_gives_the_same_draws_as_a_sl
     np.testing.assert_array_equal(tree_fast["posterior"]["b"].values, tree_slow["posterior"]["b"].values)
 
 
+def test_a_trace_sampled_in_full_gets_the_same_checkpoints_afterwards():
+    slow = FakeSampler(speed=5)
+    tree_slow, out_slow = run_to_target(slow, target=400, chains=CHAINS, max_draws=MAX, measure=ess_per_draw(0.5), sleep=slow.sleep)
+    tree_done, out_done = run_to_target(ess_mod.DoneHandle(full_trace()), target=400, chains=CHAINS, max_draws=MAX,
+                                        measure=ess_per_draw(0.5))
+    assert out_done == out_slow
+    np.testing.assert_array_equal(tree_done["posterior"]["b"].values, tree_slow["posterior"]["b"].values)
+
+
 def test_chains_at_different_speeds_are_cut_to_the_same_checkpoint():
     fake = FakeSampler(speed=10, uneven=7)  # chain 0 runs ahead: the trace is NaN-padded for chain 1
     tree, out = run_to_target(fake, target=400, chains=CHAINS, max_draws=MAX, measure=ess_per_draw(1.0), sleep=fake.sleep)
