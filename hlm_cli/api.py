@@ -548,7 +548,7 @@ def fit(data, formula: str, *, family: str = "gaussian", priors: Mapping[str, st
         Receives the stage names (load, build, compile, sample, write).
     **options
         Any other ``hlm fit`` setting by its config name: ``categorical=["cell_line"]``,
-        ``target_accept=0.95``, ``cores=2``, ``se="sigma"``, ``sigma_formula="~ group"``, ``link="probit"``,
+        ``target_accept=0.95``, ``ess=400`` (docs/ess.md), ``cores=2``, ``se="sigma"``, ``sigma_formula="~ group"``, ``link="probit"``,
         ``zi_formula="~ mined"`` (``hu_formula``),
         ``sep=";"``, ``prior_predictive=True``, ``parameterization="noncentered"``, ...
 

@@ -39,7 +39,7 @@ class Finding:
 #: How much each kind of warning says about the posterior, worst first: divergences mean the
 #: posterior may be biased; R-hat and bulk ESS that it is not estimated yet; the rest are
 #: efficiency or tail problems.
-SEVERITY_ORDER = ("divergences", "rhat", "ess_bulk", "identifiability", "bfmi", "treedepth", "ess_tail")
+SEVERITY_ORDER = ("divergences", "rhat", "ess_bulk", "ess_target", "identifiability", "bfmi", "treedepth", "ess_tail")
 
 
 def worst(findings) -> Finding | None:
@@ -146,6 +146,20 @@ def check(tree, summary, built) -> list[Finding]:
             ))
     out.extend(identifiability(tree, built))
     return out
+
+
+def ess_target_finding(outcome) -> Finding | None:
+    """How ``--ess N`` ended (:class:`hlm_cli.sampling.ess.EssOutcome`): a note when the target
+    was reached, a warning (fails ``--strict``) when ``--draws`` ran out below it; None without --ess."""
+    if outcome is None:
+        return None
+    if outcome.reached:
+        return Finding("ess_target", outcome.line(), "nothing to do: the kept draws reach the target (leave out --ess to make all --draws)",
+                       [outcome.parameter] if outcome.parameter else [], float(outcome.ess), severity="note")
+    return Finding("ess_target", outcome.line(),
+                   f"raise --draws (the most per chain, now {outcome.max_draws}), or see the ESS and divergence findings; "
+                   "the draws made are kept and summarised",
+                   [outcome.parameter] if outcome.parameter else [], float(outcome.ess), severity="warning")
 
 
 def _divergence_suspects(tree, div: np.ndarray, built) -> list[str]:

@@ -76,6 +76,9 @@ class SamplerSpec(Spec):
     adaptation: Adaptation = "diag"
     parameterization: Parameterization = "auto"
     max_treedepth: Annotated[StrictInt, Field(ge=1, le=20)] = 10
+    # --ess N: sample until the minimum bulk ESS reaches N or draws run out (hlm_cli.sampling.ess)
+    ess: Annotated[StrictInt | None, Field(ge=1, le=MAX_DRAWS)] = None
+    ess_all: StrictBool = False  # --ess-all: --ess watches every group effect too
 
 
 def _not_blank(v: str | None) -> str | None:
@@ -235,6 +238,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "sampler.sampler": ("nutpie, pymc, numpyro or blackjax", '"nutpie"'),
     "sampler.adaptation": ("diag, draw_diag or low_rank", '"diag"'),
     "sampler.parameterization": ("auto, centered, noncentered or zerosum", '"auto"'),
+    "sampler.ess": (f"a whole number from 1 to {MAX_DRAWS}: the minimum bulk ESS to sample to (at most --draws per chain)", "400"),
+    "sampler.ess_all": ("true or false", "true"),
 }
 for _flag in ("dropna", "prior_predictive", "force", "quiet", "strict", "plots", "svg", "cache"):
     SETTINGS[_flag] = ("true or false", "true")
@@ -435,6 +440,7 @@ def spec_from_layers(raw: dict[str, Any], source: str, *, config_file: Path | No
     except ValidationError as err:
         raise from_validation(err, source, flags=layer, written=written) from None
     _check_totals(spec, source, layer, written)
+    _check_ess(spec, source, layer, written)
     _check_family_and_priors(spec, source, layer, written)
     return spec
 
@@ -449,6 +455,22 @@ def _check_totals(spec: FitSpec, source: str, layer: dict, written: dict) -> Non
             f"more than hlm keeps (draws x chains at most {MAX_DRAWS})",
             hint="use fewer draws: 1000-5000 per chain are plenty for means and 94% intervals",
         )
+
+
+def ess_problem(s: SamplerSpec) -> tuple[str, str] | None:
+    """(message, hint) when ``--ess``/``--ess-all`` cannot work with the other sampler settings."""
+    if s.ess_all and s.ess is None:
+        return "--ess-all needs --ess N (the bulk ESS to reach)", "e.g. --ess 400 --ess-all"
+    if s.ess is not None and s.sampler != "nutpie":
+        return f"--ess works with --sampler nutpie, not {s.sampler}", "leave out --sampler (nutpie is the default), or leave out --ess"
+    return None
+
+
+def _check_ess(spec: FitSpec, source: str, layer: dict, written: dict) -> None:
+    problem = ess_problem(spec.sampler)
+    if problem is not None:
+        cli = any(_in(layer, ("sampler", k)) for k in ("ess", "ess_all", "sampler"))
+        raise (UsageError if cli else ConfigError)(("" if cli else f"{source}: ") + problem[0], hint=problem[1])
 
 
 def _check_family_and_priors(spec: FitSpec, source: str, layer: dict, written: dict) -> None:

@@ -86,6 +86,11 @@ Parameterization = Annotated[str | None, typer.Option(
     help="group terms: auto (default), centered, noncentered or zerosum", rich_help_panel=SAMPLER, show_default=False)]
 Adaptation = Annotated[str | None, typer.Option(
     help="nutpie mass matrix: diag (default), draw_diag or low_rank", rich_help_panel=SAMPLER, show_default=False)]
+Ess = Annotated[int | None, typer.Option(
+    "--ess", help="sample until the minimum bulk ESS of the top-level parameters reaches N, e.g. --ess 400; "
+    "--draws is then the most per chain (default: off, all --draws)", rich_help_panel=SAMPLER, show_default=False)]
+EssAll = Annotated[bool | None, typer.Option(
+    "--ess-all", help="--ess also watches every group effect (slower to reach)", rich_help_panel=SAMPLER, show_default=False)]
 
 # -- data and outputs
 Dropna = Annotated[bool | None, typer.Option(

@@ -364,7 +364,12 @@ def fit_result(result) -> None:
     drop = f", {result.table.dropped} dropped for missing values" if result.table.dropped else ""
     _out.print(f"[bold]Data:[/bold] {escape(str(spec.data))} ({d.n} rows used{drop}); groups: {groups}")
     chains, draws = spec.sampler.chains, spec.sampler.draws
+    ess = getattr(result, "ess", None)  # --ess: the draws kept, and why sampling stopped
+    if ess is not None:
+        draws = ess.draws
     _out.print(f"[bold]Draws:[/bold] {chains} chains x {draws} draws after {spec.sampler.tune} warm-up ({spec.sampler.sampler})")
+    if ess is not None:
+        _out.print(f"[bold]ESS target:[/bold] {escape(ess.line())}")
     param = ", ".join(f"({k}): {v.label}" for k, v in built.parameterization.items())
     if param:
         _out.print(f"[bold]Group terms sampled as:[/bold] {escape(param)}")

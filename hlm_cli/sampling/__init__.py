@@ -55,6 +55,8 @@ class Posterior:
     #: How the model was made ready: "cache" (memo or disk), "compiled", "quick"
     #: (no C callbacks, see hlm_cli.sampling.quick) or "" for the PyMC/JAX samplers.
     compile_mode: str = ""
+    #: How ``--ess`` sampling ended (:class:`hlm_cli.sampling.ess.EssOutcome`); None without --ess.
+    ess: object | None = None
 
     @property
     def compile_cached(self) -> bool:
@@ -161,6 +163,14 @@ def sample(
     timings: dict[str, float] = {}
     cores = spec.cores or default_cores()
     mode = ""
+    outcome = None
+    from hlm_cli.spec import ess_problem
+
+    problem = ess_problem(spec)
+    if problem is not None:
+        raise ConfigError(problem[0], hint=problem[1])
+    if spec.ess is not None:
+        quick = False  # a quick fit's chains run in forked processes; --ess watches them here
     t0 = time.perf_counter()
     if spec.sampler == "nutpie":
         from hlm_cli.sampling import _nutpie
@@ -182,6 +192,8 @@ def sample(
                     from hlm_cli.sampling import quick as quick_mod
 
                     tree = quick_mod.sample(compiled, chains=spec.chains, cores=cores, seed=spec.seed, progress=reporter, **settings)
+                elif spec.ess is not None:
+                    tree, outcome = _sample_to_ess(nutpie, compiled, built, spec, cores, settings, reporter)
                 else:
                     report = reporter.nutpie_kwargs() if reporter is not None else {}
                     tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings, **report)
@@ -198,7 +210,7 @@ def sample(
                 raise
         if interrupted:  # nutpie catches Ctrl-C itself and returns the draws made so far
             raise KeyboardInterrupt
-        check_complete(tree, chains=spec.chains, draws=spec.draws)
+        check_complete(tree, chains=spec.chains, draws=outcome.draws if outcome is not None else spec.draws)
         timings["sample"] = time.perf_counter() - t1
     else:
         tree = _sample_pymc(built, spec, cores)
@@ -211,7 +223,59 @@ def sample(
     tree = to_user_scale(tree, built, seed=spec.seed)
     tree = complete(built, tree, seed=spec.seed)
     timings["predict"] = time.perf_counter() - t2
-    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode)
+    return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode, ess=outcome)
+
+
+def ess_names(built: BuiltModel, *, every: bool = False) -> list[str]:
+    """The parameters ``--ess`` watches: the top-level ones (intercept, coefficients, group
+    SDs, correlations, family parameters), with ``every`` (``--ess-all``) also the group effects."""
+    names = list(built.params.top_level)
+    if every:
+        names += [v for vs in built.params.group_effects.values() for v in vs if v not in names]
+    return names
+
+
+def ess_measure(built: BuiltModel, spec: SamplerSpec) -> Callable[[object], tuple[float, str, float]]:
+    """The function that measures a trace for ``--ess``: the minimum bulk ESS and largest R-hat
+    of :func:`ess_names` on the user's scale (:func:`hlm_cli.model.reparam.to_user_scale` on a
+    copy: the trace itself is left as sampled)."""
+    import xarray as xr
+
+    from hlm_cli.model.reparam import to_user_scale
+    from hlm_cli.sampling import ess as ess_mod
+
+    names = ess_names(built, every=spec.ess_all)
+
+    def measure(tree) -> tuple[float, str, float]:
+        copy = xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
+        copy = to_user_scale(copy, built, seed=spec.seed)
+        return ess_mod.min_bulk_ess(copy["posterior"].to_dataset(), names)
+
+    return measure
+
+
+def _sample_to_ess(nutpie, compiled, built: BuiltModel, spec: SamplerSpec, cores: int, settings: dict, reporter):
+    """nutpie in the background until the minimum bulk ESS reaches ``spec.ess`` or
+    ``spec.draws`` are made (:func:`hlm_cli.sampling.ess.run_to_target`)."""
+    from hlm_cli.sampling import _nutpie
+    from hlm_cli.sampling import ess as ess_mod
+
+    measure = ess_measure(built, spec)
+    scope = "all" if spec.ess_all else "top-level"
+    problems = _nutpie.background_problems()
+    if problems:  # this nutpie cannot sample in the background: all draws, then the same checkpoints
+        _log.warning("warning: --ess cannot stop nutpie early here (%s); sampling all --draws and keeping what the target needs",
+                     problems[0])
+        report = reporter.nutpie_kwargs() if reporter is not None else {}
+        tree = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, **settings, **report)
+        return ess_mod.run_to_target(ess_mod.DoneHandle(tree), target=int(spec.ess), chains=spec.chains,
+                                     max_draws=spec.draws, measure=measure, scope=scope)
+    counter = reporter if reporter is not None else DrawReporter(None, chains=spec.chains, tune=spec.tune, draws=spec.draws)
+    background = nutpie.sample(compiled, chains=spec.chains, cores=min(cores, spec.chains), seed=spec.seed, blocking=False,
+                               **settings, **counter.nutpie_kwargs())
+    handle = ess_mod.NutpieHandle(background, counter, spec.tune)
+    return ess_mod.run_to_target(handle, target=int(spec.ess), chains=spec.chains, max_draws=spec.draws,
+                                 measure=measure, scope=scope)
 
 
 #: How often nutpie calls the progress callback (ms): at most 5 updates a second.
@@ -492,5 +556,5 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
         return pm.sample_prior_predictive(draws=draws, model=built.model, random_seed=seed)
 
 
-__all__ = ["Posterior", "DrawProgress", "DrawReporter", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
+__all__ = ["Posterior", "DrawProgress", "ess_names", "ess_measure", "DrawReporter", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
            "default_cores"]

@@ -228,6 +228,31 @@ def check() -> list[str]:
     return problems
 
 
+def background_problems() -> list[str]:
+    """What ``--ess`` (:mod:`hlm_cli.sampling.ess`) needs of nutpie's background sampler and is
+    missing: ``nutpie.sample(..., blocking=False)`` returning ``nutpie.sample._BackgroundSampler``
+    with ``inspect()``, ``wait()``, ``cancel()`` and ``is_finished`` (which nutpie 0.16 answers with
+    a TimeoutError while the chains run). Empty: all there. Separate from :func:`check`: a
+    change here breaks ``--ess`` only, not the compiled-model cache."""
+    try:
+        nutpie = import_nutpie()
+        nsample = importlib.import_module("nutpie.sample")  # the module: ``nutpie.sample`` is the function
+    except ImportError as err:
+        return [f"cannot import {err.name}: {err}"]
+    problems = []
+    sample_fn = getattr(nsample, "sample", None) if callable(getattr(nutpie, "sample", None)) else None
+    if sample_fn is None or "blocking" not in _params(sample_fn):
+        problems.append("nutpie.sample no longer takes blocking=")
+    cls = getattr(nsample, "_BackgroundSampler", None)
+    if cls is None:
+        problems.append("nutpie.sample._BackgroundSampler is missing")
+    else:
+        for name in ("inspect", "wait", "cancel", "is_finished"):
+            if not hasattr(cls, name):
+                problems.append(f"nutpie's background sampler has no {name}")
+    return problems
+
+
 def available() -> bool:
     """Whether hlm's fast paths may use the private names here (checked once per process).
 
@@ -731,4 +756,4 @@ def is_python_model(compiled: Any) -> bool:
     return type(compiled).__name__ == "PyFuncModel"
 
 
-__all__ = ["SUPPORTED", "UpstreamChanged", "available", "check", "version_problems", "import_nutpie"]
+__all__ = ["SUPPORTED", "UpstreamChanged", "available", "check", "background_problems", "version_problems", "import_nutpie"]

@@ -49,6 +49,7 @@ class FitResult:
     plots: dict[str, str] = field(default_factory=dict)
     compile_mode: str = ""  # see hlm_cli.sampling.Posterior
     tree: object = None  # the posterior DataTree as written to posterior.nc
+    ess: object | None = None  # how --ess ended (hlm_cli.sampling.ess.EssOutcome), None without it
 
     @property
     def exit_code(self) -> int:
@@ -346,6 +347,9 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
             sens = pd.DataFrame(columns=diagnostics.SENSITIVITY_COLUMNS) if lean else diagnostics.sensitivity(tree, built)
         findings = diagnostics.check(tree, summ[summ["kind"] != "group_effect"], built)
         findings += diagnostics.sensitivity_findings(sens)
+        ess_note = diagnostics.ess_target_finding(posterior.ess)
+        if ess_note is not None:
+            findings.append(ess_note)
         findings += [diagnostics.Finding("data", note, "see the note", severity="note") for note in built.design.notes]
         with rundir.writing(stage / "summary.csv"):
             summary_mod.write(summ, stage / "summary.csv")
@@ -369,7 +373,7 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         else:
             write_tables(stage)
     return FitResult(spec, Path(spec.out), done["summ"], done["findings"], built, timings, prep.table, plots, posterior.compile_mode,
-                     tree)
+                     tree, posterior.ess)
 
 
 def _names(tree) -> list[str]:
@@ -477,7 +481,8 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
             "groups": {g.factor: {"levels": len(g.levels), "min_per_level": int(g.n_obs_per_level.min()), "max_per_level": int(g.n_obs_per_level.max())} for g in design.groups},
             "categorical": list(spec.categorical),
         },
-        "sampler": {**spec.sampler.model_dump(mode="json"), "compile_cached": posterior.compile_cached, "compile_mode": posterior.compile_mode, "structure_key": built.structure_key},
+        "sampler": {**spec.sampler.model_dump(mode="json"), "compile_cached": posterior.compile_cached, "compile_mode": posterior.compile_mode, "structure_key": built.structure_key,
+                    **({"ess_stop": posterior.ess.to_json(), "draws_kept": posterior.ess.draws} if getattr(posterior, "ess", None) is not None else {})},
         "seed": posterior.seed,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "diagnostics": {"ok": not any(f.severity == "warning" for f in findings), "findings": [f.to_json() for f in findings]},

@@ -210,7 +210,7 @@ def _options(command) -> dict:
 
 SHARED = ["config", "sep", "family", "prior", "categorical", "se", "draws", "tune", "chains", "seed", "target_accept",
           "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "no_plots", "no_cache",
-          "link", "levels", "zi_formula", "hu_formula"]
+          "link", "levels", "zi_formula", "hu_formula", "ess", "ess_all"]
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -226,12 +226,12 @@ def test_fit_and_batch_keep_their_option_names():
         "data", "formula", "out", "config", "family", "prior", "prior_preset", "reference", "categorical", "se", "sep",
         "sigma_formula", "ci", "draws", "link", "levels", "zi_formula", "hu_formula",
         "tune", "chains", "cores", "seed", "target_accept", "max_treedepth", "sampler", "parameterization",
-        "adaptation", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
+        "adaptation", "ess", "ess_all", "dropna", "prior_predictive", "force", "quiet", "strict", "color_by", "svg", "no_plots", "no_cache"])
     assert sorted(_options("batch")) == sorted([
         "inputs", "formula", "out", "manifest", "config", "workers", "scheduler", "rerun_failed", "force", "no_compare",
         "by", "lfsr", "full_features", "ci", "share",
         "family", "link", "levels", "zi_formula", "hu_formula", "prior", "prior_preset", "reference", "categorical", "se", "sep", "draws", "tune", "chains", "cores", "seed", "target_accept",
-        "max_treedepth", "sampler", "parameterization", "adaptation", "dropna", "prior_predictive", "quiet", "strict",
+        "max_treedepth", "sampler", "parameterization", "adaptation", "ess", "ess_all", "dropna", "prior_predictive", "quiet", "strict",
         "no_plots", "no_cache"])
 
 

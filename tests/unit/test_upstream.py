@@ -39,6 +39,10 @@ def test_every_private_name_the_fast_path_uses_is_there():
     assert _nutpie.check() == []
 
 
+def test_nutpie_background_sampler_has_what_ess_uses():
+    assert _nutpie.background_problems() == []
+
+
 def test_pinned_range_covers_exactly_the_installed_minor_versions():
     from importlib.metadata import version
 
