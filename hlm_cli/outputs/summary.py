@@ -53,7 +53,7 @@ def _var_kinds(params) -> list[tuple[str, str, str]]:
     return rows
 
 
-def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
+def summarize_reference(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     """One row per scalar parameter: mean, sd, HDI and ETI of width ``ci``, MCSE, ESS, R-hat.
 
     Parameters
@@ -101,11 +101,13 @@ def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     return df[columns(ci)].set_index("parameter")
 
 
-def summarize_fast(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
-    """:func:`summarize`'s table from one stacked array and arviz_stats' array functions
-    (the same estimators: mean, sd (ddof 1), HDI "nearest", ETI "linear", bulk/tail ESS,
-    rank R-hat, MCSE of mean and sd), without xarray's per-variable overhead (~0.6 s per fit
-    for a small model); ``hlm batch --by`` uses it for its lean feature runs."""
+def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
+    """summary.csv's table: :func:`summarize_reference`'s numbers (``arviz_stats.summary``)
+    computed from one stacked array with arviz_stats' array functions (the same estimators:
+    mean, sd (ddof 1), HDI "nearest", ETI "linear", bulk/tail ESS, rank R-hat, MCSE of mean
+    and sd), without xarray's per-variable loop: 0.2 s instead of 2.5 s for the cell-line
+    model, 1 s instead of 13 s for InstEval's 4,120 group effects. summary.csv is byte for
+    byte the same (tests/unit/test_summary_fast.py)."""
     from arviz_stats.base import array_stats as a
     from arviz_stats.validate import validate_ci_prob
 

@@ -341,7 +341,7 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
         early = (helper.early_result() if helper is not None else None) or {}
         summ = early.get("summary") if spec.ci == summary_mod.CI_PROB else None
         if summ is None:
-            summ = (summary_mod.summarize_fast if lean else summary_mod.summarize)(tree, built.params, ci=spec.ci)
+            summ = summary_mod.summarize(tree, built.params, ci=spec.ci)
         sens = early.get("sensitivity")
         if sens is None:
             sens = pd.DataFrame(columns=diagnostics.SENSITIVITY_COLUMNS) if lean else diagnostics.sensitivity(tree, built)
