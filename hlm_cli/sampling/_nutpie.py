@@ -524,11 +524,32 @@ def _loop_copy_wrappers():
         ncp._make_c_logp_func, ncp._make_c_expand_func = saved
 
 
+def type_placeholders(shared_data: dict) -> dict:
+    """One-element stand-ins of the model's data arrays, of the same dtype, rank and layout.
+
+    nutpie's ``make_extraction_fn`` captures the tuple of data arrays in the compiled code only
+    for their numba types: at every call each one is replaced by the array read from the user
+    data. Captured real arrays are frozen into the machine code (up to 1 MB each) or, above
+    1 MB, referenced by their process-local address, which makes the compiled model
+    impossible to cache (numba's ``has_dynamic_globals``): a model with more than ~60k rows
+    (InstEval) then compiled again on every fit. Stand-ins keep the types and drop the data.
+    """
+    out = {}
+    for key, value in shared_data.items():
+        value = np.asarray(value)
+        order = "F" if value.ndim > 1 and value.flags.f_contiguous and not value.flags.c_contiguous else "C"
+        if value.ndim and not (value.flags.c_contiguous or value.flags.f_contiguous):
+            out[key] = value  # a non-contiguous array has its own numba layout: keep it
+        else:
+            out[key] = np.zeros((1,) * value.ndim, dtype=value.dtype, order=order)
+    return out
+
+
 def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
     import numba
     from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+    extract = make_extraction_fn(logp_fn, type_placeholders(shared_data), shared_keys, user_data.dtype)
     c_sig = numba.types.int64(
         numba.types.uint64,
         numba.types.CPointer(numba.types.double),
@@ -565,7 +586,7 @@ def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys
     import numba
     from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
+    extract = make_extraction_fn(expand_fn, type_placeholders(shared_data), shared_var_keys, user_data.dtype)
     c_sig = numba.types.int64(
         numba.types.uint64,
         numba.types.uint64,
