@@ -297,12 +297,12 @@ def complete_large(built, tree, *, seed: int):
     return tree
 
 
-def ppc_rows(tree, n_observed: int) -> np.ndarray | None:
+def ppc_rows(tree, n_observed: int, group: str = "posterior_predictive") -> np.ndarray | None:
     """Row numbers of the stored posterior predictive when it holds a subset of the observed
     rows (a large run), else None."""
-    if "posterior_predictive" not in getattr(tree, "children", tree):
+    if group not in getattr(tree, "children", tree):
         return None
-    ppc = tree["posterior_predictive"]
+    ppc = tree[group]
     if "__obs__" not in ppc.dims or int(ppc.sizes["__obs__"]) == int(n_observed):
         return None
     return np.asarray(ppc["__obs__"].values, dtype=np.int64)
