@@ -248,12 +248,15 @@ def lazy_loglik(tree, built, var: str, obs_dim: str = "__obs__"):
 
 
 def ppc_selection(C: int, D: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(draw positions per chain, rows) of the thinned posterior predictive."""
+    """(draw positions per chain, rows) of the thinned posterior predictive (at most
+    :data:`PPC_DRAWS` draws and :data:`PPC_ROWS` rows; environment ``HLM_PPC_ROWS`` overrides
+    the rows, for tests)."""
     per_chain = max(1, min(D, PPC_DRAWS // max(C, 1)))
     draws = np.unique(np.linspace(0, D - 1, per_chain).round().astype(int))
-    if n > PPC_ROWS:
+    max_rows = _env_int("HLM_PPC_ROWS", PPC_ROWS, 2)
+    if n > max_rows:
         rng = np.random.default_rng([int(seed), 22])
-        rows = np.sort(rng.choice(n, size=PPC_ROWS, replace=False))
+        rows = np.sort(rng.choice(n, size=max_rows, replace=False))
     else:
         rows = np.arange(n)
     return draws, rows
