@@ -203,6 +203,24 @@ def point_loglik(tree, built) -> np.ndarray:
     return out
 
 
+def total_loglik_dataset(tree, built, rows_per_chunk: int | None = None):
+    """A log_likelihood group holding each draw's total over the rows (one ``__obs__``): all
+    that power-scaling prior sensitivity (``arviz_stats.psense``) uses, which sums the
+    pointwise values anyway. Computed in chunks of rows (bounded memory)."""
+    import xarray as xr
+
+    post = tree["posterior"]
+    C, D, n = int(post.sizes["chain"]), int(post.sizes["draw"]), int(built.design.n)
+    S = C * D
+    step = rows_per_chunk or max(1, 20_000_000 // max(S, 1))
+    total = np.zeros(S)
+    for start in range(0, n, step):
+        total += rows_loglik(tree, built, np.arange(start, min(n, start + step))).sum(axis=1)
+    da = xr.DataArray(total.reshape(C, D, 1), dims=("chain", "draw", "__obs__"),
+                      coords={"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": [0]})
+    return xr.Dataset({built.response_name: da})
+
+
 # -- the lazy log_likelihood group ---------------------------------------------------------
 
 
