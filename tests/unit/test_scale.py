@@ -158,8 +158,9 @@ def test_complete_large_stores_a_thinned_predictive(ctx, monkeypatch):
 
 
 def test_figures_read_the_stored_rows(ctx, monkeypatch, tmp_path):
-    from hlm_cli.outputs.figures import _base
     import importlib
+
+    from hlm_cli.outputs.figures import _base
 
     ppc_mod = importlib.import_module("hlm_cli.outputs.figures.ppc")  # the package exports a function of that name
 
@@ -181,9 +182,8 @@ def test_figures_read_the_stored_rows(ctx, monkeypatch, tmp_path):
 
 
 def test_loo_of_a_large_run_within_budget_equals_the_stored_one(ctx, recorded_run, tmp_path, monkeypatch):
-    from tests.conftest import copy_recorded_run
-
     from hlm_cli.workflows import loo as loo_wf
+    from tests.conftest import copy_recorded_run
 
     monkeypatch.delenv(scale.ENV_BUDGET, raising=False)
     stored = loo_wf.compare_runs([recorded_run], reuse=False, fix="none").models[0]
@@ -199,9 +199,8 @@ def test_loo_of_a_large_run_within_budget_equals_the_stored_one(ctx, recorded_ru
 def test_loo_of_a_large_run_above_budget_subsamples(ctx, recorded_run, tmp_path, monkeypatch):
     import arviz_stats as azs
 
-    from tests.conftest import copy_recorded_run
-
     from hlm_cli.workflows import loo as loo_wf
+    from tests.conftest import copy_recorded_run
 
     big = copy_recorded_run(tmp_path / "big")
     make_large(big, ctx)
@@ -227,9 +226,8 @@ def test_loo_of_a_large_run_above_budget_subsamples(ctx, recorded_run, tmp_path,
 
 
 def test_sensitivity_of_a_large_run(ctx, tmp_path, monkeypatch):
-    from tests.conftest import copy_recorded_run
-
     from hlm_cli.workflows.sensitivity import run_sensitivity
+    from tests.conftest import copy_recorded_run
 
     big = copy_recorded_run(tmp_path / "big")
     make_large(big, ctx)
