@@ -461,8 +461,9 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
     }
     from hlm_cli.model import scale
 
-    if not scale.stores_loglik(posterior.tree):  # a large run (docs/scale.md): what posterior.nc holds
-        info["storage"] = scale.storage_json(posterior.tree, design.n)
+    tree = getattr(posterior, "tree", None)
+    if tree is not None and "posterior" in tree.children and not scale.stores_loglik(tree):  # a large run (docs/scale.md)
+        info["storage"] = scale.storage_json(tree, design.n)
     if design.smooths:  # s(): the basis of each smooth (hlm_cli.formula.smooths), to reproduce it outside hlm
         info["smooths"] = [sm.to_json() for sm in design.smooths]
     runinfo.write(path, info)
