@@ -35,6 +35,10 @@ def model_block(m) -> list:
     if m.n_refits:
         est += f"  [dim]({m.seconds:.0f} s)[/dim]"
     out.append(est)
+    if m.subsample:  # a large run: the uncertainty subsampling adds, reported apart from the SE (as R's loo prints it)
+        out.append(f"[dim]Subsampled PSIS-LOO: {m.subsample['subsample_size']} of {m.n_obs} observations evaluated exactly; "
+                   f"subsampling SE {m.subsample['subsampling_se']:.2f} (the error of estimating the sum from the subsample, "
+                   "besides the SE above; more with HLM_LOO_SUBSAMPLE shrinks it); Pareto k below is of the subsample[/dim]")
     if m.ktable is not None:
         kt = m.ktable
         before = " (before refits)" if m.method in ("reloo", "kfold") else ""

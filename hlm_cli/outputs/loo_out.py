@@ -91,6 +91,9 @@ def loo_table(result) -> pd.DataFrame:
             "k_very_bad": kt.counts["very_bad"] if kt else None,
             "max_k": kt.max_k if kt else None,
         })
+        if any(x.subsample for x in result.models):  # subsampled PSIS-LOO of a large run (docs/scale.md)
+            rows[-1]["subsample_size"] = (m.subsample or {}).get("subsample_size")
+            rows[-1]["subsampling_se"] = (m.subsample or {}).get("subsampling_se")
     return pd.DataFrame(rows)
 
 

@@ -509,8 +509,22 @@ def complete(built: BuiltModel, tree, *, seed: int):
 
     Both are computed in numpy from the posterior draws (:mod:`hlm_cli.model.likelihood`,
     :func:`hlm_cli.model.linpred.simulate`), which avoids compiling two more PyTensor
-    functions per fit. Large data are stored as float32 to bound the file size.
+    functions per fit. Large data are stored as float32 to bound the file size. Above the rows x
+    draws budget of :mod:`hlm_cli.model.scale` there is no log_likelihood group and a thinned
+    posterior_predictive (docs/scale.md).
     """
+    from hlm_cli.model import scale
+
+    post = tree["posterior"]
+    if scale.is_large(built.design.n, post.sizes["chain"] * post.sizes["draw"]):
+        tree = scale.complete_large(built, tree, seed=seed)
+    else:
+        _complete_pointwise(built, tree, seed=seed)
+    _observed_data(built, tree)
+    return tree
+
+
+def _complete_pointwise(built: BuiltModel, tree, *, seed: int):
     import xarray as xr
 
     from hlm_cli.model import likelihood, linpred
@@ -535,6 +549,13 @@ def complete(built: BuiltModel, tree, *, seed: int):
     dims = ("chain", "draw", "__obs__")
     tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n))}, coords=coords)
     tree["posterior_predictive"] = xr.Dataset({name: (dims, ppc.reshape(C, D, d.n))}, coords=coords)
+
+
+def _observed_data(built: BuiltModel, tree) -> None:
+    import xarray as xr
+
+    d = built.design
+    name = built.response_name
     obs = {name: (("__obs__",), np.asarray(d.y, dtype=float))}
     if d.trials is not None:
         obs["trials"] = (("__obs__",), np.asarray(d.trials, dtype=float))
@@ -544,7 +565,6 @@ def complete(built: BuiltModel, tree, *, seed: int):
     if terms is not None and terms.censored:  # for the censored PPC (outputs/figures/ppc.py)
         obs["cens"] = (("__obs__",), np.asarray(terms.cens, dtype=float))
     tree["observed_data"] = xr.Dataset(obs, coords={"__obs__": np.arange(d.n)})
-    return tree
 
 
 def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 0):

@@ -218,7 +218,10 @@ def _check_memory(spec: FitSpec, design) -> None:
         n_params += 2 * int(np.asarray(getattr(design.sigma, "X", np.zeros((0, 1)))).shape[-1])
     if getattr(design, "dpar", None) is not None:
         n_params += 2 * int(design.dpar.X.shape[-1])
-    check_memory(spec.sampler.chains, spec.sampler.draws, n_params, design.n)
+    from hlm_cli.model import scale
+
+    S = spec.sampler.chains * spec.sampler.draws  # a large run stores no rows x draws log-likelihood
+    check_memory(spec.sampler.chains, spec.sampler.draws, n_params, scale.memory_rows(design.n, S))
 
 
 def _check_response_column(formula, frame: pd.DataFrame, family, lines) -> None:
@@ -490,6 +493,11 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "files": ["summary.csv", "posterior.nc", "run.json", "plots/"],
         "checksums": runinfo.checksums(Path(path).parent),
     }
+    from hlm_cli.model import scale
+
+    tree = getattr(posterior, "tree", None)
+    if tree is not None and "posterior" in tree.children and not scale.stores_loglik(tree):  # a large run (docs/scale.md)
+        info["storage"] = scale.storage_json(tree, design.n)
     if design.smooths:  # s(): the basis of each smooth (hlm_cli.formula.smooths), to reproduce it outside hlm
         info["smooths"] = [sm.to_json() for sm in design.smooths]
     runinfo.write(path, info)

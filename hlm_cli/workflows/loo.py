@@ -138,6 +138,7 @@ class ModelLoo:
     recommendation: str | None = None
     data_sha256: str | None = None
     elpd_data: object = field(default=None, repr=False)  # arviz_stats ELPDData
+    subsample: dict | None = None  # subsampled PSIS-LOO of a large run (docs/scale.md)
 
     @property
     def ic_name(self) -> str:
@@ -170,6 +171,10 @@ class ModelLoo:
             return f"kfold (K = {self.kfold}{by}{reused})"
         if self.method == "waic":
             return "waic"
+        if self.method == "subsample":
+            sub = self.subsample or {}
+            return (f"psis, subsampled ({sub.get('subsample_size')} of {self.n_obs} observations, "
+                    f"subsampling SE {sub.get('subsampling_se', float('nan')):.2f})")
         return "psis"
 
     def to_json(self) -> dict:
@@ -202,6 +207,7 @@ class ModelLoo:
             "warnings": self.warnings,
             "recommendation": self.recommendation,
             "data_sha256": self.data_sha256,
+            **({"subsample": self.subsample} if self.subsample is not None else {}),
         }
 
 
@@ -271,6 +277,8 @@ class _Run:
     data: Path | None = None  # the data file, if it moved since the fit
     _ctx: object = None
     _raw: object = None
+    lazy: bool = False  # a large run: no stored log-likelihood, computed from the posterior (docs/scale.md)
+    subsampled: bool = False  # too large for the full (S, n) log-likelihood: subsampled PSIS-LOO
 
     @property
     def n_obs(self) -> int:
@@ -303,6 +311,9 @@ def _open_run(path: Path) -> _Run:
     path = Path(path)
     tree = open_tree(path)
     info = runinfo.read(path)
+    if ("log_likelihood" not in tree.children or not tree["log_likelihood"].data_vars) and (info.get("storage") or {}).get("large"):
+        var = info.get("response")
+        return _Run(path, path.name, info, tree, var, lazy=True)  # loo_tree: _attach_lazy, once the data file is known
     if "log_likelihood" not in tree.children or not tree["log_likelihood"].data_vars:
         raise InputError(
             f"{path.name}/posterior.nc has no log_likelihood group",
@@ -332,6 +343,79 @@ def _loo_tree(tree, var: str):
         "posterior": tree["posterior"].to_dataset(),
         "log_likelihood": xr.Dataset({var: ll}),
     })
+
+
+def _attach_lazy(run: _Run) -> None:
+    """A large run's loo_tree: the log-likelihood computed from the posterior and the data.
+
+    Within the budget of :mod:`hlm_cli.model.scale` (rows x draws) the full (S, n) matrix is
+    computed in chunks and PSIS-LOO proceeds as for a stored one; above it the log-likelihood
+    stays lazy (only the rows that subsampled PSIS-LOO reads are computed)."""
+    import xarray as xr
+
+    from hlm_cli.model import scale
+
+    ctx = run.context()
+    built = ctx.built
+    ll = scale.lazy_loglik(ctx.tree, built, run.var_name, obs_dim=OBS)
+    S, n = int(ll.sizes["chain"] * ll.sizes["draw"]), int(ll.sizes[OBS])
+    run.subsampled = scale.is_large(n, S)
+    if not run.subsampled:
+        full = np.empty((S, n))
+        step = max(1, scale.MAX_VALUES_PER_REQUEST // (10 * S))
+        for start in range(0, n, step):
+            rows = np.arange(start, min(n, start + step))
+            full[:, rows] = scale.rows_loglik(ctx.tree, built, rows)
+        ll = xr.DataArray(full.reshape(ll.sizes["chain"], ll.sizes["draw"], n), dims=ll.dims, coords=ll.coords, name=run.var_name)
+    obs = run.tree["observed_data"][run.var_name].to_dataset().rename({"__obs__": OBS}) if "observed_data" in run.tree.children else None
+    groups = {"posterior": run.tree["posterior"].to_dataset(), "log_likelihood": xr.Dataset({run.var_name: ll})}
+    if obs is not None:
+        groups["observed_data"] = obs.assign_coords({OBS: np.arange(n)})
+    run.loo_tree = xr.DataTree.from_dict(groups)
+
+
+def _model_loo_subsample(run: _Run, *, criterion: str, fix: str, seed: int, say: Progress) -> ModelLoo:
+    """PSIS-LOO with subsampling (``arviz_stats.loo_subsample``, Magnusson et al. 2019) of a run
+    too large for its full pointwise log-likelihood: every row's log density at the posterior
+    mean (``method="plpd"``) is corrected by exact PSIS-LOO on a simple random subsample of
+    rows (:func:`hlm_cli.model.scale.loo_subsample_size`), with the SE that subsampling adds."""
+    import arviz_stats as azs
+
+    from hlm_cli.model import scale
+
+    S, n = int(run.loglik.sizes["chain"] * run.loglik.sizes["draw"]), run.n_obs
+    if criterion != "loo":
+        raise ConfigError(
+            f"--criterion {criterion} needs every row's log-likelihood, which {run.name} ({n} rows x {S} draws) is too large for",
+            hint=f"use the default --criterion loo (subsampled PSIS-LOO), or raise {scale.ENV_BUDGET} above {n * S} if memory allows")
+    ctx = run.context()
+    m = min(scale.loo_subsample_size(), n)
+    say(f"{run.name}: PSIS-LOO, subsampling {m} of {n} observations")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = azs.loo_subsample(run.loo_tree, observations=m, var_name=run.var_name, method="plpd", seed=seed,
+                                log_lik_fn=lambda observed, data: scale.point_loglik(data, ctx.built), pointwise=True)
+    rows = np.asarray(res.loo_subsample_observations, dtype=np.int64)
+    elpd_i = np.asarray(res.elpd_i, dtype=float).ravel()
+    pareto_k = np.asarray(res.pareto_k, dtype=float).ravel()
+    lpd_sub = _lpd_i(scale.rows_loglik(ctx.tree, ctx.built, rows))
+    p_i = np.full(n, np.nan)
+    p_i[rows] = lpd_sub - elpd_i[rows]
+    ktable = pareto_k_table(pareto_k[rows], S)
+    ktable.bad_obs = [int(i) for i in rows[pareto_k[rows] > ktable.good_k]]
+    sub = {"subsample_size": int(res.subsample_size), "subsampling_se": float(res.subsampling_se), "method": "plpd",
+           "approximation": "log p(y_i | posterior mean) for every row, corrected by exact PSIS-LOO on the subsample",
+           "reference": "Magnusson et al. (2019), Bayesian leave-one-out cross-validation for large data, ICML"}
+    mod = ModelLoo(name=run.name, run_dir=run.path, formula=run.info.get("formula", ""), criterion="loo",
+                   method="subsample", elpd=float(res.elpd), se=float(res.se), p=float(res.p),
+                   p_se=float(np.sqrt(n * np.var(p_i[rows], ddof=1))) if len(rows) > 1 else float("nan"),
+                   n_obs=n, n_samples=S, elpd_i=elpd_i, p_i=p_i, ktable=ktable, pareto_k=pareto_k,
+                   data_sha256=run.sha256, elpd_data=res, subsample=sub)
+    if ktable.n_bad:
+        mod.warnings.append(f"{ktable.n_bad} of the {len(rows)} subsampled observation(s) have Pareto k > {ktable.good_k:.2f}: "
+                            "the PSIS-LOO estimate is unreliable for them (a large run is not refitted)")
+        mod.recommendation = "compare with care; a model with fewer parameters per observation has fewer high k"
+    return mod
 
 
 def _unique_names(paths: list[Path]) -> list[str]:
@@ -887,6 +971,8 @@ def _p_se(p_i: np.ndarray) -> float:
 
 def _model_loo(run: _Run, *, criterion: str, fix: str, kfold: int | None, group: str | None, seed: int, say: Progress,
                store: RefitStore | None = None) -> ModelLoo:
+    if run.subsampled:
+        return _model_loo_subsample(run, criterion=criterion, fix=fix, seed=seed, say=say)
     ll = _loglik_matrix(run)
     lpd_i = _lpd_i(ll)
     common = {
@@ -1098,6 +1184,8 @@ def compare_runs(
     for run, name in zip(runs, _unique_names(paths), strict=True):
         run.name = name
         run.data = Path(data) if data is not None else None
+        if run.lazy:
+            _attach_lazy(run)
     notes = check_same_data(runs, force=force)
     if seed is None:
         seed = _run_seed(runs[0])

@@ -108,7 +108,16 @@ def compare(ctx, *, factor: str | None = None, truth: dict[str, float] | None = 
     sw = np.bincount(g.index, weights=w, minlength=L)
     no_pool = np.bincount(g.index, weights=w * y, minlength=L) / sw
     complete = float(np.sum(w * y) / np.sum(w))
-    eta = eta_draws(ctx.tree, built).mean(axis=0)
+    from hlm_cli.model import scale
+
+    if scale.stores_loglik(ctx.tree):
+        eta = eta_draws(ctx.tree, built).mean(axis=0)
+    else:  # a large run (docs/scale.md): the mean over draws in chunks of rows, never (draws, rows)
+        eta = np.empty(d.n)
+        step = max(1, 20_000_000 // scale.n_draws_of(ctx.tree))
+        for start in range(0, d.n, step):
+            rows = np.arange(start, min(d.n, start + step))
+            eta[rows] = scale.eta_rows(ctx.tree, built, rows).mean(axis=0)
     partial = np.bincount(g.index, weights=eta, minlength=L) / np.bincount(g.index, minlength=L)
     table = pd.DataFrame({
         "level": g.levels,

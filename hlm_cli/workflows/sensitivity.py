@@ -50,6 +50,12 @@ def run_sensitivity(run_dir: Path, *, write: bool = True) -> SensitivityResult:
         from hlm_cli.workflows.runs import load_run
 
         built = load_run(run_dir).built
+    if "log_likelihood" not in tree.children and (info.get("storage") or {}).get("large"):
+        from hlm_cli.model import scale
+        from hlm_cli.workflows.runs import load_run
+
+        ctx = load_run(run_dir)  # a large run (docs/scale.md): the total log-likelihood per draw, in chunks
+        tree["log_likelihood"] = scale.total_loglik_dataset(ctx.tree, ctx.built)
     if "log_likelihood" not in tree.children:
         raise InputError(f"{str(run_dir / 'posterior.nc')!r} has no log_likelihood group", hint="refit with 'hlm fit ... --force'")
     table = diagnostics.sensitivity(tree, built)

@@ -101,7 +101,10 @@ def thin(tree, max_draws: int = 500):
     for g in ("posterior", "posterior_predictive", "prior_predictive", "prior", "sample_stats"):
         if g in tree.children:
             ds = tree[g].to_dataset()
-            groups[g] = ds.isel(draw=slice(None, None, step)) if "draw" in ds.dims else ds
+            own = step
+            if g == "posterior_predictive" and "draw" in ds.dims and int(ds.sizes["draw"]) != int(post.sizes["draw"]):
+                own = max(1, math.ceil(int(ds.sizes["chain"] * ds.sizes["draw"]) / max_draws))  # a large run's thinned predictive
+            groups[g] = ds.isel(draw=slice(None, None, own)) if "draw" in ds.dims else ds
     for g in ("observed_data", "constant_data"):
         if g in tree.children:
             groups[g] = tree[g].to_dataset()

@@ -51,8 +51,12 @@ def ppc(tree, path: Path, *, group: str = "posterior_predictive", discrete: bool
     sim = raw[pick].astype(float)
     what = "prior predictive" if group.startswith("prior") else "posterior predictive"
     obs_grp = tree["observed_data"] if "observed_data" in tree.children else None
+    rows = _stored_rows(tree, obs, group)
+    if rows is not None:  # a large run stores the predictive of a subset of rows (docs/scale.md)
+        obs = obs[rows]
     if obs is not None and obs_grp is not None and "cens" in obs_grp and np.any(np.asarray(obs_grp["cens"]) != 0):
-        return censored_ppc(obs, np.asarray(obs_grp["cens"], dtype=float), sim, path, name=name, what=what, svg=svg, formats=formats)
+        cens = np.asarray(obs_grp["cens"], dtype=float)
+        return censored_ppc(obs, cens if rows is None else cens[rows], sim, path, name=name, what=what, svg=svg, formats=formats)
     with figure(7, 4, style=DENSE) as fig:
         ax = fig.subplots()
         if discrete:
@@ -152,6 +156,13 @@ def censored_ppc(obs: np.ndarray, cens: np.ndarray, sim: np.ndarray, path: Path,
         return save(fig, path, svg=svg, formats=formats)
 
 
+def _stored_rows(tree, obs, group: str = "posterior_predictive"):
+    """The observed rows a large run's thinned predictive holds (None: all of them)."""
+    from hlm_cli.model.scale import ppc_rows
+
+    return None if obs is None else ppc_rows(tree, len(obs), group)
+
+
 def rootogram(tree, path: Path, *, svg: bool = False, group: str = "posterior_predictive") -> list[Path]:
     """Hanging rootogram of predicted against observed counts (arviz_plots)."""
     import arviz_plots as azp
@@ -163,6 +174,9 @@ def rootogram(tree, path: Path, *, svg: bool = False, group: str = "posterior_pr
 
     # arviz_plots refuses float-typed counts (a sampler may store them as float)
     counts = {g: tree[g].to_dataset().map(lambda v: np.rint(v).astype(np.int64)) for g in (group, "observed_data")}
+    rows = _stored_rows(tree, np.asarray(tree["observed_data"][next(iter(tree["observed_data"].data_vars))]), group)
+    if rows is not None:  # a large run: the rows its predictive holds
+        counts["observed_data"] = counts["observed_data"].isel(__obs__=rows)
     with matplotlib.rc_context(STYLE):
         pc = azp.plot_ppc_rootogram(xr.DataTree.from_dict(counts), group=group, backend="matplotlib")
         fig = pc.viz["chart"].item() if hasattr(pc, "viz") and "chart" in pc.viz else plt.gcf()
@@ -195,6 +209,9 @@ def predictions(tree, response: str) -> Predictions:
     sims = np.asarray(tree["posterior_predictive"][response])
     sims = sims.reshape(sims.shape[0] * sims.shape[1], -1)
     y = np.asarray(tree["observed_data"][response]).ravel().astype(float)
+    rows = _stored_rows(tree, y)
+    if rows is not None:  # a large run: the rows its predictive holds
+        y = y[rows]
     lo, hi = interval(sims)
     return Predictions(y, sims.mean(axis=0), lo, hi)
 

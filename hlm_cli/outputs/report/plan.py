@@ -104,7 +104,7 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
         draw("forest", lambda: F.forest(small, params, plot_dir / "forest.png", numbers=estimates(effects, "eti"), svg=svg))
         mu = mu_pop = failed = None
         try:
-            mu, mu_pop = _fitted_means(sctx)
+            mu, mu_pop = _fitted_means(_means_context(ctx, sctx))
         except Exception as err:  # keep going: the shrinkage figures will say why they are missing
             failed = f"{type(err).__name__}: {err}"
         for g in _unique_factors(built.design.groups):
@@ -135,7 +135,7 @@ def plan_figures(ctx, frame: pd.DataFrame, plot_dir: Path, *, color_by: str | No
                            f"{more} more interaction(s) not drawn; see hlm_cli.outputs.figures.conditional_effects"))
     col = color_by or _default_color(built, frame)
     draw("pred_vs_obs", lambda: F.pred_vs_obs(F.predictions(small, built.response_name), plot_dir / "pred_vs_obs.png", response=response,
-                                               color=frame[col] if col else None, color_label=col, svg=svg))
+                                               color=_stored_rows_of(frame[col], small) if col else None, color_label=col, svg=svg))
     terms = getattr(built.design, "terms", None)
     if built.family.ordinal:
         plan.append(("existing", "ppc", CAPTIONS["ppc_ordinal"]))
@@ -257,6 +257,27 @@ def _unique_factors(groups) -> list:
             seen.add(g.factor)
             out.append(g)
     return out
+
+
+def _means_context(ctx, sctx):
+    """The draws the shrinkage figures average: ``sctx``'s, or for a large run (no stored
+    log-likelihood, docs/scale.md) few enough that each (draws, rows) array stays near 1e7
+    values (at least 20 draws)."""
+    from hlm_cli.model import scale
+    from hlm_cli.outputs import figures as F
+
+    if scale.stores_loglik(ctx.tree):
+        return sctx
+    small = F.thin(ctx.tree, max_draws=int(np.clip(1e7 / max(ctx.built.design.n, 1), 20, 500)))
+    return dataclasses.replace(ctx, tree=small)
+
+
+def _stored_rows_of(values: pd.Series, tree) -> pd.Series:
+    """``values`` of the rows a large run's thinned predictive holds (all rows otherwise)."""
+    from hlm_cli.model.scale import ppc_rows
+
+    rows = ppc_rows(tree, len(values))
+    return values if rows is None else values.iloc[rows].reset_index(drop=True)
 
 
 def _fitted_means(ctx):

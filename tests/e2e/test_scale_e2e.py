@@ -1,0 +1,44 @@
+"""A large run end to end (docs/scale.md), with the rows x draws budget forced low so that tiny
+data takes the large-run path: fit (no log_likelihood, thinned predictive on a subset of
+rows, report.html), then loo (subsampled), predict, contrast and hypothesis from it. tests/unit/test_scale.py checks the numbers without sampling."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import xarray as xr
+
+from hlm_cli.cli.app import main
+from tests.conftest import FAST, SAMPLE
+
+
+def test_large_run_every_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HLM_POINTWISE_BUDGET", "1000")
+    monkeypatch.setenv("HLM_PPC_ROWS", "20")
+    monkeypatch.setenv("HLM_LOO_SUBSAMPLE", "15")
+    run = tmp_path / "mice"
+    code = main(["fit", str(SAMPLE / "mice_wake.csv"), "--formula", "WAKE ~ Treatment * Genotype + (1|mouse)",
+                 "--categorical", "Treatment", "--categorical", "Genotype", "--out", str(run), *FAST])
+    assert code == 0, capsys.readouterr().err
+    tree = xr.open_datatree(run / "posterior.nc", engine="h5netcdf")
+    assert "log_likelihood" not in tree.children
+    assert tree["posterior_predictive"]["WAKE"].sizes["__obs__"] == 20
+    assert tree["observed_data"]["WAKE"].sizes["__obs__"] == 33
+    info = json.loads((run / "run.json").read_text())
+    assert info["storage"]["large"] and info["storage"]["budget"] == 1000
+    assert (run / "report.html").exists() and (run / "plots" / "ppc.png").exists() and (run / "plots" / "pred_vs_obs.png").exists()
+    capsys.readouterr()
+
+    assert main(["loo", str(run), "--out", str(tmp_path / "loo")]) == 0
+    out = capsys.readouterr().out
+    assert "subsampled (15 of 33 observations" in out and "subsampling SE" in out
+    table = pd.read_csv(tmp_path / "loo" / "loo.csv")
+    assert table.loc[0, "method"] == "subsample" and table.loc[0, "subsample_size"] == 15 and table.loc[0, "subsampling_se"] > 0
+
+    assert main(["predict", str(run), str(SAMPLE / "mice_new.csv"), "--out", str(tmp_path / "pred.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == len(pd.read_csv(SAMPLE / "mice_new.csv")) and pred["mean"].notna().all()
+    assert main(["contrast", str(run), "--term", "Treatment"]) == 0
+    assert main(["hypothesis", str(run), "sd(Intercept|mouse) > 0"]) == 0
+    # hlm report RUN and hlm sensitivity RUN: tests/unit/test_scale.py (figures, sensitivity) on the recorded run
