@@ -84,7 +84,7 @@ TERMS: dict[str, dict] = {
     "se": {"data": "se.csv", "lhs": "y_real | se(s)", "rhs": "1 + x + (1|g)", "priors": ["Intercept=Normal(0, 2)", *ID]},
     "sigma_formula": {"data": "crossed.csv", "rhs": "1 + x + (1|g)",
                       "extra": ["--sigma-formula", "~ x"],
-                      "priors": [*GAUSS, "sigma_Intercept=Normal(0, 0.5)", "sigma_x=Normal(0, 0.3)"]},
+                      "priors": ["Intercept=Normal(0, 2)", *ID, "sigma_Intercept=Normal(0, 0.5)", "sigma_x=Normal(0, 0.3)"]},
 }
 PARAMS = ("auto", "centered", "noncentered")
 
@@ -180,12 +180,11 @@ def run_cell(cell: dict, sims: int) -> dict:
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
     print(f"[done] {cell['name']}: exit {proc.returncode} in {wall:.0f} s | " + " | ".join(tail), flush=True)
     meta = {"exit": proc.returncode, "wall_s": round(wall, 1), "command": shlex.join(args)}
-    if out.is_dir():
-        prev = {}
-        if (out / "suite.json").is_file():
-            prev = json.loads((out / "suite.json").read_text())
-        meta["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 1)
-        (out / "suite.json").write_text(json.dumps(meta, indent=1))
+    # beside OUT, not in it: hlm sbc resumes only an OUT that holds its own files
+    meta_file = RESULTS / f"{cell['name']}.suite.json"
+    prev = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 1)
+    meta_file.write_text(json.dumps(meta, indent=1))
     return meta
 
 
@@ -200,7 +199,8 @@ def table() -> str:
         s = json.loads((out / "sbc.json").read_text())
         summ = pd.read_csv(out / "sbc_summary.csv")
         worst = summ.sort_values(["p_adjusted", "max_ecdf_diff"], ascending=[True, False]).iloc[0]
-        meta = json.loads((out / "suite.json").read_text()) if (out / "suite.json").is_file() else {}
+        mf = RESULTS / f"{cell['name']}.suite.json"
+        meta = json.loads(mf.read_text()) if mf.is_file() else {}
         chose = ", ".join(f"{k}: {v}" for k, v in s.get("parameterization", {}).items())
         wall = meta.get("wall_s_total", s.get("wall_s"))
         lines.append(f"| {cell['name']} | {cell['family']} | {cell['term']} | {cell['param']} ({chose}) | "
