@@ -779,6 +779,7 @@ def _finish(spec: SbcSpec, fingerprint: str, built, fit_priors, gen_priors, wall
         "fit_priors": {k: str(v) for k, v in fit_priors.items()},
         "generator_priors": {k: str(v) for k, v in gen_priors.items()},
         "parameterization": {k: v.kind for k, v in built.parameterization.items()},
+        "parameterization_detail": {k: v.label for k, v in built.parameterization.items()},
         "sampler": spec.fit.sampler.model_dump(mode="json"),
         "wall_s": round(wall, 2),
         "workers": workers,

@@ -162,11 +162,11 @@ def command(cell: dict, sims: int = SIMS) -> list[str]:
     return args
 
 
-def run_cell(cell: dict, sims: int) -> dict:
+def run_cell(cell: dict, sims: int, refresh: bool = False) -> dict:
     out = RESULTS / cell["name"]
     args = command(cell, sims)
     state = out / "sbc.json"
-    if state.is_file():
+    if state.is_file() and not refresh:
         s = json.loads(state.read_text())
         if s.get("sims") == sims and s.get("ok", 0) + s.get("failed", 0) >= sims:
             print(f"[skip] {cell['name']}: done ({s['verdict']})", flush=True)
@@ -180,6 +180,8 @@ def run_cell(cell: dict, sims: int) -> dict:
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
     print(f"[done] {cell['name']}: exit {proc.returncode} in {wall:.0f} s | " + " | ".join(tail), flush=True)
     meta = {"exit": proc.returncode, "wall_s": round(wall, 1), "command": shlex.join(args)}
+    if refresh:
+        return meta
     # beside OUT, not in it: hlm sbc resumes only an OUT that holds its own files
     meta_file = RESULTS / f"{cell['name']}.suite.json"
     prev = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
@@ -191,7 +193,7 @@ def run_cell(cell: dict, sims: int) -> dict:
 def table() -> str:
     """The markdown table of every finished cell."""
     lines = ["| cell | family | term | parameterization (auto chose) | verdict | n_sims | worst quantity (p_adjusted, max ECDF diff) "
-             "| failed sims | divergent refits | wall (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| failed sims | divergent refits | wall (s): suite / sum of refits |", "|---|---|---|---|---|---|---|---|---|---|"]
     for cell in cells():
         out = RESULTS / cell["name"]
         if not (out / "sbc_summary.csv").is_file():
@@ -201,8 +203,9 @@ def table() -> str:
         worst = summ.sort_values(["p_adjusted", "max_ecdf_diff"], ascending=[True, False]).iloc[0]
         mf = RESULTS / f"{cell['name']}.suite.json"
         meta = json.loads(mf.read_text()) if mf.is_file() else {}
-        chose = ", ".join(f"{k}: {v}" for k, v in s.get("parameterization", {}).items())
-        wall = meta.get("wall_s_total", s.get("wall_s"))
+        chose = "; ".join(f"{k}: {v}" for k, v in (s.get("parameterization_detail") or s.get("parameterization", {})).items())
+        secs = [json.loads(p.read_text()).get("seconds", 0.0) for p in (out / "sims").glob("sim_*.json")]
+        wall = f"{meta.get('wall_s_total', s.get('wall_s'))} / {sum(secs):.0f}"
         lines.append(f"| {cell['name']} | {cell['family']} | {cell['term']} | {cell['param']} ({chose}) | "
                      f"**{s['verdict']}** | {int(summ['n_sims'].min())} | `{worst['parameter']}` "
                      f"({worst['p_adjusted']:.3g}, {worst['max_ecdf_diff']:.3f}) | {s['failed']} | {s['divergent_sims']} | {wall} |")
@@ -215,6 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", help="run only these cells (by name); repeatable")
     ap.add_argument("--list", action="store_true", help="print the cells and their commands")
     ap.add_argument("--table", action="store_true", help="print the markdown table of finished cells")
+    ap.add_argument("--refresh", action="store_true", help="rerun finished cells' commands (no refits: rebuilds their tables and sbc.json)")
     ap.add_argument("--skip-stage-c", action="store_true", help="only the auto cells")
     a = ap.parse_args(argv)
     if a.table:
@@ -227,6 +231,11 @@ def main(argv=None) -> int:
             print(c["name"], ":", shlex.join(command(c, a.sims)))
         return 0
     for c in todo:
+        if a.refresh:
+            state = RESULTS / c["name"] / "sbc.json"
+            if state.is_file() and json.loads(state.read_text()).get("verdict"):
+                run_cell(c, a.sims, refresh=True)
+            continue
         run_cell(c, a.sims)
     return 0
 
