@@ -206,9 +206,21 @@ def table() -> str:
         chose = "; ".join(f"{k}: {v}" for k, v in (s.get("parameterization_detail") or s.get("parameterization", {})).items())
         secs = [json.loads(p.read_text()).get("seconds", 0.0) for p in (out / "sims").glob("sim_*.json")]
         wall = f"{meta.get('wall_s_total', s.get('wall_s'))} / {sum(secs):.0f}"
+        chose, par = chose.replace("|", "\\|"), str(worst["parameter"]).replace("|", "\\|")
         lines.append(f"| {cell['name']} | {cell['family']} | {cell['term']} | {cell['param']} ({chose}) | "
-                     f"**{s['verdict']}** | {int(summ['n_sims'].min())} | `{worst['parameter']}` "
+                     f"**{s['verdict']}** | {int(summ['n_sims'].min())} | {par} "
                      f"({worst['p_adjusted']:.3g}, {worst['max_ecdf_diff']:.3f}) | {s['failed']} | {s['divergent_sims']} | {wall} |")
+    return "\n".join(lines)
+
+
+def commands_md() -> str:
+    """The exact command of every finished cell, as run from the repository root."""
+    lines = ["Exact commands (run from the repository root; `hlm sbc` resumes an interrupted OUT):", "", "```sh"]
+    for cell in cells():
+        if (RESULTS / cell["name"] / "sbc_summary.csv").is_file():
+            lines.append(f"# {cell['name']}")
+            lines.append(shlex.join(command(cell)))
+    lines.append("```")
     return "\n".join(lines)
 
 
@@ -218,11 +230,20 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", help="run only these cells (by name); repeatable")
     ap.add_argument("--list", action="store_true", help="print the cells and their commands")
     ap.add_argument("--table", action="store_true", help="print the markdown table of finished cells")
+    ap.add_argument("--write-md", action="store_true", help="put the table and the commands into validation/calibration.md "
+                    "(between its <!-- table --> and <!-- /table --> markers)")
     ap.add_argument("--refresh", action="store_true", help="rerun finished cells' commands (no refits: rebuilds their tables and sbc.json)")
     ap.add_argument("--skip-stage-c", action="store_true", help="only the auto cells")
     a = ap.parse_args(argv)
     if a.table:
         print(table())
+        return 0
+    if a.write_md:
+        md = HERE.parent / "calibration.md"
+        text = md.read_text()
+        head, rest = text.split("<!-- table -->", 1)
+        _, tail = rest.split("<!-- /table -->", 1)
+        md.write_text(f"{head}<!-- table -->\n{table()}\n\n{commands_md()}\n<!-- /table -->{tail}")
         return 0
     write_designs()
     todo = [c for c in cells() if (not a.only or c["name"] in a.only) and (not a.skip_stage_c or c["param"] == "auto")]
