@@ -786,8 +786,9 @@ def sbc(data, formula: str | None = None, out: str | os.PathLike | None = None, 
         :class:`Fit` / run directory whose settings are reused (then no ``formula``).
     formula : str, optional
         The model, as for :func:`fit`.
-    out : path
-        Directory for sbc_ranks.csv, sbc_summary.csv, sbc_ecdf.png, sbc_report.html.
+    out : path, optional
+        Directory for sbc_ranks.csv, sbc_summary.csv, sbc_ecdf.png, sbc_report.html; for a
+        :class:`Fit` or run directory it defaults to RUN/sbc (then ``hlm report RUN`` shows it).
     sims : int
         Number of simulations.
     priors : dict, optional
@@ -806,13 +807,15 @@ def sbc(data, formula: str | None = None, out: str | os.PathLike | None = None, 
         ``summary`` (DataFrame, one row per quantity with its ``verdict``), ``ranks``,
         ``passed``, ``n_divergent``, ``files``.
     """
-    from hlm_cli.workflows.sbc import SbcSpec, check_options, fit_spec_for_sbc, run_sbc
+    from hlm_cli.workflows.sbc import SbcSpec, check_options, default_out, fit_spec_for_sbc, run_sbc
 
-    if out is None:
-        raise ConfigError("hlm.sbc needs out=", hint="e.g. hlm.sbc(data, formula, out='results/sbc')")
-    out_path = _as_path(out, "out")
     if isinstance(data, Fit):
         data = data.run_dir
+    if out is None and not _is_frame(data):
+        out = default_out(_as_path(data, "data"), None)  # a fitted run: RUN/sbc
+    if out is None:
+        raise ConfigError("hlm.sbc needs out=", hint="e.g. hlm.sbc(data, formula, out='results/sbc'); a Fit or run directory defaults to RUN/sbc")
+    out_path = _as_path(out, "out")
     if _is_frame(data):
         out_path.parent.mkdir(parents=True, exist_ok=True)
         data = _write_frame(data, out_path.parent / f"{out_path.name}{DATA_SUFFIX}", "data")

@@ -82,8 +82,9 @@ def sbc(
     """
     from hlm_cli.cli import render
     from hlm_cli.cli.options import command_line
-    from hlm_cli.workflows.sbc import SbcSpec, check_options, fit_spec_for_sbc, run_sbc
+    from hlm_cli.workflows.sbc import SbcSpec, check_options, default_out, fit_spec_for_sbc, run_sbc
 
+    out = default_out(data, out)
     check_options(data=data, out=out, formula=formula, sims=sims, workers=workers, alpha=alpha, config=config)
     parallel = (workers or 2) > 1
     fit_spec = fit_spec_for_sbc(
@@ -109,6 +110,8 @@ def sbc(
         render.error("interrupted; finished simulations are kept", f"run the same command again to fit the rest (in {out}/sims)")
         raise
     render.sbc_result(result)
+    if Path(data).is_dir() and Path(out).resolve() == (Path(data) / "sbc").resolve():
+        render.info(f"run 'hlm report {data}' to add the calibration to its report.html")
     raise typer.Exit(result.exit_code)
 
 

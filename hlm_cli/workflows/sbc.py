@@ -553,7 +553,7 @@ def _prepare_out(out: Path, fingerprint: str, force: bool) -> None:
     state = out / STATE_FILE
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file", hint="give a directory for the SBC results")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not _only_sims(out):
         old = None
         if state.is_file():
             try:
@@ -575,6 +575,17 @@ def _prepare_out(out: Path, fingerprint: str, force: bool) -> None:
         (out / SIMS_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create --out {str(out)!r}: {err.strerror}", hint="check the path and its permissions") from None
+    if not state.is_file():  # marks OUT as this run's before any refit, so that an interrupted run resumes
+        _write_json(state, {"fingerprint": fingerprint, "status": "running"})
+
+
+def _only_sims(out: Path) -> bool:
+    """OUT holds nothing but sims/ with simulation files: an interrupted run from before sbc.json
+    was written at the start (each file's fingerprint decides whether it is reused)."""
+    entries = list(Path(out).iterdir())
+    if [e.name for e in entries] != [SIMS_DIR] or not entries[0].is_dir():
+        return False
+    return all(p.name.startswith("sim_") and p.suffix == ".json" for p in entries[0].iterdir())
 
 
 def _write_json(path: Path, obj) -> None:
@@ -768,6 +779,7 @@ def _finish(spec: SbcSpec, fingerprint: str, built, fit_priors, gen_priors, wall
         "fit_priors": {k: str(v) for k, v in fit_priors.items()},
         "generator_priors": {k: str(v) for k, v in gen_priors.items()},
         "parameterization": {k: v.kind for k, v in built.parameterization.items()},
+        "parameterization_detail": {k: v.label for k, v in built.parameterization.items()},
         "sampler": spec.fit.sampler.model_dump(mode="json"),
         "wall_s": round(wall, 2),
         "workers": workers,
@@ -807,13 +819,28 @@ def spec_from_run(run_dir: Path, **overrides) -> FitSpec:
     return FitSpec.model_validate(config)
 
 
+RUN_SBC_DIR = "sbc"  # hlm sbc RUN writes into RUN/sbc unless --out is given; hlm report RUN shows it
+
+
+def default_out(data, out):
+    """``--out`` of ``hlm sbc``: as given, else ``RUN/sbc`` when DATA is a fitted run's directory
+    (whose report.html then gains a "Calibration (SBC)" section), else None (refused later)."""
+    if out is not None:
+        return Path(out)
+    data = Path(data)
+    if data.is_dir() and (data / "run.json").is_file():
+        return data / RUN_SBC_DIR
+    return None
+
+
 def check_options(*, data: Path, out: Path | None, formula: str | None, sims: int, workers: int | None,
                   alpha: float, config: Path | None) -> None:
     """Refuse ``hlm sbc`` options that cannot work, before anything is read."""
     from hlm_cli.errors import InputError, UsageError
 
     if out is None:
-        raise ConfigError("hlm sbc needs --out", hint="e.g. --out results/sbc (sbc_summary.csv, sbc_ranks.csv and sbc_ecdf.png go there)")
+        raise ConfigError("hlm sbc needs --out", hint="e.g. --out results/sbc (sbc_summary.csv, sbc_ranks.csv and sbc_ecdf.png go there; "
+                          "with a fitted run's directory they go to RUN/sbc by default)")
     if sims < 2:
         raise UsageError(f"--sims must be at least 2 (got {sims})", hint="SBC needs many simulations, e.g. --sims 200")
     if workers is not None and workers < 1:
@@ -859,5 +886,5 @@ def fit_spec_for_sbc(data: Path, config: Path | None, *, defaults: dict, **flags
     return spec.model_copy(update={"plots": False, "quiet": True})
 
 
-__all__ = ["check_options", "fit_spec_for_sbc", "SbcSpec", "SbcResult", "SbcProgress", "run_sbc", "draw_truths", "generator_priors", "thin_factor", "rank_of",
+__all__ = ["check_options", "default_out", "fit_spec_for_sbc", "SbcSpec", "SbcResult", "SbcProgress", "run_sbc", "draw_truths", "generator_priors", "thin_factor", "rank_of",
            "fractional_ranks", "uniformity", "summarize", "ranks_table", "spec_from_run", "quantities"]

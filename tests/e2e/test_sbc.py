@@ -97,7 +97,11 @@ def test_sbc_passes_a_calibrated_model_and_reuses_a_run(tmp_path):
     data = _design(tmp_path / "d.csv", groups=8, per=6)
     fit = hlm.fit(data, FORMULA, priors={"Intercept": "Normal(0, 2)", "sd": "HalfNormal(1)", "sigma": "HalfNormal(1)"},
                   draws=200, tune=200, chains=2)
-    res = hlm.sbc(fit, out=tmp_path / "sbc", sims=100, draws=200, tune=200, workers=2)
+    res = hlm.sbc(fit, sims=100, draws=200, tune=200, workers=2)  # no out: RUN/sbc
     assert res.passed, res.summary.to_string()
-    state = json.loads((tmp_path / "sbc" / "sbc.json").read_text())
+    assert Path(res.out) == Path(fit.run_dir) / "sbc"
+    state = json.loads((Path(fit.run_dir) / "sbc" / "sbc.json").read_text())
     assert state["fit_priors"]["sigma"] == "HalfNormal(sigma=1)"
+    assert main(["report", str(fit.run_dir)]) == 0  # report.html gains the SBC section
+    text = (Path(fit.run_dir) / "report.html").read_text()
+    assert '<h2 id="sbc">Calibration (SBC)</h2>' in text and "<b>pass</b>" in text

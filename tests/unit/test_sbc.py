@@ -338,3 +338,36 @@ def test_generator_zi_formula(tiny_csv):
     assert np.isfinite(ll).all()
     q = sbc.quantities({n: np.asarray(tree["posterior"][n])[0] for n in tree["posterior"].data_vars}, built, lead=1)
     assert {"zi_Intercept", "Intercept", "x"} <= set(q)
+
+
+def test_out_is_marked_before_any_refit_so_an_interrupted_run_resumes(tmp_path):
+    """sbc.json (with the fingerprint) is written when OUT is prepared, not only at the end: an
+    interrupted run (sims/ written, no summary) resumes with the same settings and needs
+    --force with others. Before, the rerun was refused as 'not an hlm sbc directory'."""
+    from hlm_cli.errors import OutputError
+
+    out = tmp_path / "sbc"
+    sbc._prepare_out(out, "abc", False)
+    assert json.loads((out / "sbc.json").read_text()) == {"fingerprint": "abc", "status": "running"}
+    (out / "sims" / "sim_00000.json").write_text(json.dumps({"sim": 0, "status": "ok", "fingerprint": "abc"}))
+    sbc._prepare_out(out, "abc", False)  # the same settings: resumes
+    assert sbc._read_done(out, "abc", 3).keys() == {0}
+    with pytest.raises(OutputError, match="holds an SBC run with other settings"):
+        sbc._prepare_out(out, "other", False)
+
+
+def test_an_out_with_only_simulation_files_resumes(tmp_path):
+    """An OUT left by an interrupted run of an older hlm (only sims/) is reused; a folder with
+    anything else in it is still refused."""
+    from hlm_cli.errors import OutputError
+
+    out = tmp_path / "sbc"
+    (out / "sims").mkdir(parents=True)
+    (out / "sims" / "sim_00000.json").write_text(json.dumps({"sim": 0, "status": "ok", "fingerprint": "abc"}))
+    sbc._prepare_out(out, "abc", False)
+    assert sbc._read_done(out, "abc", 2).keys() == {0}
+    other = tmp_path / "other"
+    (other / "sims").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="is not an hlm sbc directory"):
+        sbc._prepare_out(other, "abc", False)

@@ -304,6 +304,40 @@ def section_sensitivity(table: pd.DataFrame | None) -> str:
             f"<table><tr><th>parameter</th><th>prior</th><th>likelihood</th><th>diagnosis</th></tr>{rows}</table>")
 
 
+def section_sbc(state: dict | None, summary: pd.DataFrame | None, figure: Path | None = None) -> str:
+    """The "Calibration (SBC)" section: the verdict of ``hlm sbc RUN`` (RUN/sbc/sbc.json and
+    sbc_summary.csv), its per-quantity table and the ECDF-difference figure (embedded)."""
+    if state is None or summary is None or not len(summary):
+        return ""
+    verdict = str(state.get("verdict", ""))
+    cls = "ok" if verdict == "pass" else "bad"
+    rows = "".join(
+        f"<tr><td>{_e(r.parameter)}</td><td>{_e(r.n_sims)}</td><td>{_num(r.max_ecdf_diff)}</td><td>{_num(r.p_adjusted)}</td>"
+        f"<td class='{'ok' if r.verdict == 'pass' else 'bad'}'>{_e(r.verdict)}</td></tr>"
+        for r in summary.itertuples())
+    mismatch = state.get("simulate_priors") or {}
+    note = ("<p class='why'><b>The simulator used other priors than the fit</b> (--simulate-prior "
+            + _e(", ".join(f"{k}={v}" for k, v in mismatch.items())) + "): a failure is expected.</p>") if mismatch else ""
+    img = ""
+    if figure is not None and Path(figure).is_file():
+        data = base64.b64encode(Path(figure).read_bytes()).decode("ascii")
+        img = (f"<figure id='fig-sbc'><img src='data:image/png;base64,{data}' alt='SBC ECDF difference' data-file='sbc/{_e(Path(figure).name)}'>"
+               "<figcaption><b>SBC ECDF difference.</b> ECDF(u) - u of each quantity's fractional ranks over the simulations, "
+               "with the simultaneous band (grey): a calibrated quantity stays inside it. Below zero: the posterior sits too low; "
+               "above: too high; above then below: too narrow. <span class='mono'>(sbc/sbc_ecdf.png)</span></figcaption></figure>")
+    return ('<h2 id="sbc">Calibration (SBC)</h2>'
+            f"<p>Simulation-based calibration on this run's design and priors: <span class='{cls}'><b>{_e(verdict)}</b></span>. "
+            f"{_e(state.get('sims', ''))} simulations: {_e(state.get('ok', ''))} fitted, {_e(state.get('failed', ''))} failed, "
+            f"{_e(state.get('divergent_sims', ''))} with divergent transitions (kept in the ranks).</p>"
+            "<p class='why'>Parameters drawn from the prior, data simulated from them and refitted: when the model and sampler are "
+            "right the true values rank uniformly among the posterior draws. A pass says hlm computes this model's posterior "
+            "correctly on data like these; it does not say the model fits the data (see the posterior predictive checks). "
+            f"The verdict is Bonferroni-corrected over the quantities (family-wise level {_e(state.get('alpha', 0.05))}). "
+            "<code>hlm sbc RUN</code> writes RUN/sbc; docs/sbc.md explains it.</p>"
+            f"{note}<table><tr><th>quantity</th><th>n_sims</th><th>max |ECDF - u|</th><th>p (adjusted)</th><th>verdict</th></tr>{rows}</table>"
+            f"{img}")
+
+
 def _num(v) -> str:
     try:
         return "" if pd.isna(v) else f"{float(v):.3f}"

@@ -111,7 +111,8 @@ def write_report(run_dir: Path, *, tree, built, table, color_by: str | None = No
     page = html_mod.render_html(info, summary, figs, frame=frame, built=ctx.built,
                                 extra=html_mod.section_sensitivity(_sensitivity_table(run_dir))
                                 + html_mod.section_pooling(_pooling_tables(run_dir))
-                                + html_mod.section_varpart(_varpart_table(ctx)))
+                                + html_mod.section_varpart(_varpart_table(ctx))
+                                + html_mod.section_sbc(*_sbc_results(run_dir)))
     out = run_dir / REPORT_NAME
     _write_page(out, page)
     _record(run_dir, figs, time.perf_counter() - t0)
@@ -224,6 +225,21 @@ def _varpart_table(ctx) -> pd.DataFrame | None:
         return fractions(ctx.tree, ctx.built, CI_PROB)
     except HlmError:  # a family without a latent-scale residual variance: no section
         return None
+
+
+def _sbc_results(run_dir: Path) -> tuple[dict | None, pd.DataFrame | None, Path | None]:
+    """(sbc.json, sbc_summary.csv, sbc_ecdf.png) of ``hlm sbc RUN`` in RUN/sbc, or Nones when
+    there is none (or it is unreadable)."""
+    sbc_dir = Path(run_dir) / "sbc"
+    try:
+        state = json.loads((sbc_dir / "sbc.json").read_text())
+        summary = pd.read_csv(sbc_dir / "sbc_summary.csv")
+    except (OSError, ValueError):
+        return None, None, None
+    if not isinstance(state, dict) or "verdict" not in summary:
+        return None, None, None
+    plot = sbc_dir / "sbc_ecdf.png"
+    return state, summary, plot if plot.is_file() else None
 
 
 def _pooling_tables(run_dir: Path) -> list[tuple[str, pd.DataFrame, Path | None]]:
