@@ -26,8 +26,8 @@ tests/unit/test_diag_fast.py compares each function with arviz_stats'.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
-from scipy.fft import next_fast_len
+from scipy import special
+from scipy.fftpack import next_fast_len  # arviz_stats pads to scipy.fftpack's 5-smooth length
 
 _RESOLUTION = np.finfo(float).resolution
 
