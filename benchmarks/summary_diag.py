@@ -86,6 +86,9 @@ def main() -> None:
     ap.add_argument("--rev", default=None, help="time this commit's summarize instead")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
+    import arviz_stats.base  # noqa: F401  imported before a fit's summary; not timed
+    import arviz_stats.validate  # noqa: F401
+
     tree, params = synthetic()
     mod = load_summary(args.rev)
     load_before = os.getloadavg()

@@ -267,10 +267,25 @@ def hdi_nearest(flat: np.ndarray, prob: float) -> np.ndarray:
     return np.stack((flat[rows, lo], flat[rows, lo + inc]), axis=1)
 
 
+CHUNK_VALUES = 1 << 17  #: draws (parameters x chains x draws) per block of summary_diagnostics
+
+
 def summary_diagnostics(x: np.ndarray, prob: float) -> dict[str, np.ndarray]:
     """summary.csv's ``mcse_mean``, ``mcse_sd``, ``ess_bulk``, ``ess_tail`` (tail probability
     ``prob``) and ``r_hat`` of each of K parameters, x: (K, chain, draw); the values of the
-    functions above, sharing the split chains and their rank normalization."""
+    functions above, sharing the split chains and their rank normalization. Parameters are
+    taken in blocks of about :data:`CHUNK_VALUES` draws: the temporaries (FFTs twice the chain
+    length) then stay a few MB, reused by the allocator instead of fresh pages each time."""
+    x = np.asarray(x)
+    k = x.shape[0]
+    step = max(1, CHUNK_VALUES // max(1, x.shape[1] * x.shape[2]))
+    if k <= step:
+        return _summary_block(x, prob)
+    parts = [_summary_block(x[i:i + step], prob) for i in range(0, k, step)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _summary_block(x: np.ndarray, prob: float) -> dict[str, np.ndarray]:
     x = np.ascontiguousarray(x, dtype=float)
     k, c, _ = x.shape
     out = {name: np.full(k, np.nan) for name in ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")}
@@ -284,8 +299,9 @@ def summary_diagnostics(x: np.ndarray, prob: float) -> dict[str, np.ndarray]:
     z = _z_scale(split)
     out["ess_bulk"][ok] = _ess(z)
     lo, hi = sorted((prob, 1 - prob))
-    a = _ess(_split(xo <= np.quantile(flat, lo, axis=1)[:, None, None]).astype(float))
-    b = _ess(_split(xo <= np.quantile(flat, hi, axis=1)[:, None, None]).astype(float))
+    q_lo, q_hi = np.quantile(flat, [lo, hi], axis=1)
+    a = _ess(_split(xo <= q_lo[:, None, None]).astype(float))
+    b = _ess(_split(xo <= q_hi[:, None, None]).astype(float))
     out["ess_tail"][ok] = np.where(b < a, b, a)
     out["mcse_mean"][ok] = flat.std(axis=1, ddof=1) / np.sqrt(_ess(split))
     sims_c = xo - flat.mean(axis=1)[:, None, None]

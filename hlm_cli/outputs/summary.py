@@ -106,10 +106,11 @@ def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     computed from one stacked array with arviz_stats' array functions (the same estimators:
     mean, sd (ddof 1), HDI "nearest", ETI "linear", bulk/tail ESS, rank R-hat, MCSE of mean
     and sd), without xarray's per-variable loop: 0.2 s instead of 2.5 s for the cell-line
-    model, 1 s instead of 13 s for InstEval's 4,120 group effects. summary.csv is byte for
-    byte the same (tests/unit/test_summary_fast.py). ESS, MCSE, R-hat and the HDI come from
-    :mod:`hlm_cli.outputs.diag_fast` (the same estimators on all parameters at once: arviz_stats
-    loops over parameters in Python, ~11 s CPU for InstEval's 4,120 group effects)."""
+    model. ESS, MCSE, R-hat and the HDI come from :mod:`hlm_cli.outputs.diag_fast` (the same
+    estimators on all parameters at once; arviz_stats' array functions loop over parameters in
+    Python): 2.1 s instead of 11-12 s CPU for InstEval's 4,120 group effects x 2 x 683 draws
+    (benchmarks/summary_diag.py). summary.csv is byte for byte the same
+    (tests/unit/test_summary_fast.py, tests/unit/test_diag_fast.py)."""
     from arviz_stats.base import array_stats as a
     from arviz_stats.validate import validate_ci_prob
 

@@ -121,3 +121,16 @@ def test_hdi_equals_arviz_stats(prob):
     x = _awkward(2, 151, seed=9).reshape(20, -1)
     x = x[~np.isnan(x).any(axis=1)]
     np.testing.assert_array_equal(d.hdi_nearest(x, prob), np.asarray(a.hdi(x, prob, axis=-1)))
+
+
+def test_summary_diagnostics_in_blocks_gives_the_same_numbers(monkeypatch):
+    """Blocks of 3 parameters (20 rows: 7 blocks, the last one short) equal one block."""
+    x = _awkward(2, 101, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = d.summary_diagnostics(x, TAIL_PROB)
+        monkeypatch.setattr(d, "CHUNK_VALUES", 3 * 2 * 101)
+        blocks = d.summary_diagnostics(x, TAIL_PROB)
+    for name in whole:
+        assert blocks[name].shape == (20,)
+        np.testing.assert_array_equal(blocks[name], whole[name])
