@@ -106,10 +106,15 @@ def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     computed from one stacked array with arviz_stats' array functions (the same estimators:
     mean, sd (ddof 1), HDI "nearest", ETI "linear", bulk/tail ESS, rank R-hat, MCSE of mean
     and sd), without xarray's per-variable loop: 0.2 s instead of 2.5 s for the cell-line
-    model, 1 s instead of 13 s for InstEval's 4,120 group effects. summary.csv is byte for
-    byte the same (tests/unit/test_summary_fast.py)."""
+    model. ESS, MCSE, R-hat and the HDI come from :mod:`hlm_cli.outputs.diag_fast` (the same
+    estimators on all parameters at once; arviz_stats' array functions loop over parameters in
+    Python): 2.1 s instead of 11-12 s CPU for InstEval's 4,120 group effects x 2 x 683 draws
+    (benchmarks/summary_diag.py). summary.csv is byte for byte the same
+    (tests/unit/test_summary_fast.py, tests/unit/test_diag_fast.py)."""
     from arviz_stats.base import array_stats as a
     from arviz_stats.validate import validate_ci_prob
+
+    from hlm_cli.outputs import diag_fast
 
     post = tree["posterior"]
     labels, kinds, groups, cols = [], [], [], []
@@ -133,14 +138,14 @@ def summarize(tree, params, ci: float = CI_PROB) -> pd.DataFrame:
     x = np.moveaxis(np.concatenate(cols, axis=2), 2, 0)  # (K, chain, draw)
     flat = x.reshape(x.shape[0], -1)
     n = ci_names(ci)
-    hdi = np.asarray(a.hdi(flat, ci, axis=-1))
+    hdi = diag_fast.hdi_nearest(flat, ci)
     eti = np.asarray(a.eti(flat, ci, axis=-1))
+    diag = diag_fast.summary_diagnostics(x, validate_ci_prob(None))
     df = pd.DataFrame({
         "parameter": labels, "kind": kinds, "group": groups,
         "mean": flat.mean(axis=1), "sd": flat.std(axis=1, ddof=1),
         n["hdi_lb"]: hdi[:, 0], n["hdi_ub"]: hdi[:, 1], n["eti_lb"]: eti[:, 0], n["eti_ub"]: eti[:, 1],
-        "mcse_mean": a.mcse(x, method="mean"), "mcse_sd": a.mcse(x, method="sd"),
-        "ess_bulk": a.ess(x, method="bulk"), "ess_tail": a.ess(x, method="tail", prob=validate_ci_prob(None)), "r_hat": a.rhat(x),
+        **{c: diag[c] for c in STAT_COLUMNS},
     })
     df["_order"] = df["kind"].map(KIND_ORDER)
     df = df.sort_values("_order", kind="stable").drop(columns="_order")
