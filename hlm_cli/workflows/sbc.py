@@ -286,6 +286,9 @@ def _proper(name: str, prior) -> None:
                          hint=f'give it a proper prior, e.g. --prior "{name}=Normal(0, 10)"')
 
 
+ORDERED_AUX = ("Intercept",)  # a cumulative family's thresholds (hlm_cli.model.families.CUTPOINTS)
+
+
 def draw_truths(built, priors: dict, sims: int, seed: int):
     """Parameters from the priors and responses from the standard model, for ``sims`` simulations.
 
@@ -311,6 +314,9 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
 
     # every prior in one pm.draw call (one compile)
     names, dists = [], []
+    # an ordinal model's K - 1 thresholds: iid under their prior, restricted to increasing
+    # values by the ordered transform (build._cutpoints), i.e. the sorted values of K - 1 draws
+    n_cut = len(design.response_levels) - 1 if family.ordinal and design.response_levels else 0
 
     def want(name: str):
         prior = priors[name]
@@ -318,7 +324,8 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
         if prior.dist == "LKJ":
             return
         names.append(name)
-        dists.append(getattr(pm, prior.dist).dist(**{k: np.asarray(v, dtype=float) for k, v in prior.args}))
+        size = {"size": n_cut} if n_cut and name in ORDERED_AUX else {}
+        dists.append(getattr(pm, prior.dist).dist(**{k: np.asarray(v, dtype=float) for k, v in prior.args}, **size))
 
     labels_all = list(design.x_labels)
     for lab in labels_all:
@@ -351,7 +358,8 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
         out = pm.draw(all_dists, draws=S, random_seed=rng, mode="FAST_COMPILE") if all_dists else []
     if len(all_dists) == 1:
         out = [out]
-    drawn = {n: np.asarray(v, dtype=float).reshape(S) for n, v in zip(names, out[: len(names)], strict=True)}
+    drawn = {n: (np.sort(np.asarray(v, dtype=float).reshape(S, n_cut), axis=1) if n_cut and n in ORDERED_AUX
+                 else np.asarray(v, dtype=float).reshape(S)) for n, v in zip(names, out[: len(names)], strict=True)}
     chol = {lab: np.asarray(v, dtype=float) for lab, v in zip(lkj, out[len(names):], strict=True)}
 
     post: dict[str, tuple] = {}
@@ -400,7 +408,7 @@ def draw_truths(built, priors: dict, sims: int, seed: int):
     # family parameters, and a sigma regression
     for a in info.family:
         if a in drawn:
-            put(a, drawn[a])
+            put(a, drawn[a], (f"{a}_dim",) if drawn[a].ndim == 2 else ())
     for sub, inv in regressions:
         pre = sub.prefix
         gam = np.stack([drawn[f"{pre}_{lab}"] for lab in sub.labels], axis=1)

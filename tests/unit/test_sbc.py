@@ -371,3 +371,31 @@ def test_an_out_with_only_simulation_files_resumes(tmp_path):
     (other / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="is not an hlm sbc directory"):
         sbc._prepare_out(other, "abc", False)
+
+
+def test_generator_ordinal_thresholds_are_sorted_iid_prior_draws(tmp_path):
+    """A cumulative model's K - 1 thresholds: the sorted values of K - 1 draws from their prior
+    (the ordered transform restricts the iid prior to increasing values), one vector per
+    simulation, ranked as Intercept[1], Intercept[2], ... (a scalar per simulation made the
+    calibration suite's cumulative cell fail on the log-likelihood)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    n = 60
+    frame = pd.DataFrame({"y": rng.choice([1, 2, 3, 4], n), "x": rng.normal(size=n), "g": [f"g{i % 6}" for i in range(n)]})
+    csv = tmp_path / "ord.csv"
+    frame.to_csv(csv, index=False)
+    built = _built(csv, "y ~ 1 + x + (1|g)", family="cumulative")
+    tree, y, ll = sbc.draw_truths(built, built.priors, 4000, seed=6)
+    cut = np.asarray(tree["posterior"]["Intercept"])[0]
+    assert cut.shape == (4000, 3)
+    assert np.all(np.diff(cut, axis=1) > 0)
+    # the order statistics of 3 iid StudentT(3, 0, 2.5): the middle one has median 0 and the
+    # smallest is below 0 with probability 1 - 0.5**3
+    assert np.median(cut[:, 1]) == pytest.approx(0.0, abs=0.15)
+    assert np.mean(cut[:, 0] < 0) == pytest.approx(1 - 0.5**3, abs=0.02)
+    pooled = np.sort(cut.ravel())
+    assert stats.kstest(pooled, stats.t(3, 0, 2.5).cdf).pvalue > 0.01  # all thresholds pooled: the prior itself
+    assert set(np.unique(y)) <= {1.0, 2.0, 3.0, 4.0} and np.isfinite(ll).all()
+    q = sbc.quantities({v: np.asarray(tree["posterior"][v])[0] for v in tree["posterior"].data_vars}, built, lead=1)
+    assert {"Intercept[1]", "Intercept[2]", "Intercept[3]"} <= set(q)
