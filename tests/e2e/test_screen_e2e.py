@@ -99,3 +99,23 @@ def test_screen_acceptance_small(tmp_path):
     assert res["false_sign_share"] <= 0.1
     assert res["large_selected_share"] >= 0.5
     assert res["fraction_correlation"] >= 0.8
+
+
+@pytest.mark.slow
+def test_batch_by_gene_with_share(tmp_path):
+    """--by --share: pass 1 over every feature, shared priors from it, pass 2 into OUT with
+    those priors (each feature's run.json), and the screen's tables from pass 2."""
+    tiny_screen(tmp_path / "screen.csv")
+    out = tmp_path / "out"
+    args = ["batch", str(tmp_path / "screen.csv"), "--by", "gene", "--formula", FORMULA, "--out", str(out),
+            "--share", "--quiet", *FAST]
+    assert main(args) == 0
+    shared = json.loads((out / "shared_priors.json").read_text())
+    assert shared["inputs_fitted"] == 6 and "sigma" in shared["priors"]
+    runs = sorted(out.glob("*/run.json"))
+    assert len(runs) == 6 and (out / "_pass1").is_dir()
+    for path in runs:  # pass 2 used the shared priors
+        priors = json.loads(path.read_text())["config"]["priors"]
+        assert priors.get("sigma") == shared["priors"]["sigma"]
+    feats = pd.read_csv(out / "features.csv")
+    assert feats["feature"].nunique() == 6
