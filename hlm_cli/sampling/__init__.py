@@ -133,8 +133,10 @@ def sample(
     quick: bool = False,
     on_progress: Callable[[str], None] | None = None,
     on_draws: Callable[[DrawProgress], None] | None = None,
+    pointwise: bool = True,
 ) -> Posterior:
-    """Sample the posterior of ``built`` and add log-likelihood and predictive draws.
+    """Sample the posterior of ``built`` and add log-likelihood and predictive draws
+    (``pointwise=False``: neither, only the observed data; ``hlm batch --by``'s lean runs).
 
     Parameters
     ----------
@@ -221,7 +223,7 @@ def sample(
     from hlm_cli.model.reparam import to_user_scale
 
     tree = to_user_scale(tree, built, seed=spec.seed)
-    tree = complete(built, tree, seed=spec.seed)
+    tree = complete(built, tree, seed=spec.seed, pointwise=pointwise)
     timings["predict"] = time.perf_counter() - t2
     return Posterior(tree=tree, timings=timings, seed=spec.seed, sampler=spec.sampler, compile_mode=mode, ess=outcome)
 
@@ -504,8 +506,9 @@ def _quiet_pymc() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def complete(built: BuiltModel, tree, *, seed: int):
-    """Add log_likelihood, posterior_predictive and observed_data groups.
+def complete(built: BuiltModel, tree, *, seed: int, pointwise: bool = True):
+    """Add log_likelihood, posterior_predictive and observed_data groups (only observed_data
+    with ``pointwise=False``).
 
     Both are computed in numpy from the posterior draws (:mod:`hlm_cli.model.likelihood`,
     :func:`hlm_cli.model.linpred.simulate`), which avoids compiling two more PyTensor
@@ -516,9 +519,9 @@ def complete(built: BuiltModel, tree, *, seed: int):
     from hlm_cli.model import scale
 
     post = tree["posterior"]
-    if scale.is_large(built.design.n, post.sizes["chain"] * post.sizes["draw"]):
+    if pointwise and scale.is_large(built.design.n, post.sizes["chain"] * post.sizes["draw"]):
         tree = scale.complete_large(built, tree, seed=seed)
-    else:
+    elif pointwise:
         _complete_pointwise(built, tree, seed=seed)
     _observed_data(built, tree)
     return tree

@@ -306,14 +306,13 @@ def _sample_and_write(spec: FitSpec, prep, timings: dict, prior_tree, helper, qu
 
     built = prep.built
     live = {"on_draws": on_draws} if on_draws is not None else {}
-    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say, **live)
+    lean = bool(getattr(spec, "lean", False))
+    # hlm batch --by's lean runs: no pointwise log-likelihood or predictive draws at all
+    posterior = sampling.sample(built, spec.sampler, use_cache=spec.cache, quick=quick, on_progress=say,
+                                pointwise=not lean, **live)
     timings.update(posterior.timings)
     tree = posterior.tree
-    lean = bool(getattr(spec, "lean", False))
-    if lean:  # hlm batch --by: only what the screen's tables and the diagnostics need
-        for group in ("posterior_predictive", "log_likelihood"):
-            if group in tree.children:
-                del tree[group]
+    if lean:  # only what the screen's tables and the diagnostics need
         keep = set(_names(built.params.to_json()))  # the reported parameters, not the sampler's internal ones
         post = tree["posterior"].to_dataset()
         if keep & set(post.data_vars):

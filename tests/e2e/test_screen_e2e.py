@@ -76,7 +76,8 @@ def test_batch_by_gene_end_to_end(tmp_path, capsys):
     run = out / "gene_0"
     assert not (run / "plots").exists() and not (run / "report.html").exists()  # lean by default
     tree = xr.open_datatree(run / "posterior.nc")
-    assert "log_likelihood" not in tree.children and "posterior" in tree.children
+    assert "log_likelihood" not in tree.children and "posterior_predictive" not in tree.children
+    assert {"posterior", "observed_data"} <= set(tree.children)
     info = json.loads((run / "run.json").read_text())
     assert info["config"]["group_levels"] == {"cell_line": ["CL1", "CL2", "CL3", "CL4"]}
 

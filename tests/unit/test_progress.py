@@ -268,7 +268,7 @@ def test_progress_changes_no_draw(monkeypatch, mode, cores):
     monkeypatch.setattr(nutpie, "sample", _fake_nutpie(calls))
     monkeypatch.setattr(sampling, "_compile", lambda built, use_cache, quick=False: (object(), mode))
     monkeypatch.setattr(reparam, "to_user_scale", lambda tree, built, seed: tree)
-    monkeypatch.setattr(sampling, "complete", lambda built, tree, seed: tree)
+    monkeypatch.setattr(sampling, "complete", lambda built, tree, seed, **kw: tree)
     spec = SamplerSpec(draws=30, tune=20, chains=4, cores=cores, seed=7)
     built = SimpleNamespace(data_vars={})
 
