@@ -190,16 +190,18 @@ def sign_stats(draws: np.ndarray) -> tuple[float, float]:
     return p_direction, lfsr
 
 
-def feature_rows(run_dir: Path, ci: float = 0.94, *, posterior=None) -> list[dict]:
+def feature_rows(run_dir: Path, ci: float = 0.94, *, posterior=None, info: dict | None = None) -> list[dict]:
     """One row per population-level term of a committed run directory:
     ``term, mean, sd, lower, upper`` (equal-tailed ``ci`` interval), ``p_direction, lfsr``.
-    ``posterior``: the run's posterior group already in memory (else read from posterior.nc)."""
+    ``posterior``: the run's posterior group already in memory (else read from posterior.nc);
+    ``info``: its run.json already read."""
     import xarray as xr
 
     from hlm_cli.workflows.hypothesis import label_draws
 
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text())
+    if info is None:
+        info = json.loads((run_dir / "run.json").read_text())
     population = list((info.get("parameters") or {}).get("population") or [])
     if posterior is not None:
         draws = label_draws(posterior, population)
@@ -223,8 +225,8 @@ def _rows_path(out: Path, run_dir: str) -> Path:
     return Path(out) / batch_out.STATE_DIR / ROWS_DIR / (quote(run_dir, safe="") + ".json")
 
 
-def _ci_of(run_dir: Path) -> float:
-    info = batch_out.read_json(Path(run_dir) / "run.json") or {}
+def _ci_of(info: dict) -> float:
+    """The interval width a run was fitted with (its run.json)."""
     return float((info.get("config") or {}).get("ci") or 0.94)
 
 
@@ -233,9 +235,10 @@ def summarise_feature(run_dir: Path, record: dict | None = None, result=None) ->
     hook (``result``: the fit's FitResult, whose posterior is still in memory)."""
     run_dir = Path(run_dir)
     info = batch_out.read_json(run_dir / "run.json") or {}
-    ci = _ci_of(run_dir)
+    ci = _ci_of(info)
     tree = getattr(result, "tree", None)
-    rows = feature_rows(run_dir, ci, posterior=tree["posterior"].to_dataset() if tree is not None else None)
+    rows = feature_rows(run_dir, ci, posterior=tree["posterior"].to_dataset() if tree is not None else None,
+                        info=info or None)
     try:
         if tree is not None and getattr(result, "built", None) is not None:  # the fit still in memory
             from hlm_cli.outputs.varpart import fractions
