@@ -41,8 +41,9 @@ TRUTH = {"Intercept": -0.3, "sd_gene": 0.8, "sd_cell_line": 0.4, "sigma": 0.6}
 TOP = ["Intercept", "1|gene_sigma", "1|cell_line_sigma", "sigma"]
 
 
-def make_data(out: Path, genes: int, lines: int, seed: int) -> tuple[Path, Path]:
-    """The screen (one row per gene x cell line) and its true effects."""
+def make_data(out: Path, genes: int, lines: int, seed: int, drop: float = 0.0) -> tuple[Path, Path]:
+    """The screen (one row per gene x cell line, less a random ``drop`` fraction of them) and
+    its true effects."""
     rng = np.random.default_rng(seed)
     g_names = np.array([f"g{i:05d}" for i in range(genes)])
     l_names = np.array([f"cl{j:02d}" for j in range(lines)])
@@ -51,6 +52,9 @@ def make_data(out: Path, genes: int, lines: int, seed: int) -> tuple[Path, Path]
     gi = np.repeat(np.arange(genes), lines)
     li = np.tile(np.arange(lines), genes)
     y = TRUTH["Intercept"] + b_gene[gi] + b_line[li] + rng.normal(0.0, TRUTH["sigma"], genes * lines)
+    if drop > 0:  # missing measurements: the genes x cell lines cross-product is no longer constant
+        keep = np.random.default_rng(seed + 1).random(genes * lines) >= drop
+        gi, li, y = gi[keep], li[keep], y[keep]
     data = out / "screen.csv"
     pd.DataFrame({"gene": g_names[gi], "cell_line": l_names[li], "logfc": np.round(y, 5)}).to_csv(data, index=False)
     truth = out / "truth.csv"
@@ -136,6 +140,7 @@ def main(argv=None) -> int:
     ap.add_argument("--genes", type=int, default=16_000)
     ap.add_argument("--lines", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--drop", type=float, default=0.0, help="drop this fraction of the rows at random (an incomplete screen)")
     ap.add_argument("--draws", type=int)
     ap.add_argument("--tune", type=int)
     ap.add_argument("--chains", type=int)
@@ -147,9 +152,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data, truth = out / "screen.csv", out / "truth.csv"
     if not (data.exists() and truth.exists()) or not args.skip_fit:
-        data, truth = make_data(out, args.genes, args.lines, args.seed)
+        data, truth = make_data(out, args.genes, args.lines, args.seed, args.drop)
     rec: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), "cpus": os.cpu_count(),
-                 "load_before": os.getloadavg(), "rows": args.genes * args.lines, "genes": args.genes, "lines": args.lines,
+                 "load_before": os.getloadavg(), "rows": len(pd.read_csv(data, usecols=["gene"])), "drop": args.drop, "genes": args.genes, "lines": args.lines,
                  "seed": args.seed, "formula": FORMULA}
     sampler = []
     for flag in ("draws", "tune", "chains"):

@@ -57,6 +57,7 @@ from hlm_cli.model.priors import Prior, Scale, check_positive_target, preset_for
 
 OBS_DIM = "__obs__"
 PRIORS_DATA = "_priors"  # pm.Data vector of every prior hyperparameter
+SUFFSTAT_LOGLIK = "_loglik_crossproducts"  # the likelihood term of a large gaussian model (model/suffstat.py)
 
 
 @dataclass
@@ -96,6 +97,8 @@ class BuiltModel:
     parameterization: dict[str, param.Choice]
     structure_key: str
     data_vars: dict[str, np.ndarray]  # pm.Data names -> arrays (to swap data in)
+    # "rows" (one density term per row) or "cross-products" (a large gaussian: model/suffstat.py)
+    likelihood: str = "rows"
 
 
 def residual_structure(design: Design, family: Family) -> Design:
@@ -360,7 +363,7 @@ def _dist(pm, name: str, prior: Prior, **kw):
     return getattr(pm, prior.dist)(name, **kwargs, **kw)
 
 
-def _structure_key(design: Design, family: Family, priors: dict[str, Prior], choices) -> str:
+def _structure_key(design: Design, family: Family, priors: dict[str, Prior], choices, crossproducts=None) -> str:
     blob = {
         "formula": design.formula.text,
         "family": family.name if family.link == _default_link(family.name) else f"{family.name}({family.link})",
@@ -388,6 +391,8 @@ def _structure_key(design: Design, family: Family, priors: dict[str, Prior], cho
                      design.sigma is not None and column_means(design.sigma.X, design.sigma.labels) is not None],
         "qr": _qr_plan(design, priors) is not None,
     }
+    if crossproducts is not None:  # the likelihood from cross-products: another graph
+        blob["suffstat"] = crossproducts
     if design.response_levels is not None:  # ordinal: the number of thresholds
         blob["categories"] = len(design.response_levels)
     if design.smooths:  # (absent otherwise: the keys of models without smooths are unchanged)
@@ -410,6 +415,7 @@ def build_model(
     user_priors: dict[str, Prior] | None = None,
     *,
     parameterization: str = "auto",
+    likelihood: str = "auto",
 ) -> BuiltModel:
     """Build the PyMC model.
 
@@ -422,6 +428,10 @@ def build_model(
         From :func:`hlm_cli.model.priors.parse_priors`.
     parameterization : {"auto", "centered", "noncentered", "zerosum"}
         How group-level terms are sampled; see :mod:`hlm_cli.model.parameterization`.
+    likelihood : {"auto", "rows"}
+        "rows" keeps one density term per row even for large gaussian data (a caller that
+        swaps the response in afterwards, as SBC does); "auto" may sum cross-products
+        instead (:mod:`hlm_cli.model.suffstat`).
 
     Returns
     -------
@@ -472,7 +482,8 @@ def build_model(
 
         _prior_data = prior_data
         try:
-            _build_body(pm, pt, design, family, priors, choices, info, response_name, data)
+            crossproducts = _build_body(pm, pt, design, family, priors, choices, info, response_name, data,
+                                        rows_only=likelihood == "rows")
         finally:
             _prior_data = None
         values = np.array(hyper, dtype=float) if hyper else np.zeros(2)
@@ -487,8 +498,9 @@ def build_model(
         priors=priors,
         params=info,
         parameterization=choices,
-        structure_key=_structure_key(design, family, priors, choices),
+        structure_key=_structure_key(design, family, priors, choices, crossproducts),
         data_vars=data_vars,
+        likelihood="rows" if crossproducts is None else "cross-products",
     )
 
 
@@ -498,8 +510,9 @@ def smooth_dim(sm) -> str:
     return f"{sm.label}_dim".replace(",", ";")
 
 
-def _build_body(pm, pt, design, family, priors, choices, info, response_name, data) -> None:
-    """The model graph (called inside the pm.Model context of :func:`build_model`)."""
+def _build_body(pm, pt, design, family, priors, choices, info, response_name, data, rows_only=False) -> list[str] | None:
+    """The model graph (called inside the pm.Model context of :func:`build_model`); returns
+    the shape of a likelihood from cross-products (see :func:`_likelihood`), or None."""
 
     # group-level SDs first: the intercept's prior depends on them when group terms are
     # sampled as zero-sum offsets (see _intercept_rv)
@@ -510,8 +523,21 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
     # centered (and, where it applies, QR-rotated) design when there is an intercept
     eta = 0.0
     beta = beta_c = None  # user-scale and sampled (centered-intercept) coefficients
+    # the linear predictor's pieces, for a likelihood from cross-products (hlm_cli.model.suffstat)
+    pieces = None if rows_only else _suffstat_pieces(design, family)
+    if pieces is not None:
+        model_data = data
+
+        def data(name: str, value, dims=None):
+            """Row-level arrays are not in that likelihood's graph: constants, not model data
+            (a compiled model is rebound with new data by the names it uses)."""
+            if not name.startswith("_ss_") and np.ndim(value) >= 1 and np.shape(value)[0] == design.n:
+                return pt.as_tensor_variable(np.asarray(value))
+            return model_data(name, value, dims=dims)
     if design.X.shape[1]:
         beta, beta_c, eta = _population(pm, pt, design, priors, zerosum, sds, info, data)
+        if pieces is not None:
+            pieces[0].coef = beta_c
     if design.offset is not None:
         eta = eta + data("_offset", design.offset)
 
@@ -548,6 +574,8 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
         # a plain group intercept is a 1-D gather (its gradient a 1-D scatter-add): several
         # times cheaper per gradient than the general (rows, K) product on large data
         eta = eta + (b[:, 0][idx] if Z is None else (Z * b[idx]).sum(axis=1))
+        if pieces is not None:
+            pieces[(1 if design.X.shape[1] else 0) + i].coef = b
 
     for i, sm in enumerate(design.smooths):  # s(): penalized part, non-centered as in brms
         sd = _dist(pm, sm.sd_name, priors[sm.sd_name])
@@ -555,12 +583,36 @@ def _build_body(pm, pt, design, family, priors, choices, info, response_name, da
         b = pm.Deterministic(sm.label, sd * z, dims=smooth_dim(sm))
         eta = eta + pt.dot(data(f"_Zs{i}", sm.Z), b)
         info.group_sds[sm.label] = [sm.sd_name]
+        if pieces is not None:
+            pieces[(1 if design.X.shape[1] else 0) + len(design.groups) + i].coef = b
 
     eta = pt.as_tensor_variable(eta)
     if eta.ndim == 0:
         eta = pt.zeros(design.n) + eta
     y = data("_y", design.y, dims=OBS_DIM)
-    _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info)
+    return _likelihood(pm, pt, design, family, priors, eta, y, response_name, data, info, pieces=pieces)
+
+
+def _suffstat_pieces(design: Design, family: Family):
+    """The linear predictor's pieces (coefficients filled in while the graph is built) when
+    the likelihood is computed from cross-products (:mod:`hlm_cli.model.suffstat`), else None."""
+    from hlm_cli.model import suffstat
+
+    if not suffstat.eligible(design, family):
+        return None
+    pieces = []
+    if design.X.shape[1]:
+        means = column_means(design.X, design.x_labels)
+        X = design.X if means is None else design.X - means
+        ones = next((j for j in range(X.shape[1]) if bool(np.all(X[:, j] == 1.0))), None)
+        pieces.append(suffstat.Piece("dense", None, D=np.asarray(X, dtype=float), ones_column=ones))
+    for g in design.groups:
+        ones = g.columns == ["Intercept"] and bool(np.all(g.Z == 1.0))
+        pieces.append(suffstat.Piece("gather", None, idx=np.asarray(g.index), Z=None if ones else np.asarray(g.Z, dtype=float),
+                                     levels=len(g.levels)))
+    for sm in design.smooths:
+        pieces.append(suffstat.Piece("dense", None, D=np.asarray(sm.Z, dtype=float)))
+    return pieces if suffstat.worth_it(design.n, pieces) else None
 
 
 
@@ -864,7 +916,7 @@ def _dpar_regression(pm, pt, design: Design, priors, data, info: ParamInfo):
     return pm.Deterministic(dp.prefix, pm.math.invlogit(pt.dot(Xd, gamma)), dims=OBS_DIM)
 
 
-def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo):
+def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, data, info: ParamInfo, pieces=None):
     aux = {}
     for a in family.aux:
         if a in priors:
@@ -890,6 +942,15 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
     if design.autocor is not None:  # residual AR(1): each row given the one before it
         eta, sigma = _residual_ar(pm, pt, design.autocor, priors, eta, y, sigma, info, data)
     par = {**aux, "sigma": sigma, "trials": trials}
+    if pieces is not None:  # gaussian on large data: the same density from cross-products
+        from hlm_cli.model import suffstat
+
+        y_eff = design.y if design.offset is None else design.y - design.offset
+        stats = suffstat.statistics(pieces, y_eff)
+        rss = suffstat.residual_ss(pt, pieces, stats, data)
+        n = float(design.n)
+        pm.Potential(SUFFSTAT_LOGLIK, -n * pt.log(sigma) - 0.5 * n * np.log(2.0 * np.pi) - rss / (2.0 * sigma**2))
+        return sorted(stats["constant"])  # which blocks are one number: part of the graph's shape
     family.pymc(pm, pt, name, eta, par, **kw)
     if terms is not None:
         from hlm_cli.model import censoring
@@ -897,6 +958,7 @@ def _likelihood(pm, pt, design: Design, family: Family, priors, eta, y, name, da
         b = censoring.bounds(terms, design.y, family.name)
         if b.active:  # censoring, truncation, log-likelihood weights: a correction to log f(y)
             pm.Potential("_response_terms", censoring.correction(pm, pt, family, eta, par, y, data, b).sum())
+    return None
 
 
 def _residual_ar(pm, pt, ar, priors, eta, y, sigma, info: ParamInfo, data):

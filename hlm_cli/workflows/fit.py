@@ -470,6 +470,8 @@ def _write_runinfo(path: Path, spec: FitSpec, prep: Prepared, posterior, finding
         "response_terms": _response_terms_json(prep.formula.response, design.terms),
         "priors": {k: v.to_json() for k, v in built.priors.items()},
         "parameterization": {k: dataclasses.asdict(v) for k, v in built.parameterization.items()},
+        # how the sampler's log density sums the data (docs/scale.md): the same model either way
+        "likelihood": getattr(built, "likelihood", "rows"),
         "parameters": built.params.to_json(),
         "data": {
             "file": str(Path(spec.data).resolve()),

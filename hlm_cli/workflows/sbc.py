@@ -485,7 +485,10 @@ def _built_for(job: dict):
 
     spec = FitSpec.model_validate(job["spec"])
     prep = prepare(spec)
-    built = build_model(prep.built.design, prep.family, dict(job["priors"]), parameterization=spec.sampler.parameterization)
+    # one density term per row: each simulation swaps the response in below (a likelihood from
+    # cross-products would keep the first response's sums)
+    built = build_model(prep.built.design, prep.family, dict(job["priors"]), parameterization=spec.sampler.parameterization,
+                        likelihood="rows")
     built.design.y = np.asarray(built.design.y, dtype=float).copy()
     _STATE.update(key=key, built=built, spec=spec)
     return built
