@@ -42,8 +42,12 @@ def chunk_size(n: int, budget: int = 2_000_000) -> int:
     return max(1, min(500, budget // max(n, 1)))
 
 
-def pointwise(tree, built, *, dtype=float) -> np.ndarray:
-    """(S, n) log-likelihood of the fitted rows, computed in chunks of draws (bounded memory)."""
+def pointwise(tree, built, *, dtype=float, each_eta=None) -> np.ndarray:
+    """(S, n) log-likelihood of the fitted rows, computed in chunks of draws (bounded memory).
+
+    ``each_eta(draws, eta)``, when given, receives each chunk's linear predictor (a slice of
+    the draws and a read-only ``(m, n)`` array) before its log density: the fit's posterior
+    predictive is drawn from it, instead of computing the linear predictor a second time."""
     from hlm_cli.model.linpred import eta_draws
 
     post = tree["posterior"]
@@ -55,6 +59,10 @@ def pointwise(tree, built, *, dtype=float) -> np.ndarray:
         sl = slice(start, min(S, start + chunk))
         eta = eta_draws(tree, built, draws=sl)
         m = eta.shape[0]
+        if each_eta is not None:
+            eta.flags.writeable = False  # shared with the caller: neither side may change it
+            each_eta(sl, eta)
+
         def aux(name, m=m, sl=sl):
             return aux_draws(tree, name, m, sl)
 

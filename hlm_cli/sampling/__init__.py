@@ -540,15 +540,14 @@ def _complete_pointwise(built: BuiltModel, tree, *, seed: int):
     S = C * D
     big = S * d.n > 20_000_000  # e.g. InstEval: store float32 to halve memory and file size
     dtype = np.float32 if big else float
-    ll = likelihood.pointwise(tree, built, dtype=dtype)
     rng = np.random.default_rng(seed)
-    ppc = np.empty(ll.shape, dtype=dtype)
-    chunk = likelihood.chunk_size(d.n)
-    for start in range(0, S, chunk):
-        sl = slice(start, min(S, start + chunk))
-        eta = linpred.eta_draws(tree, built, draws=sl)
+    ppc = np.empty((S, d.n), dtype=dtype)
+
+    def simulate(sl: slice, eta: np.ndarray) -> None:  # the predictive from the same linear predictor
         ppc[sl] = linpred.simulate(built.family, tree, eta, trials=d.trials, se=d.se, draws=sl, rng=rng,
                                    terms=getattr(d, "terms", None))
+
+    ll = likelihood.pointwise(tree, built, dtype=dtype, each_eta=simulate)
     dims = ("chain", "draw", "__obs__")
     tree["log_likelihood"] = xr.Dataset({name: (dims, ll.reshape(C, D, d.n))}, coords=coords)
     tree["posterior_predictive"] = xr.Dataset({name: (dims, ppc.reshape(C, D, d.n))}, coords=coords)
