@@ -33,13 +33,16 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hlm_cli._procs import available_cores
 from hlm_cli.errors import ConfigError, SamplingError
-from hlm_cli.model.build import BuiltModel
 from hlm_cli.spec import SamplerSpec
+
+if TYPE_CHECKING:  # not imported at run time: the figure helper imports this package without PyMC
+    from hlm_cli.model.build import BuiltModel
 
 _log = logging.getLogger(__name__)
 
@@ -178,6 +181,7 @@ def sample(
         from hlm_cli.sampling import _nutpie
 
         nutpie = _nutpie.import_nutpie()
+        _nutpie.defer_duck_arrays()  # nutpie's draws become DataArrays: no dask.array/sparse import for that
         say("compile")
         compiled, mode = _compile(built, use_cache, quick)
         if mode != "quick" and _needs_data_swap(compiled, built):
@@ -580,3 +584,11 @@ def sample_prior_predictive(built: BuiltModel, *, draws: int = 500, seed: int = 
 
 __all__ = ["Posterior", "DrawProgress", "ess_names", "ess_measure", "DrawReporter", "sample", "compile_model", "preload", "complete", "check_complete", "interrupt_guard", "sample_prior_predictive",
            "default_cores"]
+
+
+def defer_duck_arrays() -> list[str]:
+    """Keep xarray from importing dask.array and sparse in this process until they are
+    imported for another reason (:func:`hlm_cli.sampling._nutpie.defer_duck_arrays`)."""
+    from hlm_cli.sampling import _nutpie
+
+    return _nutpie.defer_duck_arrays()

@@ -1,4 +1,4 @@
-"""Every use of nutpie's, numba's, PyTensor's and llvmlite's private names, behind one door.
+"""Every use of nutpie's, numba's, PyTensor's, llvmlite's and xarray's private names, behind one door.
 
 hlm's fast paths (the compiled-model cache, :mod:`hlm_cli.sampling.cache`, and the quick first
 fit, :mod:`hlm_cli.sampling.quick`) need pieces of those libraries that are not their public
@@ -20,6 +20,9 @@ numba      0.68.x           ``CompileResult._reduce`` / ``_rebuild``, ``library.
                             ``numba.core`` (compiler, registry, runtime, serialize)
 pytensor   3.3.x            ``Function.vm.jit_fn`` (set by ``JITLinker.make_all``)
 llvmlite   0.50.x           (numba's pin; ``binding.address_of_symbol`` is public)
+xarray     checked, any     ``namedarray.pycompat._cached_duck_array_modules`` and
+                            ``DuckArrayModule`` (:func:`defer_duck_arrays`; checked by
+                            :func:`xarray_problems`, skipped when they changed)
 =========  ===============  ==========================================================
 
 :func:`available` says whether the fast paths may run in this process: the installed versions
@@ -55,6 +58,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import inspect
 import logging
 import sys
@@ -354,6 +358,112 @@ def _arviz_base_as_arviz():
                 del sys.modules["arviz"]
             else:
                 sys.modules["arviz"] = previous
+
+
+# --------------------------------------------------------------------------
+# xarray: no dask.array or sparse import for a process that never makes such arrays
+# --------------------------------------------------------------------------
+
+#: The duck-array libraries whose import :func:`defer_duck_arrays` defers: xarray's module
+#: name -> (the module that defines the array class, its name), as in xarray's DuckArrayModule.
+DEFERRED_DUCK_ARRAYS: dict[str, tuple[str, str]] = {"dask": ("dask.array", "Array"), "sparse": ("sparse", "SparseArray")}
+
+
+class _LazyArrayType(type):
+    """``isinstance(x, cls)`` is ``isinstance(x, <module>.<name>)`` once that module has been
+    imported, and False before: no such array can exist before its module is imported."""
+
+    _where: tuple[str, str]
+
+    def _real(cls) -> type | None:
+        module, name = cls._where
+        return getattr(sys.modules.get(module), name, None)
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        real = cls._real()
+        return real is not None and isinstance(obj, real)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        real = cls._real()
+        return real is not None and issubclass(sub, real)
+
+
+def lazy_array_type(module: str, name: str) -> type:
+    """A class standing for ``module.name`` in isinstance checks, without importing it."""
+    return _LazyArrayType(f"Lazy{name}", (), {"_where": (module, name), "__module__": __name__})
+
+
+def xarray_problems() -> list[str]:
+    """What :func:`defer_duck_arrays` needs from xarray, checked (empty: all there)."""
+    try:
+        pycompat = importlib.import_module("xarray.namedarray.pycompat")
+    except ImportError as err:
+        return [f"cannot import {err.name}: {err}"]
+    problems: list[str] = []
+    cache = getattr(pycompat, "_cached_duck_array_modules", None)
+    if not isinstance(cache, dict):
+        problems.append("xarray.namedarray.pycompat._cached_duck_array_modules is missing or not a dict")
+    duck = getattr(pycompat, "DuckArrayModule", None)
+    if duck is None:
+        problems.append("xarray.namedarray.pycompat.DuckArrayModule is missing")
+    else:
+        _source_has(problems, "xarray.namedarray.pycompat.DuckArrayModule", duck, 'import_module("dask.array").Array')
+        _source_has(problems, "xarray.namedarray.pycompat.DuckArrayModule", duck, "duck_array_module.SparseArray")
+    getter = getattr(pycompat, "_get_cached_duck_array_module", None)
+    if getter is None:
+        problems.append("xarray.namedarray.pycompat._get_cached_duck_array_module is missing")
+    else:
+        _source_has(problems, "xarray.namedarray.pycompat._get_cached_duck_array_module", getter,
+                    "_cached_duck_array_modules[mod]")
+    return problems
+
+
+def defer_duck_arrays() -> list[str]:
+    """Keep xarray from importing dask.array and sparse in a process that never creates such
+    arrays; returns the libraries deferred.
+
+    xarray asks ``isinstance(data, dask.array.Array)`` on the first DataArray it builds, and
+    ``isinstance(data, sparse.SparseArray)`` when it converts one to numpy, and finds each
+    class by importing its library whenever that library is installed: dask.array costs
+    0.3-0.45 s, sparse (which imports numba) about 0.5 s. Both come with hlm's development
+    extras (dask, and Bambi requires sparse). A fit paid them on its critical path in three
+    processes: nutpie's conversion of the draws, the figure helper's tables and the helper's
+    figure child. This puts an entry for each in xarray's cache of duck-array modules
+    (``xarray.namedarray.pycompat._cached_duck_array_modules``, private) whose type is a
+    :func:`lazy_array_type`: the same answer for every object, without the import. Its
+    ``module`` and ``version`` fields are read only by xarray code that already holds such an
+    array, and are filled in (importing the library) on first use. A library is skipped when
+    xarray has already cached its answer, the library is already imported or not installed,
+    and everything is skipped when :func:`xarray_problems` finds xarray changed (xarray then
+    imports them as usual: slower, not wrong). Children forked afterwards inherit the entries.
+    """
+    if xarray_problems():
+        return []
+    pycompat = importlib.import_module("xarray.namedarray.pycompat")
+    cache = pycompat._cached_duck_array_modules
+    done = []
+    for mod, (module, name) in DEFERRED_DUCK_ARRAYS.items():
+        if mod in cache or mod in sys.modules or module in sys.modules or importlib.util.find_spec(mod) is None:
+            continue
+        cache[mod] = _deferred_entry(pycompat.DuckArrayModule, mod, lazy_array_type(module, name))
+        done.append(mod)
+    return done
+
+
+def _deferred_entry(base: type, mod: str, lazy: type) -> Any:
+    class Deferred(base):
+        def __init__(self) -> None:  # nothing imported until a field other than .type is read
+            self.type = (lazy,)
+            self.available = True
+
+        def __getattr__(self, attr: str) -> Any:  # module, version: the real entry's
+            if attr in ("module", "version"):
+                real = base(mod)
+                self.module, self.version = real.module, real.version
+                return getattr(real, attr)
+            raise AttributeError(attr)
+
+    return Deferred()
 
 
 # --------------------------------------------------------------------------

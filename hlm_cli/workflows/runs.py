@@ -34,6 +34,9 @@ def open_tree(run_dir: Path):
     runinfo.verify(run_dir, "posterior.nc", info, hash_limit=64 << 20)
     from xarray import open_datatree
 
+    from hlm_cli.sampling import defer_duck_arrays
+
+    defer_duck_arrays()  # a run's draws are numpy arrays: no dask.array/sparse import (0.4-0.9 s) to check
     try:
         tree = open_datatree(path, engine="h5netcdf")
         tree = tree.load()

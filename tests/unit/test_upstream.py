@@ -106,7 +106,7 @@ def test_supported_versions_say_nothing(caplog, fresh_check):
 
 def _private_uses(path: Path) -> list[str]:
     """``lib._name`` attribute uses and ``from lib... import _name`` in one file."""
-    libs = ("nutpie", "numba", "pytensor", "llvmlite", "arviz")
+    libs = ("nutpie", "numba", "pytensor", "llvmlite", "arviz", "xarray")
     tree = ast.parse(path.read_text())
     found = []
     for node in ast.walk(tree):
@@ -115,7 +115,8 @@ def _private_uses(path: Path) -> list[str]:
         elif isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.split(".")[0].startswith(libs) and "._" in a.name]
         elif isinstance(node, ast.Attribute) and node.attr in ("jit_fn", "_final_module", "_rebuild", "_reduce", "__wrapped__",
-                                                                "_make_c_logp_func", "_make_c_expand_func", "_shapes", "_coords"):
+                                                                "_make_c_logp_func", "_make_c_expand_func", "_shapes", "_coords",
+                                                                "_cached_duck_array_modules", "_get_cached_duck_array_module"):
             found.append(node.attr)
         elif isinstance(node, ast.keyword) and node.arg in ("_n_dim", "_coords", "_shapes"):
             found.append(node.arg)
@@ -147,3 +148,51 @@ def test_importing_sampling_or_nutpie_through_hlm_leaves_arviz_alone():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_xarray_has_what_the_duck_array_deferral_uses():
+    """Fails when xarray moves its duck-array cache: the deferral then does nothing (slower fits)."""
+    assert _nutpie.xarray_problems() == []
+
+
+def test_deferred_duck_arrays_import_nothing_and_answer_like_xarray():
+    """After defer_duck_arrays, DataArrays from numpy import neither dask.array nor sparse; once a
+    user imports them, their arrays are recognised as before (dask-backed, sparse-backed)."""
+    pytest.importorskip("dask.array")  # both come with the dev extras (dask; sparse through Bambi)
+    pytest.importorskip("sparse")
+    code = (
+        "import sys\n"
+        "import numpy as np, xarray as xr\n"
+        "from hlm_cli.sampling import defer_duck_arrays\n"
+        "assert defer_duck_arrays() == ['dask', 'sparse'], 'nothing deferred'\n"
+        "a = xr.DataArray(np.arange(6.0).reshape(2, 3), dims=('x', 'y'))\n"
+        "assert float((a + 1).sum()) == 21.0 and a.to_numpy().shape == (2, 3) and 'array' in repr(a)\n"
+        "assert 'dask.array' not in sys.modules and 'sparse' not in sys.modules, sorted(m for m in sys.modules if 'dask' in m or 'sparse' in m)\n"
+        "import dask.array as da, sparse\n"
+        "d = xr.DataArray(da.ones((4, 2), chunks=2), dims=('x', 'y'))\n"
+        "assert d.chunks == ((2, 2), (2,)) and isinstance(d.data, da.Array) and float(d.sum().compute()) == 8.0\n"
+        "s = xr.DataArray(sparse.COO.from_numpy(np.eye(3)), dims=('x', 'y'))\n"
+        "assert isinstance(s.data, sparse.COO) and np.array_equal(s.to_numpy(), np.eye(3))\n"
+        "from xarray.namedarray.pycompat import mod_version\n"
+        "import dask\n"
+        "assert str(mod_version('dask')) == dask.__version__\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_nothing_is_deferred_once_xarray_has_answered():
+    pytest.importorskip("dask.array")
+    pytest.importorskip("sparse")
+    code = (
+        "import sys\n"
+        "import dask.array, sparse, numpy as np, xarray as xr\n"
+        "xr.DataArray(np.zeros(2)).to_numpy()\n"
+        "from hlm_cli.sampling import defer_duck_arrays\n"
+        "print(defer_duck_arrays())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

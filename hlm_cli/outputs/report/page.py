@@ -167,6 +167,9 @@ def _warm_helper() -> None:
 
     for name in ("pandas", "xarray", "hlm_cli.model.linpred", "hlm_cli.outputs.figures", "hlm_cli.diagnostics"):
         importlib.import_module(name)
+    from hlm_cli.sampling import defer_duck_arrays
+
+    defer_duck_arrays()  # this helper and its figure child build DataArrays, never dask or sparse arrays
     parallel.warm_figures()
 
 
