@@ -106,7 +106,7 @@ def compile_model(model, *, structure_key: str, cache_dir: Path | None, quick: b
     compiled, slot = cache.find(model, structure_key=structure_key, cache_dir=cache_dir)
     if compiled is not None:
         return compiled, "cache"
-    if quick and slot.identity is not None and quick_mod.first_time(slot.memo_key) and quick_mod.quick_ok(model):
+    if quick and slot.identity is not None and quick_mod.quick_ok(model) and quick_mod.first_time(slot.memo_key, slot.path, slot.cache_dir):
         try:
             fast = quick_mod.compile_quick(model, cache.pymc_point_fn(model))
         except Exception as err:  # noqa: BLE001 - a quick fit is an optimisation: compile instead

@@ -37,7 +37,8 @@ that succeeded. It starts only on Linux, and not when
 * the cache directory is not a trusted one (:mod:`hlm_cli.sampling.cache`: the user's own,
   not writable by group or others), or the model is already in the cache.
 
-A model that gets no background compile is compiled in the foreground by its next fit.
+A model that gets no background compile is compiled in the foreground by its next fit, in this
+process or another one using the same cache (:func:`first_time`: a marker beside the entry).
 
 Imports point one way: this module uses :mod:`hlm_cli.sampling.cache` (the background compile
 fills it); the cache knows nothing of quick fits. Forked processes go through :mod:`hlm_cli._procs`.
@@ -276,14 +277,54 @@ def schedule_fill(model, structure_key: str, cache_dir: Path, entry: Path) -> No
         _PENDING.pop(next(iter(_PENDING)))
 
 
-def first_time(memo_key: str) -> bool:
-    """True the first time a structure is fitted quick in this process, False after: a process
-    that fits one structure again (``hlm fit`` with several data sets through the Python API,
-    a notebook) is better served by compiling it once and reusing it from the memo."""
+#: Suffix of the marker beside a cache entry that says "fitted quick once, not compiled yet".
+MARKER_SUFFIX = ".quickfit"
+#: Markers kept per cache directory (the oldest are removed beyond this).
+MAX_MARKERS = 256
+
+
+def first_time(memo_key: str, entry: Path | None = None, cache_dir: Path | None = None) -> bool:
+    """True the first time a structure is fitted quick, False after: the next fit compiles it
+    (in the foreground) and stores it, so that every later fit loads it from the cache.
+
+    "First" counts in this process (a process that fits one structure again, ``hlm fit`` with
+    several data sets through the Python API, a notebook, is better served by compiling it
+    once and reusing it from the memo) and, given the structure's cache ``entry``, in every
+    process using that cache (``cache_dir``): a marker file beside the entry records the quick fit. Scripts
+    and pipelines (no terminal, so no background compile) thus get a quick first fit, one
+    compiling fit, and cached fits after that, instead of a quick fit every time. While a
+    background compiler is running for the cache directory, a marked structure is fitted quick
+    again rather than compiled twice at once."""
     if memo_key in _SEEN:
         return False
     _SEEN.add(memo_key)
+    if entry is None:
+        return True
+    marker = Path(entry).with_name(Path(entry).name + MARKER_SUFFIX)
+    try:
+        if marker.exists():
+            return cache_dir is not None and running(Path(cache_dir)) > 0
+        marker.touch(mode=0o600)
+        _prune_markers(marker.parent)
+    except OSError:  # a read-only cache: each process's first fit is quick, as without markers
+        pass
     return True
+
+
+def _prune_markers(entry_dir: Path) -> None:
+    """Keep at most :data:`MAX_MARKERS` markers in ``entry_dir``, dropping the oldest."""
+    markers = []
+    for p in entry_dir.glob("*" + MARKER_SUFFIX):
+        try:
+            markers.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    markers.sort()
+    for _, p in markers[: max(0, len(markers) - MAX_MARKERS)]:
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def pending() -> int:

@@ -286,6 +286,23 @@ def test_cli_quick_first_fit_then_cache_hit(tmp_path):
     assert ((a["mean"] - b["mean"]).abs() <= 5 * mcse + 1e-9).all()
 
 
+@pytest.mark.slow  # one cold compile (~8 s quiet); make test-slow
+def test_a_script_of_fits_gets_quick_then_compiled_then_cached(tmp_path):
+    """`hlm fit` run by a script (output captured: no terminal, so no background compile):
+    the first fit of a structure is quick, the second compiles and stores it, the third loads
+    it. Before the marker beside the cache entry every fit of such a script was quick."""
+    env = {**os.environ, "HLM_CACHE_DIR": str(tmp_path / "cache"), "HLM_QUICK_COMPILE": "1", "HLM_BACKGROUND_COMPILE": "0",
+           "HLM_CACHE_KEY_FILE": os.environ["HLM_CACHE_KEY_FILE"]}
+    hlm = [sys.executable, "-c", "from hlm_cli.cli.app import run; run()"]
+    args = ["fit", str(CELL), "--formula", CELL_FORMULA, "--draws", "200", "--tune", "200", "--seed", "2", "--no-plots", "--quiet"]
+    modes = []
+    for out in "abc":
+        done = subprocess.run([*hlm, *args, "--out", str(tmp_path / out)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        modes.append(json.loads((tmp_path / out / "run.json").read_text())["sampler"]["compile_mode"])
+    assert modes == ["quick", "compiled", "cache"]
+
+
 @pytest.mark.skipif(not parallel.can_fork(), reason="no fork here (platform, one CPU or HLM_SERIAL_FIGURES)")
 def test_fit_summary_from_the_helper_equals_one_computed_here(fitted_run):
     """`hlm fit` lets its figure helper compute summary.csv's table: it must be the table."""

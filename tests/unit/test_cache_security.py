@@ -506,3 +506,73 @@ def test_an_unexpected_cache_failure_is_named_once(caplog):
         assert _warnings(caplog) == ["warning: compiled-model cache: loading a cache entry failed (KeyError: 'k'); compiling without the cache"]
     finally:
         compile_cache._FAILED.clear()
+
+
+# --------------------------------------------------------------------------
+# quick once per structure and cache, across processes (the marker beside the entry)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def marker_entry(tmp_path, monkeypatch):
+    """An entry path in a fresh cache and a clean 'seen' set (as in a new process)."""
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    cache = tmp_path / "cache"
+    entry_dir = cache / "entries"
+    entry_dir.mkdir(parents=True)
+    return cache, entry_dir / "abc.entry"
+
+
+def test_a_structure_is_quick_once_per_cache_then_compiled(marker_entry, monkeypatch):
+    cache, entry = marker_entry
+    assert compile_quick.first_time("k", entry, cache)  # first fit anywhere: quick, marked
+    marker = entry.with_name(entry.name + compile_quick.MARKER_SUFFIX)
+    assert marker.exists() and not entry.exists()
+    assert not compile_quick.first_time("k", entry, cache)  # same process: compile (the memo keeps it)
+    monkeypatch.setattr(compile_quick, "_SEEN", set())  # a new process, e.g. the next `hlm fit` of a script
+    assert not compile_quick.first_time("k", entry, cache)  # marked: compile in the foreground and store
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    other = entry.with_name("def.entry")
+    assert compile_quick.first_time("k2", other, cache)  # another structure has its own marker
+
+
+def test_a_marked_structure_is_quick_again_while_a_background_compiler_fills_it(marker_entry, monkeypatch):
+    cache, entry = marker_entry
+    assert compile_quick.first_time("k", entry, cache)
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    (lock,) = compile_quick.slot_locks(cache)
+    assert compile_quick._take_lock(lock)  # this (live) process holds the background slot
+    try:
+        assert compile_quick.first_time("k", entry, cache)  # not compiled twice at once
+    finally:
+        compile_quick._release(lock)
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    assert not compile_quick.first_time("k", entry, cache)
+
+
+def test_without_a_cache_or_a_writable_one_every_process_is_quick_once(marker_entry, monkeypatch):
+    cache, entry = marker_entry
+    assert compile_quick.first_time("k", None, None)  # no disk cache: per process only
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    assert compile_quick.first_time("k", None, None)
+    monkeypatch.setattr(compile_quick, "_SEEN", set())
+    entry.parent.chmod(0o500)
+    try:
+        if os.access(entry.parent, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert compile_quick.first_time("k", entry, cache)  # cannot mark: quick, no error
+        assert not list(entry.parent.iterdir())
+    finally:
+        entry.parent.chmod(0o700)
+
+
+def test_markers_are_pruned_oldest_first(marker_entry, monkeypatch):
+    cache, entry = marker_entry
+    monkeypatch.setattr(compile_quick, "MAX_MARKERS", 2)
+    for i, name in enumerate(["a", "b", "c"]):
+        monkeypatch.setattr(compile_quick, "_SEEN", set())
+        assert compile_quick.first_time(name, entry.with_name(f"{name}.entry"), cache)
+        marker = entry.with_name(f"{name}.entry" + compile_quick.MARKER_SUFFIX)
+        os.utime(marker, (1_000_000 + i, 1_000_000 + i))
+    left = sorted(p.name for p in entry.parent.glob("*" + compile_quick.MARKER_SUFFIX))
+    assert left == ["b.entry.quickfit", "c.entry.quickfit"]
