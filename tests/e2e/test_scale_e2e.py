@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import xarray as xr
 
 from hlm_cli.cli.app import main
@@ -46,6 +47,7 @@ def test_large_run_every_command(tmp_path, monkeypatch, capsys):
     # hlm report RUN and hlm sensitivity RUN: tests/unit/test_scale.py (figures, sensitivity) on the recorded run
 
 
+@pytest.mark.slow  # 30 s on a busy machine; its density twin (tests/unit/test_suffstat.py) runs by default
 def test_cross_products_and_rows_give_the_same_posterior(tmp_path, monkeypatch):
     """The same seed and model, the density summed over rows or from cross-products: the
     posterior means agree to a small fraction of their SDs (the densities differ by rounding)."""
