@@ -393,12 +393,13 @@ def lazy_array_type(module: str, name: str) -> type:
     return _LazyArrayType(f"Lazy{name}", (), {"_where": (module, name), "__module__": __name__})
 
 
-def xarray_problems() -> list[str]:
+@functools.cache  # xarray cannot change within a process: checked once, not on every call
+def xarray_problems() -> tuple[str, ...]:
     """What :func:`defer_duck_arrays` needs from xarray, checked (empty: all there)."""
     try:
         pycompat = importlib.import_module("xarray.namedarray.pycompat")
     except ImportError as err:
-        return [f"cannot import {err.name}: {err}"]
+        return (f"cannot import {err.name}: {err}",)
     problems: list[str] = []
     cache = getattr(pycompat, "_cached_duck_array_modules", None)
     if not isinstance(cache, dict):
@@ -415,7 +416,7 @@ def xarray_problems() -> list[str]:
     else:
         _source_has(problems, "xarray.namedarray.pycompat._get_cached_duck_array_module", getter,
                     "_cached_duck_array_modules[mod]")
-    return problems
+    return tuple(problems)
 
 
 def defer_duck_arrays() -> list[str]:

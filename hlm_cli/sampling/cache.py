@@ -815,14 +815,20 @@ def _save_to_disk(
 
 def _prune(entry_dir: Path) -> None:
     """Keep at most ``_MAX_ENTRIES`` entries, dropping the least recently used."""
-    entries = []
-    for p in entry_dir.glob("*" + _ENTRY_SUFFIX):
+    keep_newest(entry_dir, "*" + _ENTRY_SUFFIX, _MAX_ENTRIES)
+
+
+def keep_newest(directory: Path, pattern: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently modified files matching ``pattern`` in
+    ``directory`` (files that vanish or cannot be removed meanwhile are skipped)."""
+    found = []
+    for p in directory.glob(pattern):
         try:
-            entries.append((p.stat().st_mtime, p))
+            found.append((p.stat().st_mtime, p))
         except OSError:
             continue
-    entries.sort()
-    for _, p in entries[: max(0, len(entries) - _MAX_ENTRIES)]:
+    found.sort()
+    for _, p in found[: max(0, len(found) - keep)]:
         try:
             p.unlink()
         except OSError:

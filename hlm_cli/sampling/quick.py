@@ -305,26 +305,12 @@ def first_time(memo_key: str, entry: Path | None = None, cache_dir: Path | None 
         if marker.exists():
             return cache_dir is not None and running(Path(cache_dir)) > 0
         marker.touch(mode=0o600)
-        _prune_markers(marker.parent)
+        from hlm_cli.sampling import cache
+
+        cache.keep_newest(marker.parent, "*" + MARKER_SUFFIX, MAX_MARKERS)
     except OSError:  # a read-only cache: each process's first fit is quick, as without markers
         pass
     return True
-
-
-def _prune_markers(entry_dir: Path) -> None:
-    """Keep at most :data:`MAX_MARKERS` markers in ``entry_dir``, dropping the oldest."""
-    markers = []
-    for p in entry_dir.glob("*" + MARKER_SUFFIX):
-        try:
-            markers.append((p.stat().st_mtime, p))
-        except OSError:
-            continue
-    markers.sort()
-    for _, p in markers[: max(0, len(markers) - MAX_MARKERS)]:
-        try:
-            p.unlink()
-        except OSError:
-            pass
 
 
 def pending() -> int:

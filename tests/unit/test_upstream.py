@@ -130,6 +130,14 @@ def test_private_upstream_names_live_in_one_module():
     assert {p: names for p, names in elsewhere.items() if names} == {}
 
 
+def _python(code: str) -> str:
+    """Run ``code`` in a new Python process (these tests change process-wide import state);
+    its stripped standard output, after checking that it exited 0."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_importing_sampling_or_nutpie_through_hlm_leaves_arviz_alone():
     """No process-wide stand-in: after hlm imported nutpie, `import arviz` is the real package."""
     code = (
@@ -145,14 +153,12 @@ def test_importing_sampling_or_nutpie_through_hlm_leaves_arviz_alone():
         "assert ns.arviz.from_dict is arviz_base.from_dict and ns.arviz.dict_to_dataset is arviz_base.dict_to_dataset\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert _python(code) == "ok"
 
 
 def test_xarray_has_what_the_duck_array_deferral_uses():
     """Fails when xarray moves its duck-array cache: the deferral then does nothing (slower fits)."""
-    assert _nutpie.xarray_problems() == []
+    assert _nutpie.xarray_problems() == ()
 
 
 def test_deferred_duck_arrays_import_nothing_and_answer_like_xarray():
@@ -178,9 +184,7 @@ def test_deferred_duck_arrays_import_nothing_and_answer_like_xarray():
         "assert str(mod_version('dask')) == dask.__version__\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert _python(code) == "ok"
 
 
 def test_nothing_is_deferred_once_xarray_has_answered():
@@ -193,6 +197,4 @@ def test_nothing_is_deferred_once_xarray_has_answered():
         "from hlm_cli.sampling import defer_duck_arrays\n"
         "print(defer_duck_arrays())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert _python(code) == "[]"
